@@ -1,0 +1,398 @@
+//! # dispatch
+//!
+//! Consumes the dispatch queue. For each message: claim the step (a
+//! conditional write, so a redelivered message never sends twice), decide
+//! again with the latest consent, caps and window, render the pinned template
+//! version, send, record the outcome and the audit record, and report
+//! partial batch failures for what should be retried.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Duration, Utc};
+use optline_aws::DispatchMessage;
+use optline_config::Config;
+use optline_policy::caps::PriorSend;
+use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope};
+use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest};
+use optline_policy::template::{find_seed, TemplateVersion};
+use optline_policy::{RuleOutcome, Verdict};
+use optline_ports::{
+    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, EventId, Evidence,
+    NewAuditRecord, OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus,
+    Store,
+};
+use tracing::{info, warn, Instrument};
+
+/// How long a step waits when no next allowed time is known (no zone known).
+pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
+
+/// What dispatch needs, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    /// The table.
+    pub store: Arc<dyn Store>,
+    /// The carriers.
+    pub sender: Arc<dyn SmsSender>,
+    /// Configuration.
+    pub config: Arc<Config>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+/// What happened to one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent; carrier message id.
+    Sent(String),
+    /// Suppressed with reasons.
+    Suppressed(Vec<String>),
+    /// Put back in the due index until the given time.
+    Deferred(DateTime<Utc>),
+    /// Nothing to do (already handled, or a claim in flight).
+    Skipped(&'static str),
+    /// Carrier refused permanently.
+    Failed(String),
+}
+
+/// Errors that make SQS redeliver the message.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The body is not a dispatch message.
+    #[error("undecodable message: {0}")]
+    Undecodable(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// The carrier failed in a way worth retrying.
+    #[error("retryable carrier failure: {0}")]
+    Carrier(String),
+}
+
+/// Handles an SQS batch and reports the messages to retry.
+pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("dispatch_message", message_id = %id);
+        match handle_message(&message, deps, now).instrument(span).await {
+            Ok(outcome) => info!(message_id = %id, outcome = ?outcome_kind(&outcome), "message handled"),
+            Err(err) => {
+                warn!(message_id = %id, error = %err, "message will be retried");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+fn outcome_kind(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Sent(_) => "sent",
+        Outcome::Suppressed(_) => "suppressed",
+        Outcome::Deferred(_) => "deferred",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::Failed(_) => "failed",
+    }
+}
+
+/// Handles one message.
+pub async fn handle_message(
+    message: &SqsMessage,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let parsed: DispatchMessage =
+        serde_json::from_str(body).map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
+    dispatch_step(&parsed.step_id, deps, now).await
+}
+
+fn optline_json_reason(e: &serde_json::Error) -> String {
+    format!("line {} column {}: {:?}", e.line(), e.column(), e.classify())
+}
+
+/// Dispatches one step.
+pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Result<Outcome, DispatchError> {
+    let store = deps.store.as_ref();
+    let Some(step) = store.step(id).await? else {
+        warn!(step_id = %id, "no such step; dropping message");
+        return Ok(Outcome::Skipped("no such step"));
+    };
+    match store.claim_send(id, now).await? {
+        Claim::Won => {}
+        Claim::AlreadyDone => return Ok(Outcome::Skipped("already handled")),
+        Claim::InFlight => return Ok(Outcome::Skipped("claim in flight")),
+    }
+
+    // Everything after the claim must end the step one way or another.
+    let contact = match store.contact(&step.contact_id).await? {
+        Some(c) => c,
+        None => {
+            let reasons = vec!["dispatch.unknown_contact".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "dispatch.unknown_contact",
+                "1",
+                Verdict::Fail,
+                "the step's contact does not exist",
+            )];
+            finish_suppressed(deps, &step, None, now, reasons.clone(), rules).await?;
+            return Ok(Outcome::Suppressed(reasons));
+        }
+    };
+
+    let template = find_seed(&step.template_id, step.template_version);
+    let program = deps.config.program(Some(&step.program));
+    let rendered = match (&template, program) {
+        (Some(t), Some(p)) => {
+            let mut values = step.variables.clone();
+            values.insert("program".to_owned(), p.name.clone());
+            t.render(&values).map_err(|e| e.to_string())
+        }
+        (None, _) => Err("the pinned template version is not published".to_owned()),
+        (_, None) => Err("the step's program is not configured".to_owned()),
+    };
+    let body = match rendered {
+        Ok(b) => b,
+        Err(reason) => {
+            let reasons = vec!["template.render".to_owned()];
+            let rules = vec![RuleOutcome::new("template.render", "1", Verdict::Fail, reason)];
+            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+            return Ok(Outcome::Suppressed(reasons));
+        }
+    };
+
+    let events = store.consent_events(&contact.id, &contact.phone).await?;
+    let history = store
+        .send_history(&contact.id, now - Duration::days(8))
+        .await?
+        .into_iter()
+        .map(|h| PriorSend {
+            at: h.at,
+            subject: h.subject,
+            provider: h.program,
+            healthcare_exempt: h.healthcare_exempt,
+            workflow: None,
+        })
+        .collect();
+    let request = send_request(&step, &contact, template.as_ref(), &body, deps);
+    let state = PolicyState {
+        consent: consent_facts(&events),
+        history,
+    };
+    let decision = evaluate(&request, &state, now);
+    let template_ref = format!("{}@{}", step.template_id, step.template_version);
+
+    match decision {
+        Decision::Suppress { reasons, rules } => {
+            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+            Ok(Outcome::Suppressed(reasons))
+        }
+        Decision::Defer { until, rules } => {
+            let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
+            store.defer_step(id, until).await?;
+            audit(deps, &step, now, "defer", rules, Vec::new(), None, None, Some(&template_ref), None, Some(format!("deferred until {}", until.to_rfc3339()))).await?;
+            Ok(Outcome::Deferred(until))
+        }
+        Decision::Send {
+            legal_basis,
+            consent_event_id,
+            rules,
+        } => {
+            let sms = OutboundSms {
+                to: contact.phone.clone(),
+                body,
+                class: step.class,
+                program: step.program.clone(),
+                idempotency_key: step.id.as_str().to_owned(),
+            };
+            match deps.sender.send(&sms).await {
+                Ok(receipt) => {
+                    let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
+                    store
+                        .finish_step(
+                            id,
+                            &StepOutcome {
+                                status: StepStatus::Sent,
+                                at: now,
+                                carrier_message_id: Some(carrier_id.clone()),
+                                reasons: Vec::new(),
+                            },
+                        )
+                        .await?;
+                    audit(deps, &step, now, "send", rules, Vec::new(), Some(legal_basis.as_str()), consent_event_id.as_deref(), Some(&template_ref), Some(&carrier_id), None).await?;
+                    info!(step_id = %id, to = %contact.phone.masked(), "sent");
+                    Ok(Outcome::Sent(carrier_id))
+                }
+                Err(failure) if failure.retryable => {
+                    store.release_claim(id).await?;
+                    Err(DispatchError::Carrier(failure.code))
+                }
+                Err(failure) => {
+                    let reasons = vec![format!("carrier.{}", failure.code)];
+                    store
+                        .finish_step(
+                            id,
+                            &StepOutcome {
+                                status: StepStatus::Failed,
+                                at: now,
+                                carrier_message_id: None,
+                                reasons: reasons.clone(),
+                            },
+                        )
+                        .await?;
+                    audit(deps, &step, now, "failed", rules, reasons, Some(legal_basis.as_str()), consent_event_id.as_deref(), Some(&template_ref), None, Some(failure.reason.clone())).await?;
+                    if failure.recipient_opted_out {
+                        record_carrier_opt_out(deps, &step, &contact, now).await?;
+                    }
+                    Ok(Outcome::Failed(failure.code))
+                }
+            }
+        }
+    }
+}
+
+fn send_request(
+    step: &Step,
+    contact: &Contact,
+    template: Option<&TemplateVersion>,
+    body: &str,
+    deps: &Deps,
+) -> SendRequest {
+    let program = deps.config.program(Some(&step.program));
+    SendRequest {
+        program: step.program.clone(),
+        category: template.map_or_else(|| step.category.clone(), |t| t.category.clone()),
+        class: template.map_or(step.class, |t| t.class),
+        purpose: step.purpose.clone(),
+        healthcare_exempt: step.healthcare_exempt,
+        subject: step.subject.clone(),
+        workflow: Some(step.subject.clone()),
+        workflow_limit: Some(3),
+        body: Some(body.to_owned()),
+        provider_name: program.map(|p| p.name.clone()),
+        provider_contact: program.map(|p| p.support_contact.clone()),
+        recipient: Recipient {
+            phone: contact.phone.clone(),
+            time_zone: contact.time_zone.clone(),
+            address_state: contact.address_state.clone(),
+            minor: contact.minor,
+            phone_given_by_patient: true,
+        },
+        expires_at: step.expires_at,
+        urgency: step.urgency,
+    }
+}
+
+async fn finish_suppressed(
+    deps: &Deps,
+    step: &Step,
+    _contact: Option<&Contact>,
+    now: DateTime<Utc>,
+    reasons: Vec<String>,
+    rules: Vec<RuleOutcome>,
+) -> Result<(), DispatchError> {
+    deps.store
+        .finish_step(
+            &step.id,
+            &StepOutcome {
+                status: StepStatus::Suppressed,
+                at: now,
+                carrier_message_id: None,
+                reasons: reasons.clone(),
+            },
+        )
+        .await?;
+    let template_ref = format!("{}@{}", step.template_id, step.template_version);
+    audit(deps, step, now, "suppress", rules, reasons, None, None, Some(&template_ref), None, None).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments, reason = "one audit record has this many facts")]
+async fn audit(
+    deps: &Deps,
+    step: &Step,
+    at: DateTime<Utc>,
+    action: &str,
+    rules: Vec<RuleOutcome>,
+    reasons: Vec<String>,
+    legal_basis: Option<&str>,
+    consent_event_id: Option<&str>,
+    template: Option<&str>,
+    carrier_message_id: Option<&str>,
+    detail: Option<String>,
+) -> Result<(), DispatchError> {
+    deps.store
+        .append_audit(NewAuditRecord {
+            contact_id: step.contact_id.clone(),
+            at,
+            kind: "decision".to_owned(),
+            action: action.to_owned(),
+            step_id: Some(step.id.as_str().to_owned()),
+            rules,
+            reasons,
+            legal_basis: legal_basis.map(str::to_owned),
+            consent_event_id: consent_event_id.map(str::to_owned),
+            template: template.map(str::to_owned),
+            carrier_message_id: carrier_message_id.map(str::to_owned),
+            detail,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Twilio 21610: the number replied STOP at the carrier. The ledger learns it
+/// as a phone-scoped revocation with source `carrier`.
+async fn record_carrier_opt_out(
+    deps: &Deps,
+    step: &Step,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<(), DispatchError> {
+    let event = ConsentEvent {
+        id: EventId::parse(&format!("carrier-optout-{}", step.id))?,
+        contact_id: Some(contact.id.clone()),
+        phone: contact.phone.clone(),
+        action: ConsentAction::Revoke,
+        scope: ConsentScope::Phone,
+        program: Some(step.program.clone()),
+        categories: Vec::new(),
+        kind: ConsentKind::Express,
+        at: now,
+        recorded_at: now,
+        channel: CaptureChannel::Carrier,
+        actor: "carrier".to_owned(),
+        source_system: Some("twilio".to_owned()),
+        source_record_id: Some("21610".to_owned()),
+        disclosure_sha256: None,
+        disclosure_version: None,
+        evidence: Evidence::default(),
+        reverses: None,
+        guardian: false,
+        expires_at: None,
+    };
+    deps.store.append_consent(&event, None).await?;
+    deps.store
+        .append_audit(NewAuditRecord {
+            contact_id: contact.id.clone(),
+            at: now,
+            kind: "consent".to_owned(),
+            action: "revoke".to_owned(),
+            step_id: Some(step.id.as_str().to_owned()),
+            rules: Vec::new(),
+            reasons: vec!["carrier.21610".to_owned()],
+            legal_basis: None,
+            consent_event_id: Some(event.id.as_str().to_owned()),
+            template: None,
+            carrier_message_id: None,
+            detail: Some("carrier reports the number opted out".to_owned()),
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The dispatch Lambda: setup once, then a thin handler per SQS batch.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use optline_aws::{DynamoStore, ProgramSenders};
+use optline_config::{AwsClients, Config};
+use optline_dispatch::{handle_batch, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    optline_config::init_logging();
+    let config = Config::from_env()?;
+    let clients = AwsClients::load().await;
+    let deps = Deps {
+        store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())),
+        sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+        config: Arc::new(config),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(handle_batch(event.payload, deps, chrono::Utc::now()).await)
+    }))
+    .await
+}

@@ -1,0 +1,261 @@
+//! # ehr-events
+//!
+//! Verified EHR events in, planned steps out. This version accepts a FHIR R4
+//! `Appointment` (`application/fhir+json`) on `POST /ehr/fhir/Appointment`:
+//! a `booked` appointment plans a reminder 72 hours before its start that
+//! expires at the start; a `cancelled` or `noshow` one cancels the reminder
+//! if it has not been sent. Step ids derive from the appointment id, so a
+//! replayed event changes nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use optline_api::{body_bytes, error, json, json_reason, port_error, ApiAuth};
+use optline_policy::decision::Urgency;
+use optline_policy::template::find_seed;
+use optline_ports::{ContactId, Step, StepId, StepOutcome, StepStatus, Store};
+use serde::Deserialize;
+
+/// How long before the appointment the reminder is due.
+pub const REMINDER_LEAD: Duration = Duration::hours(72);
+
+/// What the function needs.
+#[derive(Clone)]
+pub struct Deps {
+    /// The table.
+    pub store: Arc<dyn Store>,
+    /// Caller authentication.
+    pub auth: ApiAuth,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+/// The parts of a FHIR R4 Appointment this function reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirAppointment {
+    /// Must be `Appointment`.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: Option<String>,
+    /// proposed | pending | booked | arrived | fulfilled | cancelled | noshow | entered-in-error | checked-in | waitlist
+    pub status: String,
+    /// Start with its offset.
+    pub start: Option<String>,
+    /// Participants; the patient is the one whose actor references `Patient/…`.
+    #[serde(default)]
+    pub participant: Vec<FhirParticipant>,
+}
+
+/// An Appointment participant.
+#[derive(Debug, Deserialize)]
+pub struct FhirParticipant {
+    /// The participant's actor.
+    pub actor: Option<FhirReference>,
+}
+
+/// A FHIR Reference.
+#[derive(Debug, Deserialize)]
+pub struct FhirReference {
+    /// `Patient/123` or an absolute URL ending so.
+    pub reference: Option<String>,
+}
+
+/// The patient id in a reference (relative `Patient/123` or absolute
+/// `https://ehr.example/fhir/Patient/123`, optionally with `/_history/n`).
+pub fn patient_id(reference: &str) -> Option<&str> {
+    let trimmed = match reference.find("/_history/") {
+        Some(i) => reference.get(..i)?,
+        None => reference,
+    };
+    let mut parts = trimmed.rsplit('/');
+    let id = parts.next()?;
+    (parts.next()? == "Patient" && !id.is_empty()).then_some(id)
+}
+
+/// Routes one request.
+pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    if let Err(denied) = deps.auth.check(&request) {
+        return denied;
+    }
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    match (request.method(), path.as_str()) {
+        (&Method::POST, "/ehr/fhir/Appointment") => appointment(&request, deps, now).await,
+        _ => error(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media != "application/fhir+json" && media != "application/json" {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/fhir+json",
+        );
+    }
+    let bytes = match body_bytes(request) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let appt: FhirAppointment = match serde_json::from_slice(bytes) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &json_reason(&e)),
+    };
+    if appt.resource_type != "Appointment" {
+        return error(StatusCode::BAD_REQUEST, "resourceType must be Appointment");
+    }
+    let Some(appt_id) = appt.id.as_deref() else {
+        return error(StatusCode::BAD_REQUEST, "Appointment.id is required");
+    };
+    let Some(patient) = appt
+        .participant
+        .iter()
+        .filter_map(|p| p.actor.as_ref()?.reference.as_deref())
+        .find_map(patient_id)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Appointment.participant has no Patient reference",
+        );
+    };
+    let contact_id = match ContactId::parse(patient) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let step_id = match StepId::parse(&format!("appt-{appt_id}-reminder")) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+
+    match appt.status.as_str() {
+        "booked" => {}
+        "cancelled" | "noshow" | "entered-in-error" => {
+            return cancel(deps, &step_id, now).await;
+        }
+        "proposed" | "pending" | "arrived" | "fulfilled" | "checked-in" | "waitlist" => {
+            return json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({ "accepted": true, "planned": [] }),
+            );
+        }
+        _ => return error(StatusCode::BAD_REQUEST, "Appointment.status is not a FHIR R4 status"),
+    }
+
+    let Some(start) = appt.start.as_deref() else {
+        return error(StatusCode::BAD_REQUEST, "a booked Appointment needs start");
+    };
+    let start: DateTime<FixedOffset> = match DateTime::parse_from_rfc3339(start) {
+        Ok(s) => s,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Appointment.start must be an instant with an offset",
+            )
+        }
+    };
+    let contact = match deps.store.contact(&contact_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the patient is not a known contact",
+            )
+        }
+        Err(e) => return port_error(&e),
+    };
+    let start_utc = start.with_timezone(&Utc);
+    if start_utc <= now {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "the appointment has already started");
+    }
+    // Show the time as the patient will read it: their zone, else the EHR's offset.
+    let (date, time) = match contact.time_zone.as_deref().and_then(|z| z.parse::<chrono_tz::Tz>().ok()) {
+        Some(tz) => {
+            let local = start_utc.with_timezone(&tz);
+            (local.format("%a %b %-d").to_string(), local.format("%-I:%M %p").to_string())
+        }
+        None => (start.format("%a %b %-d").to_string(), start.format("%-I:%M %p").to_string()),
+    };
+    let Some(template) = find_seed("appointment_reminder", 1) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "reminder template missing");
+    };
+    let step = Step {
+        id: step_id.clone(),
+        contact_id: contact.id.clone(),
+        program: contact.program.clone(),
+        category: template.category.clone(),
+        class: template.class,
+        purpose: template.purpose.clone(),
+        template_id: template.id.clone(),
+        template_version: template.version,
+        variables: [("date".to_owned(), date), ("time".to_owned(), time)]
+            .into_iter()
+            .collect(),
+        subject: format!("appt-{appt_id}"),
+        due_at: (start_utc - REMINDER_LEAD).max(now),
+        expires_at: Some(start_utc),
+        urgency: Urgency::TimeSensitive,
+        healthcare_exempt: false,
+        status: StepStatus::Pending,
+        source_event: Some(format!("fhir:Appointment/{appt_id}")),
+    };
+    match deps.store.put_step(&step).await {
+        Ok(created) => json(
+            if created { StatusCode::CREATED } else { StatusCode::OK },
+            &serde_json::json!({
+                "accepted": true,
+                "planned": [{ "step_id": step.id, "due_at": step.due_at, "expires_at": step.expires_at }],
+                "created": created,
+            }),
+        ),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn cancel(deps: &Deps, step_id: &StepId, now: DateTime<Utc>) -> Response<Body> {
+    let step = match deps.store.step(step_id).await {
+        Ok(s) => s,
+        Err(e) => return port_error(&e),
+    };
+    let cancellable = step
+        .as_ref()
+        .is_some_and(|s| matches!(s.status, StepStatus::Pending | StepStatus::Queued));
+    if cancellable {
+        let outcome = StepOutcome {
+            status: StepStatus::Cancelled,
+            at: now,
+            carrier_message_id: None,
+            reasons: vec!["episode.cancelled".to_owned()],
+        };
+        if let Err(e) = deps.store.finish_step(step_id, &outcome).await {
+            return port_error(&e);
+        }
+    }
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "accepted": true, "cancelled": if cancellable { vec![step_id.clone()] } else { vec![] } }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patient_references_relative_absolute_and_versioned_are_read() {
+        assert_eq!(patient_id("Patient/123"), Some("123"));
+        assert_eq!(patient_id("https://ehr.example/fhir/Patient/abc"), Some("abc"));
+        assert_eq!(patient_id("Patient/123/_history/2"), Some("123"));
+        assert_eq!(patient_id("Practitioner/9"), None);
+    }
+}

@@ -1,0 +1,25 @@
+//! The ehr-events Lambda behind API Gateway (HTTP API).
+
+use std::sync::Arc;
+
+use lambda_http::{service_fn, Error, Request};
+use optline_api::ApiAuth;
+use optline_aws::DynamoStore;
+use optline_config::{AwsClients, Config};
+use optline_ehr_events::{handle, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    optline_config::init_logging();
+    let config = Config::from_env()?;
+    let clients = AwsClients::load().await;
+    let deps = Deps {
+        store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())),
+        auth: ApiAuth::from_env(config.api_token.as_deref()),
+    };
+    let deps = &deps;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(handle(request, deps, chrono::Utc::now()).await)
+    }))
+    .await
+}

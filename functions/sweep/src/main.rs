@@ -1,0 +1,25 @@
+//! The sweep Lambda, invoked by the EventBridge schedule.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use optline_aws::{DynamoStore, SqsStepQueue};
+use optline_config::{AwsClients, Config, ConfigError};
+use optline_sweep::{sweep, Deps, SweepReport};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    optline_config::init_logging();
+    let config = Config::from_env()?;
+    let clients = AwsClients::load().await;
+    let queue_url = config.queue_url.clone().ok_or(ConfigError::Missing("QUEUE_URL"))?;
+    let deps = Deps {
+        store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())),
+        queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
+        Ok::<SweepReport, Error>(sweep(deps, chrono::Utc::now()).await?)
+    }))
+    .await
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""The local AWS stack: moto's server on loopback, built from infra/template.yaml.
+
+    python3 infra/local-stack.py start   # install (if needed), start, create resources
+    python3 infra/local-stack.py env     # print the environment for the functions
+    python3 infra/local-stack.py status  # is it running?
+    python3 infra/local-stack.py stop    # stop it and forget its state
+    python3 infra/local-stack.py stack NAME  # one more isolated stack (tests), as JSON
+
+One source of truth: the SAM template is transformed to CloudFormation
+offline (samtranslator), the data resources moto supports are kept (tables,
+queues, topics), and the stack is created in the emulator with CloudFormation
+itself. Its outputs give the physical names the functions receive in the
+same environment variables the template sets in the cloud.
+
+State lives in .local/ (git-ignored): the server's pid and port, its log,
+and stack.env with the variables to export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STATE = ROOT / ".local"
+TEMPLATE = ROOT / "infra" / "template.yaml"
+REQUIREMENTS = ROOT / "infra" / "requirements.txt"
+REGION = "us-east-1"
+STACK = "optline-local"
+KEEP = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic"}
+# Which environment variable receives which resource (as the SAM template
+# does with !Ref / !GetAtt in the cloud).
+ENV_FOR = {
+    "OptlineTable": ("TABLE_NAME", "Ref"),
+    "DispatchQueue": ("QUEUE_URL", "Ref"),
+    "DispatchDeadLetterQueue": ("DLQ_URL", "Ref"),
+    "OutcomeTopic": ("OUTCOME_TOPIC_ARN", "Ref"),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[local-stack] {msg}", file=sys.stderr, flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure_venv() -> None:
+    """Creates .venv and installs the pinned packages when they are missing."""
+    marker = VENV / ".optline-requirements"
+    wanted = REQUIREMENTS.read_text()
+    if venv_python().exists() and marker.exists() and marker.read_text() == wanted:
+        return
+    if not venv_python().exists():
+        log("creating .venv")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    log("installing moto, aws-sam-translator and cfn-lint into .venv (about 30 s)")
+    subprocess.run(
+        [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "-r", str(REQUIREMENTS)],
+        check=True,
+    )
+    marker.write_text(wanted)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_state() -> dict | None:
+    path = STATE / "server.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def alive(state: dict | None) -> bool:
+    if not state:
+        return False
+    try:
+        with urllib.request.urlopen(f"{state['endpoint']}/moto-api/data.json", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def cloudformation_template() -> dict:
+    """SAM -> CloudFormation offline, then only the data resources."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    from samtranslator.translator.transform import transform  # type: ignore
+    from samtranslator.yaml_helper import yaml_parse  # type: ignore
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    sam = yaml_parse(TEMPLATE.read_text())
+    for resource in sam.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            resource.setdefault("Properties", {})["CodeUri"] = "s3://local-placeholder/code.zip"
+    cfn = transform(sam, {}, NoManagedPolicies())
+    kept = {name: r for name, r in cfn["Resources"].items() if r["Type"] in KEEP}
+    # moto's server ignores DeletionProtection; keep the template's properties otherwise.
+    outputs = {}
+    for name in kept:
+        outputs[f"{name}Ref"] = {"Value": {"Ref": name}}
+        if kept[name]["Type"] == "AWS::SQS::Queue":
+            outputs[f"{name}Arn"] = {"Value": {"Fn::GetAtt": [name, "Arn"]}}
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}
+
+
+def create_stack(endpoint: str, name: str = STACK) -> dict:
+    import boto3  # type: ignore
+
+    cfn = boto3.client(
+        "cloudformation", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )
+    body = json.dumps(cloudformation_template())
+    cfn.create_stack(StackName=name, TemplateBody=body)
+    for _ in range(50):
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if stack["StackStatus"].endswith("_COMPLETE"):
+            break
+        time.sleep(0.1)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise SystemExit(f"stack creation ended in {stack['StackStatus']}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    env = {}
+    for logical, (var, _) in ENV_FOR.items():
+        value = outputs.get(f"{logical}Ref")
+        if value:
+            env[var] = value
+    return env
+
+
+def base_env(endpoint: str) -> dict:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def start() -> dict:
+    STATE.mkdir(exist_ok=True)
+    state = read_state()
+    if alive(state):
+        log(f"already running at {state['endpoint']}")
+        return state
+    ensure_venv()
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    logfile = open(STATE / "moto.log", "ab")
+    proc = subprocess.Popen(
+        [str(VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    state = {"pid": proc.pid, "port": port, "endpoint": endpoint}
+    for _ in range(100):
+        if alive(state):
+            break
+        if proc.poll() is not None:
+            raise SystemExit("moto_server exited at start; see .local/moto.log")
+        time.sleep(0.1)
+    else:
+        raise SystemExit("moto_server did not answer within 10 s; see .local/moto.log")
+    env = base_env(endpoint) | create_stack(endpoint)
+    state["env"] = env
+    (STATE / "server.json").write_text(json.dumps(state, indent=2))
+    (STATE / "stack.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    log(f"moto running at {endpoint}; resources created from infra/template.yaml")
+    return state
+
+
+def stop() -> None:
+    state = read_state()
+    if state:
+        try:
+            os.killpg(state["pid"], 15)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(50):
+            try:
+                os.kill(state["pid"], 0)
+                time.sleep(0.1)
+            except ProcessLookupError:
+                break
+        log("stopped")
+    for name in ("server.json", "stack.env"):
+        (STATE / name).unlink(missing_ok=True)
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "start"
+    # Run inside the project's venv, which has boto3 and samtranslator.
+    if command in ("start", "template", "stack") and Path(sys.prefix).resolve() != VENV.resolve():
+        ensure_venv()
+        os.execv(str(venv_python()), [str(venv_python()), __file__, *sys.argv[1:]])
+    if command == "start":
+        start()
+        print((STATE / "stack.env").read_text(), end="")
+    elif command == "env":
+        state = read_state()
+        if not alive(state):
+            raise SystemExit("the local stack is not running: python3 infra/local-stack.py start")
+        print((STATE / "stack.env").read_text(), end="")
+    elif command == "status":
+        state = read_state()
+        print("running" if alive(state) else "stopped")
+    elif command == "stop":
+        stop()
+    elif command == "stack":
+        # A fresh, isolated set of resources (tests create one each).
+        state = read_state()
+        if not alive(state):
+            raise SystemExit("the local stack is not running: python3 infra/local-stack.py start")
+        name = sys.argv[2] if len(sys.argv) > 2 else f"optline-{os.getpid()}"
+        print(json.dumps(create_stack(state["endpoint"], name)))
+    elif command == "template":
+        print(json.dumps(cloudformation_template(), indent=2))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,645 @@
+//! The DynamoDB adapter: one table, keyed by `pk` / `sk`, with a sparse
+//! global secondary index `due` (`due_pk`, `due_sk`) holding only pending
+//! steps. The item layout is documented in `docs/data-model.md`.
+//!
+//! Records are stored whole as JSON in `data`; the attributes that keys,
+//! conditions and the index need are stored beside it.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, SecondsFormat, Utc};
+use optline_policy::phone::E164;
+use optline_ports::{
+    chain_hash, AuditRecord, AuditTrail, Claim, ConsentEvent, ConsentLedger, Contact,
+    ContactDirectory, ContactId, NewAuditRecord, PortError, SendHistoryEntry, Step, StepId,
+    StepOutcome, StepStatus, StepStore, GENESIS_HASH,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Number of shards of the due index. Each sweep queries every shard.
+pub const DUE_SHARDS: u32 = 4;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The table adapter.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn unavailable<E, R>(what: &str, err: SdkError<E, R>) -> PortError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    PortError::Unavailable(format!("{what}: {}", DisplayErrorContext(err)))
+}
+
+fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException" || c == "TransactionCanceledException")
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, PortError> {
+    serde_json::to_string(value).map_err(|e| PortError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, PortError> {
+    match item.get("data") {
+        Some(AttributeValue::S(json)) => {
+            serde_json::from_str(json).map_err(|e| PortError::Corrupt(e.to_string()))
+        }
+        _ => Err(PortError::Corrupt("item has no data attribute".to_owned())),
+    }
+}
+
+fn contact_pk(id: &ContactId) -> String {
+    format!("CONTACT#{id}")
+}
+
+fn phone_pk(phone: &E164) -> String {
+    format!("PHONE#{}", phone.as_str())
+}
+
+fn step_pk(id: &StepId) -> String {
+    format!("STEP#{id}")
+}
+
+fn audit_pk(id: &ContactId) -> String {
+    format!("AUDIT#{id}")
+}
+
+/// The due-index partition of a step: a stable hash of its id.
+pub fn due_shard(id: &StepId) -> u32 {
+    let digest = Sha256::digest(id.as_str().as_bytes());
+    let first = digest.first().copied().unwrap_or(0);
+    u32::from(first) % DUE_SHARDS
+}
+
+fn due_sk(step: &StepId, due: DateTime<Utc>) -> String {
+    format!("{}#{}", ts(due), step)
+}
+
+impl DynamoStore {
+    /// An adapter over `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("query", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("get item", e))?;
+        Ok(out.item().cloned())
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, PortError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(&self, what: &str, items: Vec<TransactWriteItem>) -> Result<(), PortError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional(&e) => Err(PortError::Conflict(format!("{what}: condition failed"))),
+            Err(e) => Err(unavailable(what, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ContactDirectory for DynamoStore {
+    async fn create_contact(&self, contact: &Contact) -> Result<(), PortError> {
+        let data = to_json(contact)?;
+        let profile: Item = HashMap::from([
+            ("pk".to_owned(), s(contact_pk(&contact.id))),
+            ("sk".to_owned(), s("PROFILE")),
+            ("kind".to_owned(), s("contact")),
+            ("data".to_owned(), s(data)),
+        ]);
+        let index: Item = HashMap::from([
+            ("pk".to_owned(), s(phone_pk(&contact.phone))),
+            ("sk".to_owned(), s(contact_pk(&contact.id))),
+            ("kind".to_owned(), s("phone_index")),
+            ("contact_id".to_owned(), s(contact.id.as_str())),
+        ]);
+        self.transact(
+            "create contact",
+            vec![
+                self.put(profile, Some("attribute_not_exists(pk)"))?,
+                self.put(index, None)?,
+            ],
+        )
+        .await
+    }
+
+    async fn contact(&self, id: &ContactId) -> Result<Option<Contact>, PortError> {
+        match self.get(contact_pk(id), "PROFILE").await? {
+            Some(item) => Ok(Some(from_item(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn contacts_by_phone(&self, phone: &E164) -> Result<Vec<ContactId>, PortError> {
+        let items = self.query_prefix(&phone_pk(phone), "CONTACT#").await?;
+        items
+            .iter()
+            .map(|item| match item.get("contact_id") {
+                Some(AttributeValue::S(id)) => ContactId::parse(id),
+                _ => Err(PortError::Corrupt("phone index without contact id".to_owned())),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ConsentLedger for DynamoStore {
+    async fn append_consent(
+        &self,
+        event: &ConsentEvent,
+        disclosure_text: Option<&str>,
+    ) -> Result<bool, PortError> {
+        let pk = match (&event.scope, &event.contact_id) {
+            (optline_policy::consent::ConsentScope::Contact, Some(contact)) => contact_pk(contact),
+            (optline_policy::consent::ConsentScope::Contact, None) => {
+                return Err(PortError::Invalid(
+                    "a contact-scoped consent event needs a contact id".to_owned(),
+                ))
+            }
+            (optline_policy::consent::ConsentScope::Phone, _) => phone_pk(&event.phone),
+        };
+        // The sort key is the event id alone: an event with a deterministic id
+        // (e.g. derived from the carrier's message id) is written once however
+        // often its webhook is retried.
+        let sk = format!("CONSENT#{}", event.id);
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(sk)),
+            ("kind".to_owned(), s("consent")),
+            ("event_id".to_owned(), s(event.id.as_str())),
+            ("data".to_owned(), s(to_json(event)?)),
+        ]);
+        let mut writes = vec![self.put(item, Some("attribute_not_exists(pk)"))?];
+        if let (Some(text), Some(sha)) = (disclosure_text, event.disclosure_sha256.as_deref()) {
+            // Content-addressed: writing the same text twice is harmless, and
+            // a different text can never sit under the same hash.
+            let disclosure: Item = HashMap::from([
+                ("pk".to_owned(), s(format!("DISCLOSURE#{sha}"))),
+                ("sk".to_owned(), s("TEXT")),
+                ("kind".to_owned(), s("disclosure")),
+                ("text".to_owned(), s(text)),
+            ]);
+            writes.push(self.put(disclosure, None)?);
+        }
+        match self.transact("append consent", writes).await {
+            Ok(()) => Ok(true),
+            Err(PortError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn consent_events(
+        &self,
+        contact: &ContactId,
+        phone: &E164,
+    ) -> Result<Vec<ConsentEvent>, PortError> {
+        let mut events = Vec::new();
+        for pk in [contact_pk(contact), phone_pk(phone)] {
+            for item in self.query_prefix(&pk, "CONSENT#").await? {
+                events.push(from_item::<ConsentEvent>(&item)?);
+            }
+        }
+        events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+        Ok(events)
+    }
+
+    async fn phone_consent_events(&self, phone: &E164) -> Result<Vec<ConsentEvent>, PortError> {
+        let mut events = Vec::new();
+        for item in self.query_prefix(&phone_pk(phone), "CONSENT#").await? {
+            events.push(from_item::<ConsentEvent>(&item)?);
+        }
+        events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+        Ok(events)
+    }
+
+    async fn disclosure(&self, sha256: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .get(format!("DISCLOSURE#{sha256}"), "TEXT")
+            .await?
+            .and_then(|item| match item.get("text") {
+                Some(AttributeValue::S(text)) => Some(text.clone()),
+                _ => None,
+            }))
+    }
+
+    async fn first_sighting(&self, carrier_message_id: &str) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CARRIER_MSG#{carrier_message_id}")))
+            .item("sk", s("SEEN"))
+            .item("kind", s("carrier_message"))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("record carrier message", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl StepStore for DynamoStore {
+    async fn put_step(&self, step: &Step) -> Result<bool, PortError> {
+        let mut item: Item = HashMap::from([
+            ("pk".to_owned(), s(step_pk(&step.id))),
+            ("sk".to_owned(), s("STEP")),
+            ("kind".to_owned(), s("step")),
+            ("status".to_owned(), s(step.status.as_str())),
+            ("contact_id".to_owned(), s(step.contact_id.as_str())),
+            ("data".to_owned(), s(to_json(step)?)),
+        ]);
+        if step.status == StepStatus::Pending {
+            item.insert("due_pk".to_owned(), s(format!("DUE#{}", due_shard(&step.id))));
+            item.insert("due_sk".to_owned(), s(due_sk(&step.id, step.due_at)));
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("put step", e)),
+        }
+    }
+
+    async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError> {
+        match self.get(step_pk(id), "STEP").await? {
+            Some(item) => {
+                let mut step: Step = from_item(&item)?;
+                // `status` is the authoritative attribute; `data` keeps the plan.
+                if let Some(AttributeValue::S(status)) = item.get("status") {
+                    step.status = serde_json::from_value(serde_json::Value::String(status.clone()))
+                        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+                }
+                Ok(Some(step))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError> {
+        let upper = format!("{}#~", ts(now));
+        let mut steps = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let mut start: Option<Item> = None;
+            loop {
+                let remaining = limit.saturating_sub(steps.len());
+                if remaining == 0 {
+                    return Ok(steps);
+                }
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("due")
+                    .key_condition_expression("due_pk = :shard AND due_sk <= :upper")
+                    .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
+                    .expression_attribute_values(":upper", s(upper.clone()))
+                    .limit(i32::try_from(remaining.min(100)).unwrap_or(100))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("query due index", e))?;
+                for item in out.items() {
+                    steps.push(from_item::<Step>(item)?);
+                }
+                match out.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(steps)
+    }
+
+    async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET #status = :queued, queued_at = :at REMOVE due_pk, due_sk")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
+            .expression_attribute_values(":pending", s(StepStatus::Pending.as_str()))
+            .expression_attribute_values(":at", s(ts(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("mark step queued", e)),
+        }
+    }
+
+    async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET #status = :sending, claimed_at = :at")
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
+            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
+            .expression_attribute_values(":at", s(ts(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Won),
+            Err(e) if is_conditional(&e) => {
+                let status = self.step(id).await?.map(|step| step.status);
+                Ok(match status {
+                    Some(StepStatus::Sending) => Claim::InFlight,
+                    _ => Claim::AlreadyDone,
+                })
+            }
+            Err(e) => Err(unavailable("claim step", e)),
+        }
+    }
+
+    async fn release_claim(&self, id: &StepId) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET #status = :queued REMOVE claimed_at")
+            .condition_expression("#status = :sending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
+            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional(&e) => Ok(()),
+            Err(e) => Err(unavailable("release claim", e)),
+        }
+    }
+
+    async fn finish_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<(), PortError> {
+        let step = self
+            .step(id)
+            .await?
+            .ok_or_else(|| PortError::Invalid("no such step".to_owned()))?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(outcome.status.as_str()))
+            .expression_attribute_values(":outcome", s(to_json(outcome)?))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        if outcome.status == StepStatus::Sent {
+            let entry = SendHistoryEntry {
+                at: outcome.at,
+                subject: step.subject.clone(),
+                program: step.program.clone(),
+                healthcare_exempt: step.healthcare_exempt,
+            };
+            let item: Item = HashMap::from([
+                ("pk".to_owned(), s(contact_pk(&step.contact_id))),
+                ("sk".to_owned(), s(format!("SENT#{}#{}", ts(outcome.at), id))),
+                ("kind".to_owned(), s("send")),
+                ("step_id".to_owned(), s(id.as_str())),
+                ("data".to_owned(), s(to_json(&entry)?)),
+            ]);
+            writes.push(self.put(item, None)?);
+        }
+        self.transact("finish step", writes).await
+    }
+
+    async fn defer_step(&self, id: &StepId, until: DateTime<Utc>) -> Result<(), PortError> {
+        let step = self
+            .step(id)
+            .await?
+            .ok_or_else(|| PortError::Invalid("no such step".to_owned()))?;
+        let mut planned = step.clone();
+        planned.due_at = until;
+        planned.status = StepStatus::Pending;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression(
+                "SET #status = :pending, due_pk = :due_pk, due_sk = :due_sk, #data = :data",
+            )
+            .condition_expression("#status IN (:queued, :sending)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_values(":pending", s(StepStatus::Pending.as_str()))
+            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
+            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
+            .expression_attribute_values(":due_pk", s(format!("DUE#{}", due_shard(id))))
+            .expression_attribute_values(":due_sk", s(due_sk(id, until)))
+            .expression_attribute_values(":data", s(to_json(&planned)?))
+            .send()
+            .await
+            .map_err(|e| {
+                if is_conditional(&e) {
+                    PortError::Conflict("defer step: not queued".to_owned())
+                } else {
+                    unavailable("defer step", e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn send_history(
+        &self,
+        contact: &ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SendHistoryEntry>, PortError> {
+        let items = self.query_prefix(&contact_pk(contact), "SENT#").await?;
+        let mut entries = Vec::new();
+        for item in &items {
+            let entry: SendHistoryEntry = from_item(item)?;
+            if entry.at >= since {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| b.at.cmp(&a.at));
+        Ok(entries)
+    }
+}
+
+/// How many times an audit append retries after losing a race for the head.
+const AUDIT_APPEND_ATTEMPTS: usize = 8;
+
+#[async_trait]
+impl AuditTrail for DynamoStore {
+    async fn append_audit(&self, record: NewAuditRecord) -> Result<AuditRecord, PortError> {
+        let pk = audit_pk(&record.contact_id);
+        for _ in 0..AUDIT_APPEND_ATTEMPTS {
+            let head = self.get(pk.clone(), "HEAD").await?;
+            let (seq, prev_hash) = match &head {
+                Some(item) => {
+                    let seq = match item.get("seq") {
+                        Some(AttributeValue::N(n)) => n
+                            .parse::<u64>()
+                            .map_err(|e| PortError::Corrupt(e.to_string()))?,
+                        _ => return Err(PortError::Corrupt("audit head without seq".to_owned())),
+                    };
+                    let hash = match item.get("hash") {
+                        Some(AttributeValue::S(h)) => h.clone(),
+                        _ => return Err(PortError::Corrupt("audit head without hash".to_owned())),
+                    };
+                    (seq, hash)
+                }
+                None => (0, GENESIS_HASH.to_owned()),
+            };
+            let hash = chain_hash(&prev_hash, &record);
+            let full = AuditRecord {
+                seq: seq + 1,
+                prev_hash,
+                hash: hash.clone(),
+                content: record.clone(),
+            };
+            let entry: Item = HashMap::from([
+                ("pk".to_owned(), s(pk.clone())),
+                ("sk".to_owned(), s(format!("REC#{:012}", seq + 1))),
+                ("kind".to_owned(), s("audit")),
+                ("data".to_owned(), s(to_json(&full)?)),
+            ]);
+            let new_head: Item = HashMap::from([
+                ("pk".to_owned(), s(pk.clone())),
+                ("sk".to_owned(), s("HEAD")),
+                ("kind".to_owned(), s("audit_head")),
+                ("seq".to_owned(), AttributeValue::N((seq + 1).to_string())),
+                ("hash".to_owned(), s(hash)),
+            ]);
+            let head_condition = if head.is_some() {
+                "seq = :expected".to_owned()
+            } else {
+                "attribute_not_exists(pk)".to_owned()
+            };
+            let head_put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(new_head))
+                .condition_expression(head_condition)
+                .set_expression_attribute_values(if head.is_some() {
+                    Some(HashMap::from([(
+                        ":expected".to_owned(),
+                        AttributeValue::N(seq.to_string()),
+                    )]))
+                } else {
+                    None
+                })
+                .build()
+                .map_err(|e| PortError::Invalid(e.to_string()))?;
+            let writes = vec![
+                self.put(entry, Some("attribute_not_exists(pk)"))?,
+                TransactWriteItem::builder().put(head_put).build(),
+            ];
+            match self.transact("append audit", writes).await {
+                Ok(()) => return Ok(full),
+                Err(PortError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::Conflict(
+            "append audit: the chain head kept moving".to_owned(),
+        ))
+    }
+
+    async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError> {
+        let items = self.query_prefix(&audit_pk(contact), "REC#").await?;
+        items.iter().map(from_item).collect()
+    }
+}

@@ -1,0 +1,18 @@
+//! # optline-aws
+//!
+//! Adapters behind optline's ports: DynamoDB (contacts, consent ledger,
+//! steps, audit trail), SQS (the dispatch queue), Amazon SNS and Twilio
+//! (senders), and the Twilio webhook signature.
+
+mod dynamo;
+mod queue;
+mod senders;
+mod sns;
+mod twilio;
+pub mod twilio_signature;
+
+pub use dynamo::{due_shard, DynamoStore, DUE_SHARDS};
+pub use senders::ProgramSenders;
+pub use queue::{DispatchMessage, SqsStepQueue, SQS_BATCH};
+pub use sns::{sms_type, SnsSender};
+pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};

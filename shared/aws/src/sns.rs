@@ -1,0 +1,91 @@
+//! The Amazon SNS sender: `Publish` to a phone number.
+//!
+//! `AWS.SNS.SMS.SMSType` is `Transactional` for transactional and
+//! informational classes and `Promotional` for marketing (SNS developer guide,
+//! "Publishing to a mobile phone"). The origination number, when configured
+//! for the program, goes in `AWS.MM.SMS.OriginationNumber`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+use optline_policy::MessageClass;
+use optline_ports::{CarrierReceipt, OutboundSms, SendFailure, SmsSender};
+
+/// The SNS sender.
+#[derive(Debug, Clone)]
+pub struct SnsSender {
+    client: Client,
+    origination: BTreeMap<String, String>,
+}
+
+/// SNS's SMSType for a message class.
+pub fn sms_type(class: MessageClass) -> &'static str {
+    match class {
+        MessageClass::Marketing => "Promotional",
+        MessageClass::Transactional | MessageClass::Informational => "Transactional",
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, SendFailure> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| SendFailure {
+            code: "InvalidAttribute".to_owned(),
+            reason: e.to_string(),
+            retryable: false,
+            recipient_opted_out: false,
+        })
+}
+
+impl SnsSender {
+    /// A sender; `origination` maps program ids to origination numbers.
+    pub fn new(client: Client, origination: BTreeMap<String, String>) -> Self {
+        Self {
+            client,
+            origination,
+        }
+    }
+}
+
+#[async_trait]
+impl SmsSender for SnsSender {
+    async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure> {
+        let mut request = self
+            .client
+            .publish()
+            .phone_number(sms.to.as_str())
+            .message(&sms.body)
+            .message_attributes("AWS.SNS.SMS.SMSType", attribute(sms_type(sms.class))?);
+        if let Some(number) = self.origination.get(&sms.program) {
+            request = request.message_attributes("AWS.MM.SMS.OriginationNumber", attribute(number)?);
+        }
+        match request.send().await {
+            Ok(out) => Ok(CarrierReceipt {
+                carrier: "sns".to_owned(),
+                message_id: out.message_id().unwrap_or_default().to_owned(),
+            }),
+            Err(err) => {
+                let code = err.code().unwrap_or("Unknown").to_owned();
+                let retryable = err.as_service_error().is_none()
+                    || matches!(
+                        code.as_str(),
+                        "Throttling" | "ThrottledException" | "InternalError" | "InternalErrorException" | "KMSThrottlingException" | "Unknown"
+                    );
+                let opted_out = code == "OptedOutException";
+                tracing::warn!(code = %code, "sns publish failed");
+                Err(SendFailure {
+                    // SNS's messages can echo the number: keep only the code.
+                    reason: format!("sns publish failed with {code}"),
+                    code,
+                    retryable,
+                    recipient_opted_out: opted_out,
+                })
+            }
+        }
+    }
+}

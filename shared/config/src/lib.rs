@@ -1,0 +1,266 @@
+//! # optline-config
+//!
+//! Reads the functions' configuration from the environment (the SAM template
+//! sets the same variables in the cloud as the local stack does on a laptop)
+//! and builds the AWS clients in one place. Production code never asks
+//! whether it is local: the SDK honours `AWS_ENDPOINT_URL` on its own.
+
+use std::collections::BTreeMap;
+use std::env;
+
+use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Configuration errors. Messages name the variable, never its value.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Which carrier sends a program's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    /// Amazon SNS `Publish` to a phone number.
+    #[default]
+    Sns,
+    /// Twilio's Messages API.
+    Twilio,
+}
+
+/// A program (brand): what the texts say about who sends them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramConfig {
+    /// Program id used in consent and templates.
+    pub id: String,
+    /// Brand name shown in every text.
+    pub name: String,
+    /// Support contact (phone or URL) for HELP and exempt texts.
+    pub support_contact: String,
+    /// Message frequency statement for HELP (CTIA).
+    #[serde(default = "default_frequency")]
+    pub frequency: String,
+    /// Carrier.
+    #[serde(default)]
+    pub sender: SenderKind,
+    /// SNS origination number (E.164) or sender id, when set.
+    #[serde(default)]
+    pub origination_number: Option<String>,
+    /// Twilio Messaging Service SID.
+    #[serde(default)]
+    pub messaging_service_sid: Option<String>,
+    /// Twilio `From` number when no Messaging Service is used.
+    #[serde(default)]
+    pub from_number: Option<String>,
+}
+
+fn default_frequency() -> String {
+    "Msg frequency varies".to_owned()
+}
+
+impl ProgramConfig {
+    /// The CTIA HELP reply: brand, support contact, frequency, rates, STOP.
+    pub fn help_text(&self) -> String {
+        format!(
+            "{}: Help at {}. {}. Msg & data rates may apply. Reply STOP to opt out.",
+            self.name, self.support_contact, self.frequency
+        )
+    }
+
+    /// The one opt-out confirmation (47 CFR 64.1200(a)(12)): no marketing.
+    pub fn stop_confirmation_text(&self) -> String {
+        format!(
+            "{}: You are unsubscribed and will receive no further messages. Reply START to resubscribe.",
+            self.name
+        )
+    }
+
+    /// The re-opt-in confirmation.
+    pub fn opt_in_confirmation_text(&self) -> String {
+        format!(
+            "{}: You are resubscribed to messages. {}. Msg & data rates may apply. Reply HELP for help, STOP to opt out.",
+            self.name, self.frequency
+        )
+    }
+}
+
+/// Twilio credentials and endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioConfig {
+    /// Account SID (`AC…`).
+    pub account_sid: String,
+    /// Auth token: signs webhooks and authenticates API calls.
+    pub auth_token: String,
+    /// API base URL (`https://api.twilio.com`; a local stand-in in tests).
+    pub api_base: String,
+    /// Status callback URL passed with each message.
+    pub status_callback: Option<String>,
+}
+
+/// Everything the functions read from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table.
+    pub table_name: String,
+    /// Dispatch queue URL.
+    pub queue_url: Option<String>,
+    /// Programs by id.
+    pub programs: BTreeMap<String, ProgramConfig>,
+    /// The program used when a request names none.
+    pub default_program: String,
+    /// Twilio, when configured.
+    pub twilio: Option<TwilioConfig>,
+    /// Public base URL of the HTTP API (for Twilio signatures), e.g.
+    /// `https://abc.execute-api.us-east-1.amazonaws.com`.
+    pub public_base_url: Option<String>,
+    /// Bearer token for the consent and EHR APIs (local use; IAM in the cloud).
+    pub api_token: Option<String>,
+    /// HMAC secret for EHR event signatures.
+    pub ehr_hmac_secret: Option<String>,
+}
+
+fn var(name: &'static str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    var(name).ok_or(ConfigError::Missing(name))
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    ///
+    /// - `TABLE_NAME` (required), `QUEUE_URL`
+    /// - `PROGRAMS_JSON`: a JSON array of [`ProgramConfig`]; without it, one
+    ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`,
+    ///   `SENDER` (`sns`|`twilio`), `SNS_ORIGINATION_NUMBER`,
+    ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`
+    /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
+    ///   `TWILIO_STATUS_CALLBACK`
+    /// - `PUBLIC_BASE_URL`, `API_TOKEN`, `EHR_HMAC_SECRET`
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
+            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
+                name: "PROGRAMS_JSON",
+                reason: e.to_string(),
+            })?,
+            None => {
+                let sender = match var("SENDER").as_deref() {
+                    None | Some("sns") => SenderKind::Sns,
+                    Some("twilio") => SenderKind::Twilio,
+                    Some(_) => {
+                        return Err(ConfigError::Invalid {
+                            name: "SENDER",
+                            reason: "expected sns or twilio".to_owned(),
+                        })
+                    }
+                };
+                vec![ProgramConfig {
+                    id: var("PROGRAM_ID").unwrap_or_else(|| "clinic".to_owned()),
+                    name: var("PROGRAM_NAME").unwrap_or_else(|| "Riverside Clinic".to_owned()),
+                    support_contact: var("PROGRAM_SUPPORT")
+                        .unwrap_or_else(|| "555-0100".to_owned()),
+                    frequency: var("PROGRAM_FREQUENCY").unwrap_or_else(default_frequency),
+                    sender,
+                    origination_number: var("SNS_ORIGINATION_NUMBER"),
+                    messaging_service_sid: var("TWILIO_MESSAGING_SERVICE_SID"),
+                    from_number: var("TWILIO_FROM"),
+                }]
+            }
+        };
+        let default_program = programs
+            .first()
+            .map(|p| p.id.clone())
+            .ok_or(ConfigError::Invalid {
+                name: "PROGRAMS_JSON",
+                reason: "no program configured".to_owned(),
+            })?;
+        let twilio = match (var("TWILIO_ACCOUNT_SID"), var("TWILIO_AUTH_TOKEN")) {
+            (Some(account_sid), Some(auth_token)) => Some(TwilioConfig {
+                account_sid,
+                auth_token,
+                api_base: var("TWILIO_API_BASE")
+                    .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                status_callback: var("TWILIO_STATUS_CALLBACK"),
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            queue_url: var("QUEUE_URL"),
+            programs: programs.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            default_program,
+            twilio,
+            public_base_url: var("PUBLIC_BASE_URL"),
+            api_token: var("API_TOKEN"),
+            ehr_hmac_secret: var("EHR_HMAC_SECRET"),
+        })
+    }
+
+    /// A program by id, or the default program.
+    pub fn program(&self, id: Option<&str>) -> Option<&ProgramConfig> {
+        self.programs.get(id.unwrap_or(&self.default_program))
+    }
+}
+
+/// Loads the shared AWS configuration: region and credentials from the usual
+/// chain, `AWS_ENDPOINT_URL` when set, and an HTTPS client on rustls + ring.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
+/// The AWS clients the functions use.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// SNS.
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl AwsClients {
+    /// Builds every client from one shared configuration.
+    pub async fn load() -> Self {
+        let shared = aws_sdk_config().await;
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            sqs: aws_sdk_sqs::Client::new(&shared),
+            sns: aws_sdk_sns::Client::new(&shared),
+        }
+    }
+}
+
+/// JSON logs for CloudWatch: level from `RUST_LOG` (default `info`), no
+/// ANSI colours, no time (Lambda adds it), target kept.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Ignore the error: a second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
+}

@@ -1,0 +1,108 @@
+//! The vocabulary every rule speaks: which rule, which version, what it
+//! concluded and why. A [`crate::Decision`] carries one [`RuleOutcome`] per
+//! rule consulted, so a compliance officer can read the decision back.
+
+use serde::{Deserialize, Serialize};
+
+/// What one rule concluded about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The rule allows the send.
+    Pass,
+    /// The rule allows the send later (for example outside quiet hours).
+    Defer,
+    /// The rule forbids the send.
+    Fail,
+    /// The rule does not apply to this message.
+    NotApplicable,
+}
+
+/// One rule consulted for a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleOutcome {
+    /// Stable rule id, e.g. `quiet_hours.state.TX`.
+    pub id: String,
+    /// Version of the rule's data (an effective date or table version).
+    pub version: String,
+    /// What it concluded.
+    pub verdict: Verdict,
+    /// A sentence for a compliance officer. Never contains PHI or a phone number.
+    pub detail: String,
+}
+
+impl RuleOutcome {
+    /// Builds an outcome.
+    pub fn new(
+        id: impl Into<String>,
+        version: impl Into<String>,
+        verdict: Verdict,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            version: version.into(),
+            verdict,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The class of a message, fixed by its template version
+/// (compliance-rules §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageClass {
+    /// Service messages: appointment reminders, account notices, verification.
+    Transactional,
+    /// Education and outreach.
+    Informational,
+    /// Promotional; needs prior express written consent.
+    Marketing,
+}
+
+impl MessageClass {
+    /// The snake_case name used in records and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transactional => "transactional",
+            Self::Informational => "informational",
+            Self::Marketing => "marketing",
+        }
+    }
+}
+
+/// A US state or territory, by its two-letter USPS code (upper case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(try_from = "String", into = "String")]
+pub struct UsState(String);
+
+impl UsState {
+    /// Parses a two-letter code, case-insensitively.
+    pub fn parse(code: &str) -> Result<Self, crate::PolicyError> {
+        let up = code.trim().to_ascii_uppercase();
+        if up.len() == 2 && up.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(up))
+        } else {
+            Err(crate::PolicyError::InvalidState)
+        }
+    }
+
+    /// The upper-case two-letter code.
+    pub fn code(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UsState {
+    type Error = crate::PolicyError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<UsState> for String {
+    fn from(value: UsState) -> Self {
+        value.0
+    }
+}

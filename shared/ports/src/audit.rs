@@ -1,0 +1,118 @@
+//! The audit trail's records and its hash chain.
+//!
+//! Each contact has one chain. Record `n` stores `prev_hash` (the hash of
+//! record `n-1`, or [`GENESIS_HASH`] for the first) and its own `hash` =
+//! SHA-256(`prev_hash` ‖ `\n` ‖ canonical JSON of the record's content).
+//! Editing a record breaks its own hash; deleting one breaks the next
+//! record's `prev_hash` or leaves a gap in `seq`. [`verify_chain`] finds both.
+
+use chrono::{DateTime, Utc};
+use optline_policy::RuleOutcome;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ContactId;
+
+/// The `prev_hash` of a chain's first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The content of an audit record, before it is placed in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAuditRecord {
+    /// The contact whose chain this joins.
+    pub contact_id: ContactId,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// `decision`, `consent`, `reply`, `delivery`, `template`.
+    pub kind: String,
+    /// For a decision: `send`, `defer`, `suppress`; for consent: `grant`, `revoke`; etc.
+    pub action: String,
+    /// Step concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    /// Rules consulted, with versions and verdicts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleOutcome>,
+    /// Reasons (failing rule ids, carrier codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Legal basis relied on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    /// Consent event relied on or recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_event_id: Option<String>,
+    /// Template id and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Carrier and its message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier_message_id: Option<String>,
+    /// Free detail for people (never PHI or a full number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A record in a contact's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+    /// The content.
+    #[serde(flatten)]
+    pub content: NewAuditRecord,
+}
+
+/// The hash of a record's content placed after `prev_hash`.
+pub fn chain_hash(prev_hash: &str, content: &NewAuditRecord) -> String {
+    // serde_json writes struct fields in declaration order: canonical enough
+    // for records this crate both writes and verifies.
+    let json = serde_json::to_vec(content).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&json);
+    hex::encode(hasher.finalize())
+}
+
+/// Where a chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("audit chain broken at seq {seq}: {problem}")]
+pub struct ChainBreak {
+    /// The first record that does not verify.
+    pub seq: u64,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Verifies a contact's chain, oldest first.
+pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
+    let mut prev = GENESIS_HASH.to_owned();
+    for (expected_seq, record) in (1u64..).zip(records) {
+        if record.seq != expected_seq {
+            return Err(ChainBreak {
+                seq: expected_seq,
+                problem: format!("record {expected_seq} is missing (found seq {})", record.seq),
+            });
+        }
+        if record.prev_hash != prev {
+            return Err(ChainBreak {
+                seq: record.seq,
+                problem: "prev_hash does not match the previous record".to_owned(),
+            });
+        }
+        let recomputed = chain_hash(&record.prev_hash, &record.content);
+        if recomputed != record.hash {
+            return Err(ChainBreak {
+                seq: record.seq,
+                problem: "content does not match its hash (edited)".to_owned(),
+            });
+        }
+        prev = record.hash.clone();
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! # optline-ports
+//!
+//! The records optline keeps and the ports (traits) its functions use to keep
+//! them: the contact directory, the consent ledger, the step store, the audit
+//! trail, the dispatch queue and the SMS senders. Adapters live in
+//! `optline-aws`; handlers only see these traits.
+
+mod audit;
+mod error;
+mod records;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use optline_policy::consent::ConsentFact;
+use optline_policy::phone::E164;
+
+pub use audit::{chain_hash, verify_chain, AuditRecord, ChainBreak, NewAuditRecord, GENESIS_HASH};
+pub use error::PortError;
+pub use records::*;
+
+/// Contacts and the phone index.
+#[async_trait]
+pub trait ContactDirectory: Send + Sync {
+    /// Creates a contact; fails with [`PortError::Conflict`] if the id exists.
+    async fn create_contact(&self, contact: &Contact) -> Result<(), PortError>;
+    /// Reads a contact.
+    async fn contact(&self, id: &ContactId) -> Result<Option<Contact>, PortError>;
+    /// Every contact sharing a phone number.
+    async fn contacts_by_phone(&self, phone: &E164) -> Result<Vec<ContactId>, PortError>;
+}
+
+/// The append-only consent ledger.
+#[async_trait]
+pub trait ConsentLedger: Send + Sync {
+    /// Appends a consent event, storing its disclosure text once by SHA-256.
+    /// The event and the disclosure are written in one transaction. Returns
+    /// `false` when an event with the same id is already recorded (a retry).
+    async fn append_consent(
+        &self,
+        event: &ConsentEvent,
+        disclosure_text: Option<&str>,
+    ) -> Result<bool, PortError>;
+    /// Every consent event that can affect a contact: its own and its phone's.
+    async fn consent_events(
+        &self,
+        contact: &ContactId,
+        phone: &E164,
+    ) -> Result<Vec<ConsentEvent>, PortError>;
+    /// The phone-scoped events of a number (opt-outs sent from the handset).
+    async fn phone_consent_events(&self, phone: &E164) -> Result<Vec<ConsentEvent>, PortError>;
+    /// A stored disclosure text by its SHA-256 (hex).
+    async fn disclosure(&self, sha256: &str) -> Result<Option<String>, PortError>;
+    /// Records a carrier message id once; `false` if it was already seen.
+    async fn first_sighting(&self, carrier_message_id: &str) -> Result<bool, PortError>;
+}
+
+/// Steps (one planned text each) and their send claims.
+#[async_trait]
+pub trait StepStore: Send + Sync {
+    /// Creates a step; a step with the same id is left as it is (idempotent).
+    async fn put_step(&self, step: &Step) -> Result<bool, PortError>;
+    /// Reads a step.
+    async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError>;
+    /// Pending steps due at or before `now`, through the due index.
+    async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError>;
+    /// Moves a step from pending to queued; `false` if another sweep won.
+    async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
+    /// Claims the right to send a step exactly once.
+    async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError>;
+    /// Gives a claim back after a retryable carrier failure (sending -> queued),
+    /// so the redelivered message can claim it again.
+    async fn release_claim(&self, id: &StepId) -> Result<(), PortError>;
+    /// Records a step's final state.
+    async fn finish_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<(), PortError>;
+    /// Puts a deferred step back in the due index at `until`.
+    async fn defer_step(&self, id: &StepId, until: DateTime<Utc>) -> Result<(), PortError>;
+    /// Earlier sends to a contact (for caps), newest first.
+    async fn send_history(
+        &self,
+        contact: &ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SendHistoryEntry>, PortError>;
+}
+
+/// The per-contact, hash-chained audit trail.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Appends a record at the head of the contact's chain.
+    async fn append_audit(&self, record: NewAuditRecord) -> Result<AuditRecord, PortError>;
+    /// The contact's chain, oldest first.
+    async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError>;
+}
+
+/// Everything the functions keep in the table.
+pub trait Store: ContactDirectory + ConsentLedger + StepStore + AuditTrail {}
+impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail> Store for T {}
+
+/// The dispatch queue.
+#[async_trait]
+pub trait StepQueue: Send + Sync {
+    /// Enqueues steps in batches; returns the ids that could not be enqueued.
+    async fn enqueue(&self, steps: &[StepId]) -> Result<Vec<StepId>, PortError>;
+}
+
+/// An SMS sender (Amazon SNS, Twilio).
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    /// Sends one text. The idempotency key is passed to the carrier where it
+    /// supports one.
+    async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure>;
+}
+
+/// Re-exported so adapters and handlers agree on the fold's input.
+pub fn consent_facts(events: &[ConsentEvent]) -> Vec<ConsentFact> {
+    events.iter().map(ConsentEvent::fact).collect()
+}

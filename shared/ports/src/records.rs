@@ -1,0 +1,359 @@
+//! The records optline keeps. Ids are newtypes built at the edge.
+
+use chrono::{DateTime, Utc};
+use optline_policy::consent::{ConsentAction, ConsentFact, ConsentKind, ConsentScope};
+use optline_policy::decision::Urgency;
+use optline_policy::phone::E164;
+use optline_policy::{MessageClass, UsState};
+use serde::{Deserialize, Serialize};
+
+use crate::PortError;
+
+macro_rules! id_newtype {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("The id of ", $what, ": 1 to 128 characters of `A-Za-z0-9._:-`.")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates an id.
+            pub fn parse(raw: &str) -> Result<Self, PortError> {
+                let ok = !raw.is_empty()
+                    && raw.len() <= 128
+                    && raw
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+                if ok {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err(PortError::Invalid(concat!("malformed ", $what, " id").to_owned()))
+                }
+            }
+
+            /// A fresh random id with a readable prefix.
+            pub fn generate(prefix: &str) -> Self {
+                Self(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = PortError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(ContactId, "a contact");
+id_newtype!(StepId, "a step");
+id_newtype!(EventId, "a consent event");
+
+/// A person optline may text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Contact id (e.g. the EHR's patient id).
+    pub id: ContactId,
+    /// Phone in E.164; several contacts may share one.
+    pub phone: E164,
+    /// Program (brand) the contact belongs to.
+    pub program: String,
+    /// Stated IANA time zone.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Address state.
+    #[serde(default)]
+    pub address_state: Option<UsState>,
+    /// The contact is a minor.
+    #[serde(default)]
+    pub minor: bool,
+    /// When the record was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How consent was captured (compliance-rules §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureChannel {
+    /// A web form.
+    WebForm,
+    /// A paper form.
+    Paper,
+    /// Interactive voice response.
+    Ivr,
+    /// An SMS keyword reply.
+    SmsKeyword,
+    /// Imported from the EHR.
+    EhrImport,
+    /// Recorded by staff (phone call, front desk).
+    Staff,
+    /// The patient portal.
+    Portal,
+    /// A carrier signal (e.g. Twilio 21610).
+    Carrier,
+}
+
+/// Evidence attached to a consent event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Evidence {
+    /// Client IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Client user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Form id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_id: Option<String>,
+    /// The carrier's message id for SMS keywords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier_message_id: Option<String>,
+}
+
+/// An append-only consent event: a grant or a revocation with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    /// Event id.
+    pub id: EventId,
+    /// Contact (absent for a phone-scoped event).
+    #[serde(default)]
+    pub contact_id: Option<ContactId>,
+    /// Phone number the event is about.
+    pub phone: E164,
+    /// Grant or revoke.
+    pub action: ConsentAction,
+    /// Contact or phone scope.
+    pub scope: ConsentScope,
+    /// Program; `None` means every program.
+    #[serde(default)]
+    pub program: Option<String>,
+    /// Categories; empty means all.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Express or express written.
+    #[serde(default)]
+    pub kind: ConsentKind,
+    /// When it took effect.
+    pub at: DateTime<Utc>,
+    /// When optline recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Capture channel.
+    pub channel: CaptureChannel,
+    /// Who recorded it (user, system or `patient`).
+    pub actor: String,
+    /// Source system and its record id.
+    #[serde(default)]
+    pub source_system: Option<String>,
+    /// The source system's record id.
+    #[serde(default)]
+    pub source_record_id: Option<String>,
+    /// SHA-256 (hex) of the exact disclosure text shown.
+    #[serde(default)]
+    pub disclosure_sha256: Option<String>,
+    /// Disclosure version label.
+    #[serde(default)]
+    pub disclosure_version: Option<String>,
+    /// Evidence.
+    #[serde(default)]
+    pub evidence: Evidence,
+    /// For a re-opt-in: the revocation it reverses.
+    #[serde(default)]
+    pub reverses: Option<EventId>,
+    /// Recorded from a parent or guardian.
+    #[serde(default)]
+    pub guardian: bool,
+    /// The grant lapses at this instant.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ConsentEvent {
+    /// The part of the event the policy engine folds.
+    pub fn fact(&self) -> ConsentFact {
+        ConsentFact {
+            id: self.id.as_str().to_owned(),
+            action: self.action,
+            scope: self.scope,
+            program: self.program.clone(),
+            categories: self.categories.clone(),
+            kind: self.kind,
+            at: self.at,
+            reverses: self.reverses.as_ref().map(|r| r.as_str().to_owned()),
+            guardian: self.guardian,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// Where a step is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Waiting for its due time (in the due index).
+    Pending,
+    /// Handed to the dispatch queue.
+    Queued,
+    /// Claimed by a dispatcher; the carrier call may be under way.
+    Sending,
+    /// Accepted by the carrier.
+    Sent,
+    /// Not sent, by decision.
+    Suppressed,
+    /// Not sent: the carrier refused it permanently.
+    Failed,
+    /// Withdrawn by its episode (e.g. the appointment was cancelled).
+    Cancelled,
+}
+
+impl StepStatus {
+    /// The snake_case name stored in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Suppressed => "suppressed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One planned text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Step id (deterministic from its source event, so replays are no-ops).
+    pub id: StepId,
+    /// Recipient contact.
+    pub contact_id: ContactId,
+    /// Program sending it.
+    pub program: String,
+    /// Consent category.
+    pub category: String,
+    /// Message class of the template version.
+    pub class: MessageClass,
+    /// Purpose, e.g. `appointment_reminder`.
+    pub purpose: String,
+    /// Template id.
+    pub template_id: String,
+    /// Template version pinned at planning time.
+    pub template_version: u32,
+    /// Template variables (typed by the template).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// Subject for frequency caps (episode id).
+    pub subject: String,
+    /// When it becomes due.
+    pub due_at: DateTime<Utc>,
+    /// When it becomes worthless.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Defer or drop when late.
+    #[serde(default)]
+    pub urgency: Urgency,
+    /// The message relies on the FCC healthcare exemption.
+    #[serde(default)]
+    pub healthcare_exempt: bool,
+    /// Current status.
+    pub status: StepStatus,
+    /// Source event that created it.
+    #[serde(default)]
+    pub source_event: Option<String>,
+}
+
+/// A step's final state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// Final status.
+    pub status: StepStatus,
+    /// When it was reached.
+    pub at: DateTime<Utc>,
+    /// Carrier message id for a send.
+    #[serde(default)]
+    pub carrier_message_id: Option<String>,
+    /// Reasons for a suppression or failure (rule ids, carrier codes).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// What a send claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This invocation owns the send.
+    Won,
+    /// Another invocation already sent or finished the step: do nothing.
+    AlreadyDone,
+    /// A claim exists without an outcome (a crash mid-send, or a send under
+    /// way): do not send again.
+    InFlight,
+}
+
+/// A send counted for caps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendHistoryEntry {
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// Subject (episode).
+    pub subject: String,
+    /// Program.
+    pub program: String,
+    /// Relied on the healthcare exemption.
+    pub healthcare_exempt: bool,
+}
+
+/// A text handed to a sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSms {
+    /// Recipient.
+    pub to: E164,
+    /// Rendered body.
+    pub body: String,
+    /// Message class (sets SNS's SMSType).
+    pub class: MessageClass,
+    /// Program, which picks the origination identity.
+    pub program: String,
+    /// Idempotency key (the step id or the confirmation's key).
+    pub idempotency_key: String,
+}
+
+/// A carrier's acceptance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarrierReceipt {
+    /// Carrier name (`sns`, `twilio`).
+    pub carrier: String,
+    /// Carrier message id.
+    pub message_id: String,
+}
+
+/// A carrier's refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("carrier refused the message: {code} ({reason})")]
+pub struct SendFailure {
+    /// Carrier or HTTP code (e.g. `21610`, `Throttling`).
+    pub code: String,
+    /// Human reason (never contains the number or body).
+    pub reason: String,
+    /// Try again later (throttling, 5xx, timeouts).
+    pub retryable: bool,
+    /// The recipient has opted out at the carrier (Twilio 21610).
+    pub recipient_opted_out: bool,
+}
