@@ -1,1 +1,435 @@
-//! placeholder
+//! # optline-tests
+//!
+//! Drives the real handlers with the real AWS SDK clients against the local
+//! emulator started by `infra/local-stack.py`. Each [`Harness`] gets its own
+//! CloudFormation stack in the emulator (a fresh table, queue and DLQ built
+//! from `infra/template.yaml`), so tests run in parallel without sharing
+//! state.
+//!
+//! The library also holds the end-to-end [`scenario`] that the README's main
+//! command (`optline-demo`) prints and that a test asserts.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test support: a failed setup should stop the test loudly"
+)]
+
+pub mod scenario;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use lambda_http::{Body, Request};
+use optline_api::ApiAuth;
+use optline_aws::{DynamoStore, ProgramSenders, SqsStepQueue};
+use optline_config::{Config, ProgramConfig, SenderKind, TwilioConfig};
+use serde::Deserialize;
+use sha1::Sha1;
+
+/// The bearer token the harness configures for the APIs.
+pub const API_TOKEN: &str = "local-test-token";
+/// The Twilio auth token the harness configures (webhook signatures).
+pub const TWILIO_AUTH_TOKEN: &str = "local-twilio-auth-token";
+/// The public base URL the inbound function believes it is served at.
+pub const PUBLIC_BASE_URL: &str = "https://optline.example.test";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerState {
+    endpoint: String,
+}
+
+/// Starts the local stack if it is not running, and returns its endpoint.
+pub fn local_endpoint() -> String {
+    let root = repo_root();
+    let status = Command::new("python3")
+        .arg(root.join("infra/local-stack.py"))
+        .arg("start")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs infra/local-stack.py");
+    assert!(status.success(), "infra/local-stack.py start failed");
+    let state = std::fs::read_to_string(root.join(".local/server.json"))
+        .expect(".local/server.json exists after start");
+    let state: ServerState = serde_json::from_str(&state).expect("server.json parses");
+    state.endpoint
+}
+
+/// The physical resources of one stack.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackResources {
+    /// The table.
+    #[serde(rename = "TABLE_NAME")]
+    pub table_name: String,
+    /// The dispatch queue.
+    #[serde(rename = "QUEUE_URL")]
+    pub queue_url: String,
+    /// Its dead-letter queue.
+    #[serde(rename = "DLQ_URL")]
+    pub dlq_url: String,
+}
+
+/// Creates an isolated stack named `name` (made unique) from the template.
+pub fn fresh_stack(name: &str) -> StackResources {
+    let unique = format!(
+        "{}-{}",
+        name.replace('_', "-"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let out = Command::new("python3")
+        .arg(repo_root().join("infra/local-stack.py"))
+        .arg("stack")
+        .arg(&unique)
+        .output()
+        .expect("python3 runs infra/local-stack.py stack");
+    assert!(
+        out.status.success(),
+        "stack creation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stack outputs parse")
+}
+
+/// SDK configuration pointing at the emulator with dummy credentials.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .http_client(optline_config::http_client())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "optline-tests",
+        ))
+        .load()
+        .await
+}
+
+/// Everything a test needs: clients, resources and each function's deps.
+#[derive(Clone)]
+pub struct Harness {
+    /// Emulator endpoint.
+    pub endpoint: String,
+    /// The stack's resources.
+    pub resources: StackResources,
+    /// Configuration as the functions see it.
+    pub config: Arc<Config>,
+    /// DynamoDB client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// SNS client.
+    pub sns: aws_sdk_sns::Client,
+    /// The table adapter.
+    pub store: Arc<DynamoStore>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").field("resources", &self.resources).finish()
+    }
+}
+
+/// The program the harness configures.
+pub fn test_program() -> ProgramConfig {
+    ProgramConfig {
+        id: "clinic".to_owned(),
+        name: "Riverside Clinic".to_owned(),
+        support_contact: "555-0100".to_owned(),
+        frequency: "Up to 3 msgs per appointment".to_owned(),
+        sender: SenderKind::Sns,
+        origination_number: None,
+        messaging_service_sid: None,
+        from_number: Some("+15005550006".to_owned()),
+    }
+}
+
+impl Harness {
+    /// A harness on a fresh stack.
+    pub async fn new(name: &str) -> Self {
+        let endpoint = local_endpoint();
+        let resources = fresh_stack(name);
+        let shared = sdk_config(&endpoint).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
+        let sqs = aws_sdk_sqs::Client::new(&shared);
+        let sns = aws_sdk_sns::Client::new(&shared);
+        let program = test_program();
+        let config = Config {
+            table_name: resources.table_name.clone(),
+            queue_url: Some(resources.queue_url.clone()),
+            programs: [(program.id.clone(), program)].into_iter().collect(),
+            default_program: "clinic".to_owned(),
+            twilio: Some(TwilioConfig {
+                account_sid: "AC00000000000000000000000000000000".to_owned(),
+                auth_token: TWILIO_AUTH_TOKEN.to_owned(),
+                api_base: "http://127.0.0.1:9".to_owned(),
+                status_callback: None,
+            }),
+            public_base_url: Some(PUBLIC_BASE_URL.to_owned()),
+            api_token: Some(API_TOKEN.to_owned()),
+            ehr_hmac_secret: None,
+        };
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), resources.table_name.clone()));
+        Self {
+            endpoint,
+            resources,
+            config: Arc::new(config),
+            dynamodb,
+            sqs,
+            sns,
+            store,
+        }
+    }
+
+    /// The consent API's deps.
+    pub fn consent_api(&self) -> optline_consent_api::Deps {
+        optline_consent_api::Deps {
+            store: self.store.clone(),
+            auth: ApiAuth::Token(API_TOKEN.to_owned()),
+            default_program: self.config.default_program.clone(),
+        }
+    }
+
+    /// The EHR events function's deps.
+    pub fn ehr_events(&self) -> optline_ehr_events::Deps {
+        optline_ehr_events::Deps {
+            store: self.store.clone(),
+            auth: ApiAuth::Token(API_TOKEN.to_owned()),
+        }
+    }
+
+    /// The inbound function's deps.
+    pub fn inbound(&self) -> optline_inbound::Deps {
+        optline_inbound::Deps {
+            store: self.store.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The sweep's deps.
+    pub fn sweep(&self) -> optline_sweep::Deps {
+        optline_sweep::Deps {
+            store: self.store.clone(),
+            queue: Arc::new(SqsStepQueue::new(self.sqs.clone(), self.resources.queue_url.clone())),
+        }
+    }
+
+    /// Dispatch's deps, sending through SNS in the emulator.
+    pub fn dispatch(&self) -> optline_dispatch::Deps {
+        optline_dispatch::Deps {
+            store: self.store.clone(),
+            sender: Arc::new(
+                ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
+            ),
+            config: self.config.clone(),
+        }
+    }
+
+    /// Receives up to `max` messages from the dispatch queue as an SQS event,
+    /// the way Lambda's event source mapping would deliver them.
+    pub async fn receive_dispatch_batch(&self, max: i32) -> SqsEvent {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.resources.queue_url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive message");
+        let records = out
+            .messages()
+            .iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = m.message_id().map(str::to_owned);
+                record.receipt_handle = m.receipt_handle().map(str::to_owned);
+                record.body = m.body().map(str::to_owned);
+                record
+            })
+            .collect();
+        let mut event = SqsEvent::default();
+        event.records = records;
+        event
+    }
+
+    /// Deletes handled messages (Lambda does this for non-failed items).
+    pub async fn delete_messages(&self, event: &SqsEvent, failed: &[String]) {
+        for record in &event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if failed.contains(&id) {
+                continue;
+            }
+            if let Some(handle) = &record.receipt_handle {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.resources.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete message");
+            }
+        }
+    }
+
+    /// The SMS messages SNS "sent" in the emulator, to one number.
+    pub async fn sms_sent_to(&self, phone: &str) -> Vec<String> {
+        let url = format!("{}/moto-api/data.json", self.endpoint);
+        let text = reqwest::get(url)
+            .await
+            .expect("moto data")
+            .text()
+            .await
+            .expect("moto data text");
+        let data: serde_json::Value = serde_json::from_str(&text).expect("moto data json");
+        let mut out = Vec::new();
+        collect_sms(&data, phone, &mut out);
+        out
+    }
+}
+
+/// moto keeps SNS SMS as `sns.SMS` entries per region/account; this walks
+/// the JSON for entries whose phone number matches.
+fn collect_sms(value: &serde_json::Value, phone: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                if key == "SMS" {
+                    if let serde_json::Value::Object(sms) = v {
+                        for entry in sms.values() {
+                            let number = entry.get("phone_number").or_else(|| entry.get(0));
+                            let message = entry.get("message").or_else(|| entry.get(1));
+                            if number.and_then(|n| n.as_str()) == Some(phone) {
+                                if let Some(m) = message.and_then(|m| m.as_str()) {
+                                    out.push(m.to_owned());
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    collect_sms(v, phone, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_sms(item, phone, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A JSON API request with the harness's bearer token.
+pub fn api_request(method: &str, path: &str, body: Option<serde_json::Value>) -> Request {
+    let builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .header("content-type", "application/json");
+    let body = body.map_or(Body::Empty, |b| Body::from(b.to_string()));
+    builder.body(body).expect("request builds")
+}
+
+/// A FHIR request with the harness's bearer token.
+pub fn fhir_request(path: &str, resource: &serde_json::Value) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .header("content-type", "application/fhir+json")
+        .body(Body::from(resource.to_string()))
+        .expect("request builds")
+}
+
+/// Twilio's signature, computed here independently of the adapter:
+/// base64(HMAC-SHA1(token, url + sorted name/value pairs)).
+pub fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<(&str, &str)> = params.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+    let mut data = url.to_owned();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("hmac key");
+    mac.update(data.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// An inbound SMS webhook as Twilio posts it, signed for `PUBLIC_BASE_URL`.
+pub fn twilio_inbound_request(message_sid: &str, from: &str, body: &str) -> Request {
+    let params = twilio_params(message_sid, from, body);
+    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let url = format!("{PUBLIC_BASE_URL}/twilio/inbound");
+    let signature = twilio_sign(TWILIO_AUTH_TOKEN, &url, &refs);
+    signed_form_request("/twilio/inbound", &params, &signature)
+}
+
+/// The parameters Twilio sends with an inbound SMS.
+pub fn twilio_params(message_sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("SmsMessageSid", message_sid),
+        ("NumMedia", "0"),
+        ("ToCity", "SAN FRANCISCO"),
+        ("FromZip", "94105"),
+        ("SmsSid", message_sid),
+        ("FromState", "CA"),
+        ("SmsStatus", "received"),
+        ("FromCity", "SAN FRANCISCO"),
+        ("Body", body),
+        ("FromCountry", "US"),
+        ("To", "+15005550006"),
+        ("ToZip", "94105"),
+        ("NumSegments", "1"),
+        ("MessageSid", message_sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// A form POST with a given signature.
+pub fn signed_form_request(path: &str, params: &[(String, String)], signature: &str) -> Request {
+    let body = serde_urlencoded::to_string(params).expect("form encodes");
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .header("i-twilio-idempotency-token", uuid::Uuid::new_v4().to_string())
+        .body(Body::from(body))
+        .expect("request builds")
+}
+
+/// The body of a response as text.
+pub fn body_text(response: &lambda_http::Response<Body>) -> String {
+    match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The body of a response as JSON.
+pub fn body_json(response: &lambda_http::Response<Body>) -> serde_json::Value {
+    serde_json::from_str(&body_text(response)).unwrap_or(serde_json::Value::Null)
+}

@@ -218,13 +218,18 @@ impl Config {
 /// Loads the shared AWS configuration: region and credentials from the usual
 /// chain, `AWS_ENDPOINT_URL` when set, and an HTTPS client on rustls + ring.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .load()
         .await
+}
+
+/// The SDK's HTTP client: hyper on rustls with the ring provider (no aws-lc
+/// C build, no legacy TLS stack).
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The AWS clients the functions use.

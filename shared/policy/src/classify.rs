@@ -472,6 +472,7 @@ fn is_filler(w: &str) -> bool {
             | "help"
             | "forever"
             | "permanently"
+            | "once"
             | "por"
             | "favor"
             | "gracias"
@@ -824,6 +825,10 @@ fn only_filler_besides(t: &[Token<'_>], i: usize, len: usize) -> bool {
     t.iter().enumerate().all(|(j, token)| {
         (i..i + len).contains(&j)
             || is_filler(token.text)
+            // "stop at once", "never mind, stop".
+            || (token.text == "at" && text(t, j + 1) == "once")
+            || (token.text == "never" && text(t, j + 1) == "mind")
+            || (token.text == "mind" && j.checked_sub(1).is_some_and(|p| text(t, p) == "never"))
             || is_texting_word(token.text)
             || opt_out_word(token.text).is_some()
             || matches!(token.text, "opt" | "out")

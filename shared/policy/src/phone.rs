@@ -246,28 +246,45 @@ impl std::str::FromStr for E164 {
 /// Empty outside the NANP and for area codes the data does not cover (toll
 /// free, non-geographic): an unknown zone, which quiet hours treat as such.
 pub fn area_code_zones(number: &E164) -> Vec<Tz> {
+    area_code_zone_slice(number).to_vec()
+}
+
+/// A generated table of prefixes to zones, sorted by prefix.
+type PrefixTable = &'static [(u32, &'static [Tz])];
+
+/// The static table entry behind [`area_code_zones`], without allocating.
+pub(crate) fn area_code_zone_slice(number: &E164) -> &'static [Tz] {
     let Some(national) = number.nanp_national() else {
-        return Vec::new();
+        return &[];
     };
-    for len in (4..=6).rev() {
-        if let Some(prefix) = national.get(..len) {
-            if let Ok(i) = area_code_zones::PREFIX_ZONES.binary_search_by(|(p, _)| (*p).cmp(prefix))
-            {
-                if let Some((_, zones)) = area_code_zones::PREFIX_ZONES.get(i) {
-                    return zones.to_vec();
-                }
-            }
+    let tables: [(usize, PrefixTable); 3] = [
+        (6, area_code_zones::PREFIX_ZONES_6),
+        (5, area_code_zones::PREFIX_ZONES_5),
+        (4, area_code_zones::PREFIX_ZONES_4),
+    ];
+    for (len, table) in tables {
+        if let Some(zones) = digits_of(national, len).and_then(|p| lookup(table, p)) {
+            return zones;
         }
     }
-    let Some(npa) = national.get(..3) else {
-        return Vec::new();
-    };
-    area_code_zones::NPA_ZONES
-        .binary_search_by(|(p, _)| (*p).cmp(npa))
-        .ok()
-        .and_then(|i| area_code_zones::NPA_ZONES.get(i))
-        .map(|(_, zones)| zones.to_vec())
+    digits_of(national, 3)
+        .and_then(|npa| u16::try_from(npa).ok())
+        .and_then(|npa| lookup(area_code_zones::NPA_ZONES, npa))
         .unwrap_or_default()
+}
+
+/// The first `len` digits of an all-digit string as a number.
+fn digits_of(digits: &str, len: usize) -> Option<u32> {
+    digits.get(..len)?.parse().ok()
+}
+
+/// Binary search in a table sorted by key.
+fn lookup<K: Ord + Copy, T: Copy>(table: &'static [(K, T)], key: K) -> Option<T> {
+    table
+        .binary_search_by(|(k, _)| k.cmp(&key))
+        .ok()
+        .and_then(|i| table.get(i))
+        .map(|(_, v)| *v)
 }
 
 /// The US state (or DC, or territory) a NANP number's area code is assigned
@@ -280,16 +297,11 @@ pub fn area_code_zones(number: &E164) -> Vec<Tz> {
 /// description. `None` for Canada, the Caribbean, non-geographic area codes
 /// and numbers outside the NANP.
 pub fn area_code_state(number: &E164) -> Option<UsState> {
-    let region = number.region()?;
-    match region.as_str() {
-        "PR" | "VI" | "GU" | "MP" | "AS" => UsState::parse(&region).ok(),
-        "US" => {
-            let npa = number.area_code()?;
-            area_code_zones::NPA_STATES
-                .binary_search_by(|(p, _)| (*p).cmp(npa))
-                .ok()
-                .and_then(|i| area_code_zones::NPA_STATES.get(i))
-                .and_then(|(_, st)| UsState::parse(st).ok())
+    match &number.region? {
+        b"PR" | b"VI" | b"GU" | b"MP" | b"AS" => UsState::parse(&number.region()?).ok(),
+        b"US" => {
+            let npa = u16::try_from(digits_of(number.nanp_national()?, 3)?).ok()?;
+            lookup(area_code_zones::NPA_STATES, npa).and_then(|st| UsState::parse(st).ok())
         }
         _ => None,
     }
@@ -308,7 +320,7 @@ pub fn state_zones(state: &UsState) -> Vec<Tz> {
 }
 
 /// The static table behind [`state_zones`].
-fn state_zone_slice(code: &str) -> &'static [Tz] {
+pub(crate) fn state_zone_slice(code: &str) -> &'static [Tz] {
     use chrono_tz::Tz as T;
     const EASTERN: &[Tz] = &[T::America__New_York];
     const CENTRAL: &[Tz] = &[T::America__Chicago];

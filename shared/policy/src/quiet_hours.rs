@@ -31,7 +31,7 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::phone::{area_code_state, area_code_zones, state_zones, E164};
+use crate::phone::{area_code_state, area_code_zone_slice, state_zone_slice, E164};
 use crate::{MessageClass, PolicyError, RuleOutcome, UsState, Verdict};
 
 /// The version of `data/quiet_hours.json` this build embeds. A test checks
@@ -223,10 +223,13 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
         add(z);
     }
     if let Some(s) = req.address_state {
-        state_zones(s).into_iter().for_each(&mut add);
+        state_zone_slice(s.code())
+            .iter()
+            .copied()
+            .for_each(&mut add);
     }
     if let Some(p) = req.phone {
-        area_code_zones(p).into_iter().for_each(&mut add);
+        area_code_zone_slice(p).iter().copied().for_each(&mut add);
     }
 
     let today = now.date_naive();
@@ -298,7 +301,7 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
                 rule.id.as_str(),
                 table.version.as_str(),
                 Verdict::Pass,
-                format!("open in {}", zone_list(&zones)),
+                open_in(&zones),
             ));
         } else {
             allowed_now = false;
@@ -324,9 +327,17 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
     }
 }
 
-fn zone_list(zones: &[Tz]) -> String {
-    let names: Vec<&str> = zones.iter().map(|z| z.name()).collect();
-    names.join(", ")
+/// `open in A, B`, written without intermediate allocations.
+fn open_in(zones: &[Tz]) -> String {
+    let mut out = String::with_capacity(8 + 24 * zones.len());
+    out.push_str("open in ");
+    for (i, z) in zones.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(z.name());
+    }
+    out
 }
 
 /// The earliest instant `>= now` at which every rule is open in every zone.

@@ -22,8 +22,8 @@ without network access:
    (``0.3.10+9.0.33`` carries libphonenumber 9.0.33).
 
 2. ``generate`` reads those two files and writes
-   ``shared/policy/src/phone/area_code_zones.rs``: sorted static tables that
-   ``phone.rs`` searches with a binary search (no I/O at run time).
+   ``shared/policy/src/phone/area_code_zones.rs``: static tables sorted by
+   integer prefix that ``phone.rs`` binary-searches (no I/O at run time).
 
 Usage (from the repository root):
 
@@ -217,6 +217,8 @@ def generate(args):
             if z not in acc:
                 acc.append(z)
         if len(prefix) > 4:
+            if len(prefix) > 7:
+                sys.exit("prefix longer than NPA-NXX: %s" % prefix)
             prefix_zones.append((prefix[1:], zs))
 
     npa_states = {}
@@ -257,23 +259,25 @@ def generate(args):
     out.append("")
     out.append("/// Every zone libphonenumber lists for an area code, over the area-code")
     out.append("/// line and all its longer prefixes, sorted by area code.")
-    out.append("pub(super) static NPA_ZONES: &[(&str, &[Tz])] = &[")
+    out.append("pub(super) static NPA_ZONES: &[(u16, &[Tz])] = &[")
     for npa in sorted(npa_zones):
-        out.append("    (%s, &[%s])," % (rust_str(npa), ", ".join(tz_variant(z) for z in npa_zones[npa])))
+        out.append("    (%s, &[%s])," % (npa, ", ".join(tz_variant(z) for z in npa_zones[npa])))
     out.append("];")
-    out.append("")
-    out.append("/// Prefixes longer than an area code (NPA + 1 to 3 digits of the")
-    out.append("/// exchange, without the country code), sorted.")
-    out.append("pub(super) static PREFIX_ZONES: &[(&str, &[Tz])] = &[")
-    for prefix, zs in sorted(prefix_zones):
-        out.append("    (%s, &[%s])," % (rust_str(prefix), ", ".join(tz_variant(z) for z in zs)))
-    out.append("];")
+    for digits in (4, 5, 6):
+        out.append("")
+        out.append("/// Prefixes of %d national digits (area code and %d of the exchange)," % (digits, digits - 3))
+        out.append("/// without the country code, sorted.")
+        out.append("pub(super) static PREFIX_ZONES_%d: &[(u32, &[Tz])] = &[" % digits)
+        for prefix, zs in sorted(prefix_zones):
+            if len(prefix) == digits:
+                out.append("    (%s, &[%s])," % (prefix, ", ".join(tz_variant(z) for z in zs)))
+        out.append("];")
     out.append("")
     out.append("/// US area codes whose geocoding names exactly one state (or DC),")
     out.append("/// sorted by area code.")
-    out.append("pub(super) static NPA_STATES: &[(&str, &str)] = &[")
+    out.append("pub(super) static NPA_STATES: &[(u16, &str)] = &[")
     for npa in sorted(states):
-        out.append("    (%s, %s)," % (rust_str(npa), rust_str(states[npa])))
+        out.append("    (%s, %s)," % (npa, rust_str(states[npa])))
     out.append("];")
     with open(OUT_FILE, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")

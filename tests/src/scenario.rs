@@ -1,0 +1,287 @@
+//! The walking skeleton's story, end to end, on the local emulator:
+//! consent recorded → appointment event accepted → the sweep enqueues the
+//! reminder → dispatch sends it through SNS → the patient replies "Stop
+//! please" through a signed Twilio webhook → the opt-out is recorded and
+//! confirmed once → the next reminder is suppressed with its reasons → the
+//! contact's audit trail verifies.
+//!
+//! The clock is fixed (a Monday morning in Los Angeles) so the story reads the
+//! same every run; every handler takes `now` as an argument.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use lambda_http::http::StatusCode;
+use optline_dispatch::Outcome;
+use optline_ports::{verify_chain, AuditTrail, ContactId, StepId, StepStore};
+use serde_json::json;
+
+use crate::{api_request, body_json, body_text, fhir_request, twilio_inbound_request, Harness};
+
+/// What the story showed, for a test to assert and a person to read.
+#[derive(Debug, Default)]
+pub struct ScenarioReport {
+    /// The narrative, one line per event.
+    pub lines: Vec<String>,
+    /// Texts SNS delivered to the patient, in order.
+    pub texts_sent: Vec<String>,
+    /// The TwiML answer to the STOP reply.
+    pub stop_answer: String,
+    /// The TwiML answer to the replayed STOP webhook.
+    pub replay_answer: String,
+    /// Dispatch outcome of the first reminder.
+    pub first_outcome: Option<Outcome>,
+    /// Dispatch outcome of the second reminder.
+    pub second_outcome: Option<Outcome>,
+    /// Audit records (kind/action) in order.
+    pub audit_actions: Vec<String>,
+    /// Whether the chain verified.
+    pub chain_verified: bool,
+}
+
+impl ScenarioReport {
+    fn say(&mut self, line: impl Into<String>) {
+        self.lines.push(line.into());
+    }
+}
+
+/// The patient in the story.
+pub const PATIENT_ID: &str = "pat-1001";
+/// Their phone as a front desk might type it.
+pub const PATIENT_PHONE_WRITTEN: &str = "(415) 555-2671";
+/// The same in E.164.
+pub const PATIENT_PHONE: &str = "+14155552671";
+
+/// Monday 2026-12-07 10:00 in Los Angeles.
+pub fn story_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 18, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn appointment(id: &str, start: &str, status: &str) -> serde_json::Value {
+    json!({
+        "resourceType": "Appointment",
+        "id": id,
+        "status": status,
+        "start": start,
+        "end": start,
+        "participant": [
+            { "actor": { "reference": format!("Patient/{PATIENT_ID}") }, "status": "accepted" },
+            { "actor": { "reference": "Practitioner/dr-lee" }, "status": "accepted" }
+        ]
+    })
+}
+
+async fn sweep_and_dispatch(
+    h: &Harness,
+    now: DateTime<Utc>,
+    report: &mut ScenarioReport,
+) -> Option<Outcome> {
+    let swept = optline_sweep::sweep(&h.sweep(), now).await;
+    match &swept {
+        Ok(r) => report.say(format!(
+            "sweep at {}: {} due step(s) found through the due index, {} enqueued to SQS",
+            now.format("%Y-%m-%d %H:%MZ"),
+            r.found,
+            r.enqueued
+        )),
+        Err(e) => report.say(format!("sweep failed: {e}")),
+    }
+    let event = h.receive_dispatch_batch(10).await;
+    let mut last = None;
+    for record in &event.records {
+        let outcome = optline_dispatch::handle_message(record, &h.dispatch(), now).await;
+        match &outcome {
+            Ok(o) => report.say(format!("dispatch: {}", describe(o))),
+            Err(e) => report.say(format!("dispatch error (will retry): {e}")),
+        }
+        last = outcome.ok();
+    }
+    h.delete_messages(&event, &[]).await;
+    last
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Sent(id) => format!("SENT through SNS (message id {id})"),
+        Outcome::Suppressed(reasons) => format!("SUPPRESSED; reasons: {}", reasons.join(", ")),
+        Outcome::Deferred(until) => format!("DEFERRED until {until}"),
+        Outcome::Skipped(why) => format!("skipped: {why}"),
+        Outcome::Failed(code) => format!("FAILED at the carrier: {code}"),
+    }
+}
+
+/// Runs the story on a fresh stack.
+pub async fn run(h: &Harness) -> ScenarioReport {
+    let mut report = ScenarioReport::default();
+    let t0 = story_start();
+
+    // 1. Contact and consent.
+    let created = optline_consent_api::handle(
+        api_request(
+            "POST",
+            "/contacts",
+            Some(json!({
+                "id": PATIENT_ID,
+                "phone": PATIENT_PHONE_WRITTEN,
+                "time_zone": "America/Los_Angeles",
+                "address_state": "CA"
+            })),
+        ),
+        &h.consent_api(),
+        t0 - Duration::days(30),
+    )
+    .await;
+    report.say(format!(
+        "consent-api POST /contacts -> {} (phone {PATIENT_PHONE_WRITTEN} normalized and stored as E.164, shown masked: {})",
+        created.status(),
+        body_json(&created)["phone"].as_str().unwrap_or("?")
+    ));
+    let disclosure = "By checking this box you agree to receive appointment reminders and care follow-up texts from Riverside Clinic at the number provided. Up to 3 msgs per appointment. Msg & data rates may apply. Reply STOP to opt out, HELP for help. Consent is not a condition of care.";
+    let granted = optline_consent_api::handle(
+        api_request(
+            "POST",
+            &format!("/contacts/{PATIENT_ID}/consent"),
+            Some(json!({
+                "action": "grant",
+                "categories": ["appointments"],
+                "kind": "express",
+                "channel": "web_form",
+                "actor": "patient-portal",
+                "source_system": "portal",
+                "source_record_id": "form-submission-88",
+                "disclosure_text": disclosure,
+                "disclosure_version": "2026-10",
+                "evidence": { "ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "form_id": "intake-v3" }
+            })),
+        ),
+        &h.consent_api(),
+        t0 - Duration::days(30),
+    )
+    .await;
+    let grant = body_json(&granted);
+    report.say(format!(
+        "consent-api POST /contacts/{PATIENT_ID}/consent -> {} (grant {} with the exact disclosure text, sha256 {}…)",
+        granted.status(),
+        grant["event_id"].as_str().unwrap_or("?"),
+        grant["disclosure_sha256"].as_str().unwrap_or("?").get(..12).unwrap_or("?")
+    ));
+
+    // 2. The EHR books an appointment.
+    let booked = optline_ehr_events::handle(
+        fhir_request(
+            "/ehr/fhir/Appointment",
+            &appointment("appt-5001", "2026-12-10T10:00:00-08:00", "booked"),
+        ),
+        &h.ehr_events(),
+        t0 - Duration::days(1),
+    )
+    .await;
+    let plan = body_json(&booked);
+    report.say(format!(
+        "ehr-events POST /ehr/fhir/Appointment (booked, Thu Dec 10 10:00 PST) -> {}; reminder planned for {}",
+        booked.status(),
+        plan["planned"][0]["due_at"].as_str().unwrap_or("?")
+    ));
+
+    // 3. Sweep and dispatch at the due time.
+    report.first_outcome = sweep_and_dispatch(h, t0 + Duration::minutes(1), &mut report).await;
+    report.texts_sent = h.sms_sent_to(PATIENT_PHONE).await;
+    if let Some(text) = report.texts_sent.last() {
+        report.say(format!("the emulator's SNS delivered to +1******2671: \"{text}\""));
+    }
+
+    // 4. The patient replies "Stop please".
+    let stop = optline_inbound::handle(
+        twilio_inbound_request("SM0000000000000000000000000000stop", PATIENT_PHONE, "Stop please"),
+        &h.inbound(),
+        t0 + Duration::minutes(5),
+    )
+    .await;
+    report.stop_answer = body_text(&stop);
+    report.say(format!(
+        "inbound POST /twilio/inbound \"Stop please\" (signed X-Twilio-Signature) -> {}; opt-out recorded first, then the one confirmation: {}",
+        stop.status(),
+        report.stop_answer
+    ));
+    let replay = optline_inbound::handle(
+        twilio_inbound_request("SM0000000000000000000000000000stop", PATIENT_PHONE, "Stop please"),
+        &h.inbound(),
+        t0 + Duration::minutes(6),
+    )
+    .await;
+    report.replay_answer = body_text(&replay);
+    report.say(format!(
+        "the same webhook retried by Twilio -> {}; answer {} (no second confirmation)",
+        replay.status(),
+        report.replay_answer
+    ));
+
+    // 5. A second appointment: its reminder is suppressed.
+    let booked2 = optline_ehr_events::handle(
+        fhir_request(
+            "/ehr/fhir/Appointment",
+            &appointment("appt-5002", "2026-12-11T10:00:00-08:00", "booked"),
+        ),
+        &h.ehr_events(),
+        t0 + Duration::hours(1),
+    )
+    .await;
+    report.say(format!(
+        "ehr-events POST /ehr/fhir/Appointment (booked, Fri Dec 11 10:00 PST) -> {}",
+        booked2.status()
+    ));
+    report.second_outcome =
+        sweep_and_dispatch(h, t0 + Duration::days(1) + Duration::minutes(1), &mut report).await;
+    if let Ok(Some(step)) = h
+        .store
+        .step(&StepId::parse("appt-appt-5002-reminder").unwrap_or_else(|_| StepId::generate("x")))
+        .await
+    {
+        report.say(format!("step appt-appt-5002-reminder is now {}", step.status.as_str()));
+    }
+
+    // 6. The audit trail.
+    let contact = ContactId::parse(PATIENT_ID).unwrap_or_else(|_| ContactId::generate("x"));
+    let chain = h.store.audit_chain(&contact).await.unwrap_or_default();
+    report.chain_verified = verify_chain(&chain).is_ok();
+    report.say(format!(
+        "audit trail of {PATIENT_ID}: {} records, hash chain {}",
+        chain.len(),
+        if report.chain_verified { "verified" } else { "BROKEN" }
+    ));
+    for record in &chain {
+        let c = &record.content;
+        report
+            .audit_actions
+            .push(format!("{}/{}", c.kind, c.action));
+        let rules: Vec<String> = c
+            .rules
+            .iter()
+            .map(|r| format!("{}={:?}", r.id, r.verdict).to_lowercase())
+            .collect();
+        report.say(format!(
+            "  #{} {} {}/{}{}{}{}",
+            record.seq,
+            c.at.format("%Y-%m-%d %H:%MZ"),
+            c.kind,
+            c.action,
+            c.legal_basis
+                .as_deref()
+                .map_or_else(String::new, |b| format!(" basis={b}")),
+            if c.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" reasons=[{}]", c.reasons.join(", "))
+            },
+            if rules.is_empty() {
+                String::new()
+            } else {
+                format!(" rules=[{}]", rules.join(" "))
+            },
+        ));
+    }
+    if created.status() != StatusCode::CREATED {
+        report.say("WARNING: contact creation did not return 201");
+    }
+    report
+}
