@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The local AWS stack: moto's server on loopback, built from infra/template.yaml.
 
+    python3 infra/local-stack.py install # create .venv with moto, samtranslator, cfn-lint
     python3 infra/local-stack.py start   # install (if needed), start, create resources
     python3 infra/local-stack.py env     # print the environment for the functions
     python3 infra/local-stack.py status  # is it running?
@@ -222,6 +223,8 @@ def main() -> None:
         if not alive(state):
             raise SystemExit("the local stack is not running: python3 infra/local-stack.py start")
         print((STATE / "stack.env").read_text(), end="")
+    elif command == "install":
+        ensure_venv()
     elif command == "status":
         state = read_state()
         print("running" if alive(state) else "stopped")

@@ -13,6 +13,7 @@
     clippy::expect_used,
     clippy::unwrap_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "test support: a failed setup should stop the test loudly"
 )]
 
@@ -112,7 +113,11 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .region(Region::new("us-east-1"))
         .http_client(optline_config::http_client())
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "optline-tests",
+            "local",
+            "local",
+            None,
+            None,
+            "optline-tests",
         ))
         .load()
         .await
@@ -139,7 +144,9 @@ pub struct Harness {
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("resources", &self.resources).finish()
+        f.debug_struct("Harness")
+            .field("resources", &self.resources)
+            .finish()
     }
 }
 
@@ -182,7 +189,10 @@ impl Harness {
             api_token: Some(API_TOKEN.to_owned()),
             ehr_hmac_secret: None,
         };
-        let store = Arc::new(DynamoStore::new(dynamodb.clone(), resources.table_name.clone()));
+        let store = Arc::new(DynamoStore::new(
+            dynamodb.clone(),
+            resources.table_name.clone(),
+        ));
         Self {
             endpoint,
             resources,
@@ -223,7 +233,10 @@ impl Harness {
     pub fn sweep(&self) -> optline_sweep::Deps {
         optline_sweep::Deps {
             store: self.store.clone(),
-            queue: Arc::new(SqsStepQueue::new(self.sqs.clone(), self.resources.queue_url.clone())),
+            queue: Arc::new(SqsStepQueue::new(
+                self.sqs.clone(),
+                self.resources.queue_url.clone(),
+            )),
         }
     }
 
@@ -373,7 +386,10 @@ pub fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
 /// An inbound SMS webhook as Twilio posts it, signed for `PUBLIC_BASE_URL`.
 pub fn twilio_inbound_request(message_sid: &str, from: &str, body: &str) -> Request {
     let params = twilio_params(message_sid, from, body);
-    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let url = format!("{PUBLIC_BASE_URL}/twilio/inbound");
     let signature = twilio_sign(TWILIO_AUTH_TOKEN, &url, &refs);
     signed_form_request("/twilio/inbound", &params, &signature)
@@ -415,7 +431,10 @@ pub fn signed_form_request(path: &str, params: &[(String, String)], signature: &
         .uri(path)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-twilio-signature", signature)
-        .header("i-twilio-idempotency-token", uuid::Uuid::new_v4().to_string())
+        .header(
+            "i-twilio-idempotency-token",
+            uuid::Uuid::new_v4().to_string(),
+        )
         .body(Body::from(body))
         .expect("request builds")
 }

@@ -187,12 +187,18 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     report.first_outcome = sweep_and_dispatch(h, t0 + Duration::minutes(1), &mut report).await;
     report.texts_sent = h.sms_sent_to(PATIENT_PHONE).await;
     if let Some(text) = report.texts_sent.last() {
-        report.say(format!("the emulator's SNS delivered to +1******2671: \"{text}\""));
+        report.say(format!(
+            "the emulator's SNS delivered to +1******2671: \"{text}\""
+        ));
     }
 
     // 4. The patient replies "Stop please".
     let stop = optline_inbound::handle(
-        twilio_inbound_request("SM0000000000000000000000000000stop", PATIENT_PHONE, "Stop please"),
+        twilio_inbound_request(
+            "SM0000000000000000000000000000stop",
+            PATIENT_PHONE,
+            "Stop please",
+        ),
         &h.inbound(),
         t0 + Duration::minutes(5),
     )
@@ -204,7 +210,11 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         report.stop_answer
     ));
     let replay = optline_inbound::handle(
-        twilio_inbound_request("SM0000000000000000000000000000stop", PATIENT_PHONE, "Stop please"),
+        twilio_inbound_request(
+            "SM0000000000000000000000000000stop",
+            PATIENT_PHONE,
+            "Stop please",
+        ),
         &h.inbound(),
         t0 + Duration::minutes(6),
     )
@@ -230,14 +240,21 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         "ehr-events POST /ehr/fhir/Appointment (booked, Fri Dec 11 10:00 PST) -> {}",
         booked2.status()
     ));
-    report.second_outcome =
-        sweep_and_dispatch(h, t0 + Duration::days(1) + Duration::minutes(1), &mut report).await;
+    report.second_outcome = sweep_and_dispatch(
+        h,
+        t0 + Duration::days(1) + Duration::minutes(1),
+        &mut report,
+    )
+    .await;
     if let Ok(Some(step)) = h
         .store
         .step(&StepId::parse("appt-appt-5002-reminder").unwrap_or_else(|_| StepId::generate("x")))
         .await
     {
-        report.say(format!("step appt-appt-5002-reminder is now {}", step.status.as_str()));
+        report.say(format!(
+            "step appt-appt-5002-reminder is now {}",
+            step.status.as_str()
+        ));
     }
 
     // 6. The audit trail.
@@ -247,7 +264,11 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     report.say(format!(
         "audit trail of {PATIENT_ID}: {} records, hash chain {}",
         chain.len(),
-        if report.chain_verified { "verified" } else { "BROKEN" }
+        if report.chain_verified {
+            "verified"
+        } else {
+            "BROKEN"
+        }
     ));
     for record in &chain {
         let c = &record.content;

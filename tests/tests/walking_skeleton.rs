@@ -13,21 +13,37 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         matches!(report.first_outcome, Some(Outcome::Sent(_))),
         "first reminder should be sent:\n{story}"
     );
-    assert_eq!(report.texts_sent.len(), 1, "exactly one text reached SNS:\n{story}");
+    assert_eq!(
+        report.texts_sent.len(),
+        1,
+        "exactly one text reached SNS:\n{story}"
+    );
     let text = &report.texts_sent[0];
-    assert!(text.starts_with("Riverside Clinic: reminder of your appointment on Thu Dec 10 at 10:00 AM."), "{text}");
+    assert!(
+        text.starts_with(
+            "Riverside Clinic: reminder of your appointment on Thu Dec 10 at 10:00 AM."
+        ),
+        "{text}"
+    );
     assert!(text.contains("Reply STOP to opt out"));
 
-    assert!(report.stop_answer.contains("<Message>Riverside Clinic: You are unsubscribed"), "{story}");
+    assert!(
+        report
+            .stop_answer
+            .contains("<Message>Riverside Clinic: You are unsubscribed"),
+        "{story}"
+    );
     assert_eq!(
-        report.replay_answer,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        report.replay_answer, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
         "a retried webhook gets no second confirmation"
     );
 
     match &report.second_outcome {
         Some(Outcome::Suppressed(reasons)) => {
-            assert!(reasons.contains(&"consent.revocation".to_owned()), "{reasons:?}")
+            assert!(
+                reasons.contains(&"consent.revocation".to_owned()),
+                "{reasons:?}"
+            )
         }
         other => panic!("second reminder should be suppressed, got {other:?}\n{story}"),
     }

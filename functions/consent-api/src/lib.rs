@@ -133,7 +133,9 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     match (request.method().clone(), segments.as_slice()) {
         (Method::POST, ["contacts"]) => create_contact(&request, deps, now).await,
         (Method::GET, ["contacts", id]) => get_contact(id, deps).await,
-        (Method::POST, ["contacts", id, "consent"]) => record_consent(&request, id, deps, now).await,
+        (Method::POST, ["contacts", id, "consent"]) => {
+            record_consent(&request, id, deps, now).await
+        }
         (Method::GET, ["contacts", id, "consent"]) => proof_of_consent(id, deps).await,
         (Method::GET, ["contacts", id, "audit"]) => audit_chain(id, deps).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
@@ -155,17 +157,27 @@ async fn create_contact(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
     };
     if let Some(zone) = &input.time_zone {
         if zone.parse::<chrono_tz::Tz>().is_err() {
-            return error(StatusCode::BAD_REQUEST, "time_zone is not an IANA time zone");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "time_zone is not an IANA time zone",
+            );
         }
     }
-    let address_state = match input.address_state.as_deref().map(UsState::parse).transpose() {
+    let address_state = match input
+        .address_state
+        .as_deref()
+        .map(UsState::parse)
+        .transpose()
+    {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let contact = Contact {
         id,
         phone,
-        program: input.program.unwrap_or_else(|| deps.default_program.clone()),
+        program: input
+            .program
+            .unwrap_or_else(|| deps.default_program.clone()),
         time_zone: input.time_zone,
         address_state,
         minor: input.minor,
@@ -206,7 +218,12 @@ async fn get_contact(id: &str, deps: &Deps) -> Response<Body> {
     }
 }
 
-async fn record_consent(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn record_consent(
+    request: &Request,
+    id: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let input: NewConsent = match json_body(request) {
         Ok(v) => v,
         Err(r) => return r,
@@ -216,7 +233,10 @@ async fn record_consent(request: &Request, id: &str, deps: &Deps, now: DateTime<
         Err(r) => return r,
     };
     if input.action == ConsentAction::Grant
-        && input.disclosure_text.as_deref().is_none_or(|t| t.trim().is_empty())
+        && input
+            .disclosure_text
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty())
     {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -290,7 +310,11 @@ async fn record_consent(request: &Request, id: &str, deps: &Deps, now: DateTime<
             return port_error(&e);
         }
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     json(
         status,
         &serde_json::json!({
@@ -328,7 +352,10 @@ async fn proof_of_consent(id: &str, deps: &Deps) -> Response<Body> {
         Ok(c) => c,
         Err(e) => return port_error(&e),
     };
-    let decisions: Vec<_> = chain.iter().filter(|r| r.content.kind == "decision").collect();
+    let decisions: Vec<_> = chain
+        .iter()
+        .filter(|r| r.content.kind == "decision")
+        .collect();
     json(
         StatusCode::OK,
         &serde_json::json!({

@@ -18,9 +18,8 @@ use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendR
 use optline_policy::template::{find_seed, TemplateVersion};
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, EventId, Evidence,
-    NewAuditRecord, OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus,
-    Store,
+    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, EventId, Evidence, NewAuditRecord,
+    OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -80,7 +79,9 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
         let id = message.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("dispatch_message", message_id = %id);
         match handle_message(&message, deps, now).instrument(span).await {
-            Ok(outcome) => info!(message_id = %id, outcome = ?outcome_kind(&outcome), "message handled"),
+            Ok(outcome) => {
+                info!(message_id = %id, outcome = ?outcome_kind(&outcome), "message handled")
+            }
             Err(err) => {
                 warn!(message_id = %id, error = %err, "message will be retried");
                 let mut failure = BatchItemFailure::default();
@@ -109,17 +110,26 @@ pub async fn handle_message(
     now: DateTime<Utc>,
 ) -> Result<Outcome, DispatchError> {
     let body = message.body.as_deref().unwrap_or_default();
-    let parsed: DispatchMessage =
-        serde_json::from_str(body).map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
+    let parsed: DispatchMessage = serde_json::from_str(body)
+        .map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
     dispatch_step(&parsed.step_id, deps, now).await
 }
 
 fn optline_json_reason(e: &serde_json::Error) -> String {
-    format!("line {} column {}: {:?}", e.line(), e.column(), e.classify())
+    format!(
+        "line {} column {}: {:?}",
+        e.line(),
+        e.column(),
+        e.classify()
+    )
 }
 
 /// Dispatches one step.
-pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Result<Outcome, DispatchError> {
+pub async fn dispatch_step(
+    id: &StepId,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
     let store = deps.store.as_ref();
     let Some(step) = store.step(id).await? else {
         warn!(step_id = %id, "no such step; dropping message");
@@ -162,7 +172,12 @@ pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Resu
         Ok(b) => b,
         Err(reason) => {
             let reasons = vec!["template.render".to_owned()];
-            let rules = vec![RuleOutcome::new("template.render", "1", Verdict::Fail, reason)];
+            let rules = vec![RuleOutcome::new(
+                "template.render",
+                "1",
+                Verdict::Fail,
+                reason,
+            )];
             finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
             return Ok(Outcome::Suppressed(reasons));
         }
@@ -197,7 +212,20 @@ pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Resu
         Decision::Defer { until, rules } => {
             let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
             store.defer_step(id, until).await?;
-            audit(deps, &step, now, "defer", rules, Vec::new(), None, None, Some(&template_ref), None, Some(format!("deferred until {}", until.to_rfc3339()))).await?;
+            audit(
+                deps,
+                &step,
+                now,
+                "defer",
+                rules,
+                Vec::new(),
+                None,
+                None,
+                Some(&template_ref),
+                None,
+                Some(format!("deferred until {}", until.to_rfc3339())),
+            )
+            .await?;
             Ok(Outcome::Deferred(until))
         }
         Decision::Send {
@@ -226,7 +254,20 @@ pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Resu
                             },
                         )
                         .await?;
-                    audit(deps, &step, now, "send", rules, Vec::new(), Some(legal_basis.as_str()), consent_event_id.as_deref(), Some(&template_ref), Some(&carrier_id), None).await?;
+                    audit(
+                        deps,
+                        &step,
+                        now,
+                        "send",
+                        rules,
+                        Vec::new(),
+                        Some(legal_basis.as_str()),
+                        consent_event_id.as_deref(),
+                        Some(&template_ref),
+                        Some(&carrier_id),
+                        None,
+                    )
+                    .await?;
                     info!(step_id = %id, to = %contact.phone.masked(), "sent");
                     Ok(Outcome::Sent(carrier_id))
                 }
@@ -247,7 +288,20 @@ pub async fn dispatch_step(id: &StepId, deps: &Deps, now: DateTime<Utc>) -> Resu
                             },
                         )
                         .await?;
-                    audit(deps, &step, now, "failed", rules, reasons, Some(legal_basis.as_str()), consent_event_id.as_deref(), Some(&template_ref), None, Some(failure.reason.clone())).await?;
+                    audit(
+                        deps,
+                        &step,
+                        now,
+                        "failed",
+                        rules,
+                        reasons,
+                        Some(legal_basis.as_str()),
+                        consent_event_id.as_deref(),
+                        Some(&template_ref),
+                        None,
+                        Some(failure.reason.clone()),
+                    )
+                    .await?;
                     if failure.recipient_opted_out {
                         record_carrier_opt_out(deps, &step, &contact, now).await?;
                     }
@@ -310,11 +364,27 @@ async fn finish_suppressed(
         )
         .await?;
     let template_ref = format!("{}@{}", step.template_id, step.template_version);
-    audit(deps, step, now, "suppress", rules, reasons, None, None, Some(&template_ref), None, None).await?;
+    audit(
+        deps,
+        step,
+        now,
+        "suppress",
+        rules,
+        reasons,
+        None,
+        None,
+        Some(&template_ref),
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments, reason = "one audit record has this many facts")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one audit record has this many facts"
+)]
 async fn audit(
     deps: &Deps,
     step: &Step,

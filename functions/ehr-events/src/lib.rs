@@ -149,7 +149,12 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
                 &serde_json::json!({ "accepted": true, "planned": [] }),
             );
         }
-        _ => return error(StatusCode::BAD_REQUEST, "Appointment.status is not a FHIR R4 status"),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Appointment.status is not a FHIR R4 status",
+            )
+        }
     }
 
     let Some(start) = appt.start.as_deref() else {
@@ -176,18 +181,34 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
     };
     let start_utc = start.with_timezone(&Utc);
     if start_utc <= now {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "the appointment has already started");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the appointment has already started",
+        );
     }
     // Show the time as the patient will read it: their zone, else the EHR's offset.
-    let (date, time) = match contact.time_zone.as_deref().and_then(|z| z.parse::<chrono_tz::Tz>().ok()) {
+    let (date, time) = match contact
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+    {
         Some(tz) => {
             let local = start_utc.with_timezone(&tz);
-            (local.format("%a %b %-d").to_string(), local.format("%-I:%M %p").to_string())
+            (
+                local.format("%a %b %-d").to_string(),
+                local.format("%-I:%M %p").to_string(),
+            )
         }
-        None => (start.format("%a %b %-d").to_string(), start.format("%-I:%M %p").to_string()),
+        None => (
+            start.format("%a %b %-d").to_string(),
+            start.format("%-I:%M %p").to_string(),
+        ),
     };
     let Some(template) = find_seed("appointment_reminder", 1) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "reminder template missing");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reminder template missing",
+        );
     };
     let step = Step {
         id: step_id.clone(),
@@ -211,7 +232,11 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
     };
     match deps.store.put_step(&step).await {
         Ok(created) => json(
-            if created { StatusCode::CREATED } else { StatusCode::OK },
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
             &serde_json::json!({
                 "accepted": true,
                 "planned": [{ "step_id": step.id, "due_at": step.due_at, "expires_at": step.expires_at }],
@@ -254,7 +279,10 @@ mod tests {
     #[test]
     fn patient_references_relative_absolute_and_versioned_are_read() {
         assert_eq!(patient_id("Patient/123"), Some("123"));
-        assert_eq!(patient_id("https://ehr.example/fhir/Patient/abc"), Some("abc"));
+        assert_eq!(
+            patient_id("https://ehr.example/fhir/Patient/abc"),
+            Some("abc")
+        );
         assert_eq!(patient_id("Patient/123/_history/2"), Some("123"));
         assert_eq!(patient_id("Practitioner/9"), None);
     }

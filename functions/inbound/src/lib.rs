@@ -20,8 +20,12 @@ use lambda_http::{Body, Request, Response};
 use optline_api::{body_bytes, error};
 use optline_aws::twilio_signature;
 use optline_config::{Config, ProgramConfig};
-use optline_policy::classify::{classify, Classification, Intent, ReplyContext, ReplyGrammar, Tier};
-use optline_policy::consent::{standing, ConsentAction, ConsentKind, ConsentScope, ConsentStanding};
+use optline_policy::classify::{
+    classify, Classification, Intent, ReplyContext, ReplyGrammar, Tier,
+};
+use optline_policy::consent::{
+    standing, ConsentAction, ConsentKind, ConsentScope, ConsentStanding,
+};
 use optline_policy::phone::E164;
 use optline_policy::template::find_seed;
 use optline_ports::{
@@ -70,10 +74,10 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
 /// The public URL Twilio signed: `PUBLIC_BASE_URL` + path + query when
 /// configured, else the forwarded scheme and host.
 pub fn public_url(request: &Request, config: &Config) -> Option<String> {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let path_and_query = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |pq| pq.as_str().to_owned(),
+    );
     if let Some(base) = &config.public_base_url {
         return Some(format!("{}{}", base.trim_end_matches('/'), path_and_query));
     }
@@ -90,7 +94,9 @@ pub fn public_url(request: &Request, config: &Config) -> Option<String> {
 }
 
 fn twiml(message: Option<&str>) -> Response<Body> {
-    let inner = message.map_or_else(String::new, |m| format!("<Message>{}</Message>", xml_escape(m)));
+    let inner = message.map_or_else(String::new, |m| {
+        format!("<Message>{}</Message>", xml_escape(m))
+    });
     let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{inner}</Response>");
     let mut response = Response::new(Body::from(body));
     response
@@ -142,12 +148,19 @@ async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
     let Some(url) = public_url(request, &deps.config) else {
         return error(StatusCode::FORBIDDEN, "cannot determine the signed url");
     };
-    if signature.is_empty() || !twilio_signature::is_valid(&twilio.auth_token, &url, &params, signature) {
+    if signature.is_empty()
+        || !twilio_signature::is_valid(&twilio.auth_token, &url, &params, signature)
+    {
         warn!("rejected a twilio webhook with a missing or invalid signature");
         return error(StatusCode::FORBIDDEN, "invalid twilio signature");
     }
 
-    let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let Some(message_sid) = field("MessageSid").or_else(|| field("SmsSid")) else {
         return error(StatusCode::BAD_REQUEST, "MessageSid is required");
     };
@@ -172,7 +185,10 @@ async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
         Err(e) => {
             // Twilio retries on 5xx: the opt-out is idempotent by MessageSid.
             warn!(error = %e, "reply handling failed; twilio will retry");
-            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry",
+            )
         }
     }
 }
@@ -227,10 +243,23 @@ pub async fn handle_reply(
                 } else {
                     "revocation by sms reply"
                 };
-                audit_all(store, &contacts, now, "consent", "revoke", &event, &classification, detail).await?;
+                audit_all(
+                    store,
+                    &contacts,
+                    now,
+                    "consent",
+                    "revoke",
+                    &event,
+                    &classification,
+                    detail,
+                )
+                .await?;
             }
             // 2. The one confirmation, exactly once per revocation.
-            if store.first_sighting(&format!("confirm-{}", sms.message_sid)).await? {
+            if store
+                .first_sighting(&format!("confirm-{}", sms.message_sid))
+                .await?
+            {
                 let text = program.stop_confirmation_text();
                 audit_all(store, &contacts, now, "reply", "opt_out_confirmation", &event, &classification, "opt-out confirmation sent as the webhook answer (within the 5-minute presumption)").await?;
                 return Ok(Some(text));
@@ -242,26 +271,58 @@ pub async fn handle_reply(
                 return Ok(None);
             };
             let reverses = EventId::parse(&event_id)?;
-            let event = sms_event(sms, program, ConsentAction::Grant, "sms-optin", now, Some(reverses))?;
+            let event = sms_event(
+                sms,
+                program,
+                ConsentAction::Grant,
+                "sms-optin",
+                now,
+                Some(reverses),
+            )?;
             if store.append_consent(&event, None).await? {
-                audit_all(store, &contacts, now, "consent", "grant", &event, &classification, "re-opt-in by sms reply restores what the revocation took").await?;
+                audit_all(
+                    store,
+                    &contacts,
+                    now,
+                    "consent",
+                    "grant",
+                    &event,
+                    &classification,
+                    "re-opt-in by sms reply restores what the revocation took",
+                )
+                .await?;
             }
-            if store.first_sighting(&format!("confirm-{}", sms.message_sid)).await? {
+            if store
+                .first_sighting(&format!("confirm-{}", sms.message_sid))
+                .await?
+            {
                 return Ok(Some(program.opt_in_confirmation_text()));
             }
             Ok(None)
         }
         Intent::Help => {
-            if store.first_sighting(&format!("reply-{}", sms.message_sid)).await? {
+            if store
+                .first_sighting(&format!("reply-{}", sms.message_sid))
+                .await?
+            {
                 return Ok(Some(program.help_text()));
             }
             Ok(None)
         }
         _ => {
-            if store.first_sighting(&format!("reply-{}", sms.message_sid)).await? {
+            if store
+                .first_sighting(&format!("reply-{}", sms.message_sid))
+                .await?
+            {
                 for contact in &contacts {
                     store
-                        .append_audit(reply_record(contact, now, &classification, None, "reply recorded"))
+                        .append_audit(reply_record(
+                            contact,
+                            now,
+                            &classification,
+                            None,
+                            "reply recorded",
+                        ))
                         .await?;
                 }
             }
@@ -328,7 +389,10 @@ fn reply_record(
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one audit record per contact sharing the phone")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one audit record per contact sharing the phone"
+)]
 async fn audit_all(
     store: &dyn Store,
     contacts: &[ContactId],

@@ -12,14 +12,22 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let queue_url = config.queue_url.clone().ok_or(ConfigError::Missing("QUEUE_URL"))?;
+    let queue_url = config
+        .queue_url
+        .clone()
+        .ok_or(ConfigError::Missing("QUEUE_URL"))?;
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())),
+        store: Arc::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            config.table_name.clone(),
+        )),
         queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<SweepReport, Error>(sweep(deps, chrono::Utc::now()).await?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<SweepReport, Error>(sweep(deps, chrono::Utc::now()).await?)
+        },
+    ))
     .await
 }

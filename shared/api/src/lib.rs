@@ -39,7 +39,10 @@ impl ApiAuth {
     pub fn check(&self, request: &Request) -> Result<(), Response<Body>> {
         match self {
             Self::Iam => Ok(()),
-            Self::Refuse => Err(error(StatusCode::UNAUTHORIZED, "authentication is not configured")),
+            Self::Refuse => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "authentication is not configured",
+            )),
             Self::Token(expected) => {
                 let presented = request
                     .headers()
@@ -50,7 +53,10 @@ impl ApiAuth {
                 if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
                     Ok(())
                 } else {
-                    Err(error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token"))
+                    Err(error(
+                        StatusCode::UNAUTHORIZED,
+                        "missing or invalid bearer token",
+                    ))
                 }
             }
         }
@@ -62,10 +68,9 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 
@@ -81,7 +86,10 @@ pub fn port_error(err: &PortError) -> Response<Body> {
         PortError::Invalid(reason) => error(StatusCode::UNPROCESSABLE_ENTITY, reason),
         PortError::Corrupt(_) | PortError::Unavailable(_) => {
             tracing::error!(error = %err, "storage failure");
-            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; try again")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; try again",
+            )
         }
     }
 }

@@ -53,7 +53,9 @@ where
 fn is_conditional<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
         .and_then(|e| e.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException" || c == "TransactionCanceledException")
+        .is_some_and(|c| {
+            c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
+        })
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, PortError> {
@@ -168,7 +170,9 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional(&e) => Err(PortError::Conflict(format!("{what}: condition failed"))),
+            Err(e) if is_conditional(&e) => {
+                Err(PortError::Conflict(format!("{what}: condition failed")))
+            }
             Err(e) => Err(unavailable(what, e)),
         }
     }
@@ -213,7 +217,9 @@ impl ContactDirectory for DynamoStore {
             .iter()
             .map(|item| match item.get("contact_id") {
                 Some(AttributeValue::S(id)) => ContactId::parse(id),
-                _ => Err(PortError::Corrupt("phone index without contact id".to_owned())),
+                _ => Err(PortError::Corrupt(
+                    "phone index without contact id".to_owned(),
+                )),
             })
             .collect()
     }
@@ -330,7 +336,10 @@ impl StepStore for DynamoStore {
             ("data".to_owned(), s(to_json(step)?)),
         ]);
         if step.status == StepStatus::Pending {
-            item.insert("due_pk".to_owned(), s(format!("DUE#{}", due_shard(&step.id))));
+            item.insert(
+                "due_pk".to_owned(),
+                s(format!("DUE#{}", due_shard(&step.id))),
+            );
             item.insert("due_sk".to_owned(), s(due_sk(&step.id, step.due_at)));
         }
         let result = self
@@ -494,7 +503,10 @@ impl StepStore for DynamoStore {
             };
             let item: Item = HashMap::from([
                 ("pk".to_owned(), s(contact_pk(&step.contact_id))),
-                ("sk".to_owned(), s(format!("SENT#{}#{}", ts(outcome.at), id))),
+                (
+                    "sk".to_owned(),
+                    s(format!("SENT#{}#{}", ts(outcome.at), id)),
+                ),
                 ("kind".to_owned(), s("send")),
                 ("step_id".to_owned(), s(id.as_str())),
                 ("data".to_owned(), s(to_json(&entry)?)),
@@ -554,7 +566,7 @@ impl StepStore for DynamoStore {
                 entries.push(entry);
             }
         }
-        entries.sort_by(|a, b| b.at.cmp(&a.at));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.at));
         Ok(entries)
     }
 }

@@ -61,7 +61,12 @@ impl StepQueue for SqsStepQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| PortError::Unavailable(format!("send message batch: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    PortError::Unavailable(format!(
+                        "send message batch: {}",
+                        DisplayErrorContext(e)
+                    ))
+                })?;
             for entry in out.failed() {
                 if let Some(step) = entry.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
                     failed.push(step.clone());

@@ -62,7 +62,8 @@ impl SmsSender for SnsSender {
             .message(&sms.body)
             .message_attributes("AWS.SNS.SMS.SMSType", attribute(sms_type(sms.class))?);
         if let Some(number) = self.origination.get(&sms.program) {
-            request = request.message_attributes("AWS.MM.SMS.OriginationNumber", attribute(number)?);
+            request =
+                request.message_attributes("AWS.MM.SMS.OriginationNumber", attribute(number)?);
         }
         match request.send().await {
             Ok(out) => Ok(CarrierReceipt {
@@ -74,7 +75,12 @@ impl SmsSender for SnsSender {
                 let retryable = err.as_service_error().is_none()
                     || matches!(
                         code.as_str(),
-                        "Throttling" | "ThrottledException" | "InternalError" | "InternalErrorException" | "KMSThrottlingException" | "Unknown"
+                        "Throttling"
+                            | "ThrottledException"
+                            | "InternalError"
+                            | "InternalErrorException"
+                            | "KMSThrottlingException"
+                            | "Unknown"
                     );
                 let opted_out = code == "OptedOutException";
                 tracing::warn!(code = %code, "sns publish failed");

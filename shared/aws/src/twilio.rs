@@ -79,7 +79,12 @@ fn failure(code: &str, reason: &str, retryable: bool, opted_out: bool) -> SendFa
 /// Maps a Twilio error response onto a send failure.
 pub fn classify_error(http_status: u16, code: Option<u32>) -> SendFailure {
     match (http_status, code) {
-        (_, Some(21610)) => failure("21610", "recipient has opted out (replied STOP)", false, true),
+        (_, Some(21610)) => failure(
+            "21610",
+            "recipient has opted out (replied STOP)",
+            false,
+            true,
+        ),
         (_, Some(20429)) | (429, _) => failure(
             &code.map_or("429".to_owned(), |c| c.to_string()),
             "throttled by twilio",
@@ -109,7 +114,12 @@ pub fn classify_error(http_status: u16, code: Option<u32>) -> SendFailure {
 impl SmsSender for TwilioSender {
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure> {
         if sms.body.chars().count() > TWILIO_MAX_BODY {
-            return Err(failure("21617", "body exceeds 1600 characters", false, false));
+            return Err(failure(
+                "21617",
+                "body exceeds 1600 characters",
+                false,
+                false,
+            ));
         }
         let mut form: Vec<(&str, &str)> = vec![("To", sms.to.as_str()), ("Body", &sms.body)];
         match (&self.messaging_service_sid, &self.from) {
@@ -163,7 +173,10 @@ impl SmsSender for TwilioSender {
         tracing::warn!(
             http_status = status,
             twilio_code = code,
-            twilio_message_len = error.as_ref().and_then(|e| e.message.as_ref()).map(String::len),
+            twilio_message_len = error
+                .as_ref()
+                .and_then(|e| e.message.as_ref())
+                .map(String::len),
             "twilio send failed"
         );
         Err(classify_error(status, code))

@@ -180,13 +180,14 @@ impl Config {
                 }]
             }
         };
-        let default_program = programs
-            .first()
-            .map(|p| p.id.clone())
-            .ok_or(ConfigError::Invalid {
-                name: "PROGRAMS_JSON",
-                reason: "no program configured".to_owned(),
-            })?;
+        let default_program =
+            programs
+                .first()
+                .map(|p| p.id.clone())
+                .ok_or(ConfigError::Invalid {
+                    name: "PROGRAMS_JSON",
+                    reason: "no program configured".to_owned(),
+                })?;
         let twilio = match (var("TWILIO_ACCOUNT_SID"), var("TWILIO_AUTH_TOKEN")) {
             (Some(account_sid), Some(auth_token)) => Some(TwilioConfig {
                 account_sid,

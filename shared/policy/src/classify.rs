@@ -691,12 +691,12 @@ fn opt_out(t: &[Token<'_>]) -> OptOutScan {
             i += 1;
             continue;
         };
-        if is_negated(t, i) {
+        if let Some(negator) = negated_by(t, i) {
             note.get_or_insert(Found::new(
                 Intent::Other,
                 Tier::Clear,
                 "other.negated_keyword",
-                Matched::Span(i.saturating_sub(1), i + len),
+                Matched::Span(negator, i + len),
             ));
         } else if other_sense(t, i, len, canonical) {
             note.get_or_insert(Found::new(
@@ -746,24 +746,22 @@ fn opt_out(t: &[Token<'_>]) -> OptOutScan {
     }
 }
 
-/// Whether one of the two words before word `i`, in the same clause, negates
-/// it ("don't stop", "please don't ever stop", but not "never mind, stop" or
-/// "never mind stop").
-fn is_negated(t: &[Token<'_>], i: usize) -> bool {
+/// The negation among the two words before word `i`, in the same clause, if
+/// there is one ("don't stop", "please don't ever stop"; not "never mind,
+/// stop" or "never mind stop").
+fn negated_by(t: &[Token<'_>], i: usize) -> Option<usize> {
     for back in 1..=2 {
-        let Some(j) = i.checked_sub(back) else {
-            return false;
-        };
+        let j = i.checked_sub(back)?;
         // A clause break between word j and word i ends the look-back.
         if t.get(j + 1).is_some_and(|next| next.break_before) {
-            return false;
+            return None;
         }
         let w = text(t, j);
         if is_negator(w) && !(w == "never" && text(t, j + 1) == "mind") {
-            return true;
+            return Some(j);
         }
     }
-    false
+    None
 }
 
 /// Whether the keyword at `i..i + len` is used in another sense: STOP as in

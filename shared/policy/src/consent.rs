@@ -264,7 +264,11 @@ pub struct ConsentVerdict {
 }
 
 /// Decides whether consent (or a lawful exemption) covers the message.
-pub fn check(query: &ConsentQuery<'_>, events: &[ConsentFact], now: DateTime<Utc>) -> ConsentVerdict {
+pub fn check(
+    query: &ConsentQuery<'_>,
+    events: &[ConsentFact],
+    now: DateTime<Utc>,
+) -> ConsentVerdict {
     let mut outcomes = Vec::with_capacity(3);
     let standing = standing(events, query.program, query.category, now);
 
@@ -420,7 +424,12 @@ mod tests {
             fact("g", ConsentAction::Grant, 5, &["appointments"]),
         ];
         let s = standing(&events, "clinic", "appointments", at(6));
-        assert_eq!(s, ConsentStanding::Revoked { event_id: "r".into() });
+        assert_eq!(
+            s,
+            ConsentStanding::Revoked {
+                event_id: "r".into()
+            }
+        );
     }
 
     #[test]

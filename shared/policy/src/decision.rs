@@ -293,7 +293,11 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
 
 /// Defer to `until`, or drop when `until` is unknown-and-time-sensitive or
 /// falls at or after the step's expiry.
-fn late(request: &SendRequest, mut rules: Vec<RuleOutcome>, until: Option<DateTime<Utc>>) -> Decision {
+fn late(
+    request: &SendRequest,
+    mut rules: Vec<RuleOutcome>,
+    until: Option<DateTime<Utc>>,
+) -> Decision {
     let too_late = match (until, request.expires_at) {
         (Some(u), Some(exp)) => u >= exp,
         (None, Some(_)) => request.urgency == Urgency::TimeSensitive,
@@ -311,9 +315,7 @@ fn late(request: &SendRequest, mut rules: Vec<RuleOutcome>, until: Option<DateTi
     }
     if until.is_none() {
         // A cap with no end (workflow cadence) is a suppression, not a deferral.
-        let never = rules
-            .iter()
-            .any(|r| r.verdict == Verdict::Fail);
+        let never = rules.iter().any(|r| r.verdict == Verdict::Fail);
         if never {
             let reasons = failing_ids(&rules);
             return Decision::Suppress { reasons, rules };
@@ -350,7 +352,8 @@ fn exempt_content(request: &SendRequest) -> Vec<String> {
     };
     let count = segments::count(body);
     if count.encoding != Encoding::Gsm7 || count.units > 160 || count.segments > 1 {
-        failures.push("an exempt text must be one GSM-7 segment of at most 160 characters".to_owned());
+        failures
+            .push("an exempt text must be one GSM-7 segment of at most 160 characters".to_owned());
     }
     let lower = body.to_lowercase();
     match request.provider_name.as_deref() {

@@ -131,13 +131,15 @@ impl TemplateVersion {
             match piece {
                 Piece::Literal(text) => out.push_str(text),
                 Piece::Placeholder(name) => {
-                    let variable = self
-                        .variables
-                        .iter()
-                        .find(|v| v.name == name)
-                        .ok_or_else(|| {
-                            PolicyError::InvalidRequest(format!("placeholder {name} is not declared"))
-                        })?;
+                    let variable =
+                        self.variables
+                            .iter()
+                            .find(|v| v.name == name)
+                            .ok_or_else(|| {
+                                PolicyError::InvalidRequest(format!(
+                                    "placeholder {name} is not declared"
+                                ))
+                            })?;
                     if variable.data_class == DataClass::Phi {
                         return Err(PolicyError::InvalidRequest(format!(
                             "variable {name} is phi and cannot appear in a text"
@@ -183,7 +185,12 @@ fn var(name: &str, kind: VariableKind, max_len: usize, data_class: DataClass) ->
 /// The seed library: approved versions for the product brief's use cases.
 /// `{{program}}` is filled from the program's configuration.
 pub fn seed_library() -> Vec<TemplateVersion> {
-    let base = |id: &str, purpose: &str, category: &str, class: MessageClass, body: &str, variables: Vec<Variable>| TemplateVersion {
+    let base = |id: &str,
+                purpose: &str,
+                category: &str,
+                class: MessageClass,
+                body: &str,
+                variables: Vec<Variable>| TemplateVersion {
         id: id.to_owned(),
         version: 1,
         program: "*".to_owned(),
@@ -260,7 +267,9 @@ mod tests {
             ("time".to_owned(), "9:30 AM".to_owned()),
         ]);
         let body = t.render(&values).unwrap();
-        assert!(body.starts_with("Riverside Clinic: reminder of your appointment on Mon Mar 2 at 9:30 AM."));
+        assert!(body.starts_with(
+            "Riverside Clinic: reminder of your appointment on Mon Mar 2 at 9:30 AM."
+        ));
     }
 
     #[test]

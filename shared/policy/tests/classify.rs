@@ -288,7 +288,7 @@ fn disguise(keyword: &str, mask: &[bool], wide: bool) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn classify_never_panics_on_any_input(body in any::<String>(), opted_out in any::<bool>()) {

@@ -222,7 +222,7 @@ fn literal_piece() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn split_parts_concatenate_to_the_body(s in body()) {

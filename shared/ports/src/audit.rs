@@ -96,7 +96,10 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
         if record.seq != expected_seq {
             return Err(ChainBreak {
                 seq: expected_seq,
-                problem: format!("record {expected_seq} is missing (found seq {})", record.seq),
+                problem: format!(
+                    "record {expected_seq} is missing (found seq {})",
+                    record.seq
+                ),
             });
         }
         if record.prev_hash != prev {

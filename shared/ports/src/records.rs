@@ -21,13 +21,15 @@ macro_rules! id_newtype {
             pub fn parse(raw: &str) -> Result<Self, PortError> {
                 let ok = !raw.is_empty()
                     && raw.len() <= 128
-                    && raw
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+                    && raw.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+                    });
                 if ok {
                     Ok(Self(raw.to_owned()))
                 } else {
-                    Err(PortError::Invalid(concat!("malformed ", $what, " id").to_owned()))
+                    Err(PortError::Invalid(
+                        concat!("malformed ", $what, " id").to_owned(),
+                    ))
                 }
             }
 

@@ -14,7 +14,12 @@ async fn main() {
         "local stack at {} (table {}, queue {})\n",
         harness.endpoint,
         harness.resources.table_name,
-        harness.resources.queue_url.rsplit('/').next().unwrap_or_default()
+        harness
+            .resources
+            .queue_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
     );
     let report = scenario::run(&harness).await;
     for (i, line) in report.lines.iter().enumerate() {
@@ -24,10 +29,21 @@ async fn main() {
             println!("{:>2}. {line}", i + 1);
         }
     }
-    let ok = matches!(report.first_outcome, Some(optline_dispatch::Outcome::Sent(_)))
-        && matches!(report.second_outcome, Some(optline_dispatch::Outcome::Suppressed(_)))
-        && report.chain_verified;
-    println!("\n{}", if ok { "story complete: sent, opted out, suppressed, audited." } else { "story INCOMPLETE: see above." });
+    let ok = matches!(
+        report.first_outcome,
+        Some(optline_dispatch::Outcome::Sent(_))
+    ) && matches!(
+        report.second_outcome,
+        Some(optline_dispatch::Outcome::Suppressed(_))
+    ) && report.chain_verified;
+    println!(
+        "\n{}",
+        if ok {
+            "story complete: sent, opted out, suppressed, audited."
+        } else {
+            "story INCOMPLETE: see above."
+        }
+    );
     if !ok {
         std::process::exit(1);
     }
