@@ -47,6 +47,21 @@ ENV_FOR = {
 }
 
 
+# Settings the functions get locally in place of the cloud's IAM auth and
+# secrets. The values are for local use only.
+LOCAL_FUNCTION_ENV = {
+    "API_AUTH": "token",
+    "API_TOKEN": "local-dev-token",
+    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+    "TWILIO_AUTH_TOKEN": "local-twilio-auth-token",
+    "PUBLIC_BASE_URL": "http://127.0.0.1:9000/lambda-url/inbound",
+    "PROGRAM_ID": "clinic",
+    "PROGRAM_NAME": "Riverside Clinic",
+    "PROGRAM_SUPPORT": "555-0100",
+    "RUST_LOG": "info",
+}
+
+
 def log(msg: str) -> None:
     print(f"[local-stack] {msg}", file=sys.stderr, flush=True)
 
@@ -187,6 +202,10 @@ def start() -> dict:
     state["env"] = env
     (STATE / "server.json").write_text(json.dumps(state, indent=2))
     (STATE / "stack.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    # For `cargo lambda watch --env-file .local/lambda.env`: the stack plus
+    # local-only settings (a bearer token instead of IAM, a Twilio test token).
+    local = env | LOCAL_FUNCTION_ENV
+    (STATE / "lambda.env").write_text("".join(f"{k}=\"{v}\"\n" for k, v in local.items()))
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
     return state
 
@@ -205,7 +224,7 @@ def stop() -> None:
             except ProcessLookupError:
                 break
         log("stopped")
-    for name in ("server.json", "stack.env"):
+    for name in ("server.json", "stack.env", "lambda.env"):
         (STATE / name).unlink(missing_ok=True)
 
 

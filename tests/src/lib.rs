@@ -298,8 +298,9 @@ impl Harness {
         }
     }
 
-    /// The SMS messages SNS "sent" in the emulator, to one number.
-    pub async fn sms_sent_to(&self, phone: &str) -> Vec<String> {
+    /// Every SMS SNS "sent" in the emulator (moto keeps them, account-wide,
+    /// under `sns.SMS`). Filter by message id: other tests share the emulator.
+    pub async fn sns_sms(&self) -> Vec<SentSms> {
         let url = format!("{}/moto-api/data.json", self.endpoint);
         let text = reqwest::get(url)
             .await
@@ -308,42 +309,41 @@ impl Harness {
             .await
             .expect("moto data text");
         let data: serde_json::Value = serde_json::from_str(&text).expect("moto data json");
-        let mut out = Vec::new();
-        collect_sms(&data, phone, &mut out);
-        out
+        data.get("sns")
+            .and_then(|s| s.get("SMS"))
+            .and_then(|s| s.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| serde_json::from_value(i.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The texts SNS delivered with these carrier message ids (`sns:<id>` or `<id>`).
+    pub async fn sns_texts(&self, carrier_ids: &[String]) -> Vec<SentSms> {
+        let ids: Vec<&str> = carrier_ids
+            .iter()
+            .map(|id| id.strip_prefix("sns:").unwrap_or(id))
+            .collect();
+        self.sns_sms()
+            .await
+            .into_iter()
+            .filter(|s| ids.contains(&s.message_id.as_str()))
+            .collect()
     }
 }
 
-/// moto keeps SNS SMS as `sns.SMS` entries per region/account; this walks
-/// the JSON for entries whose phone number matches.
-fn collect_sms(value: &serde_json::Value, phone: &str, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                if key == "SMS" {
-                    if let serde_json::Value::Object(sms) = v {
-                        for entry in sms.values() {
-                            let number = entry.get("phone_number").or_else(|| entry.get(0));
-                            let message = entry.get("message").or_else(|| entry.get(1));
-                            if number.and_then(|n| n.as_str()) == Some(phone) {
-                                if let Some(m) = message.and_then(|m| m.as_str()) {
-                                    out.push(m.to_owned());
-                                }
-                            }
-                        }
-                    }
-                } else {
-                    collect_sms(v, phone, out);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                collect_sms(item, phone, out);
-            }
-        }
-        _ => {}
-    }
+/// One SMS as moto recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentSms {
+    /// SNS message id.
+    pub message_id: String,
+    /// Destination.
+    pub phone_number: String,
+    /// Body.
+    pub message: String,
 }
 
 /// A JSON API request with the harness's bearer token.

@@ -185,7 +185,17 @@ pub async fn run(h: &Harness) -> ScenarioReport {
 
     // 3. Sweep and dispatch at the due time.
     report.first_outcome = sweep_and_dispatch(h, t0 + Duration::minutes(1), &mut report).await;
-    report.texts_sent = h.sms_sent_to(PATIENT_PHONE).await;
+    let sent_ids: Vec<String> = match &report.first_outcome {
+        Some(Outcome::Sent(id)) => vec![id.clone()],
+        _ => Vec::new(),
+    };
+    report.texts_sent = h
+        .sns_texts(&sent_ids)
+        .await
+        .into_iter()
+        .filter(|s| s.phone_number == PATIENT_PHONE)
+        .map(|s| s.message)
+        .collect();
     if let Some(text) = report.texts_sent.last() {
         report.say(format!(
             "the emulator's SNS delivered to +1******2671: \"{text}\""
