@@ -87,6 +87,7 @@ pub fn lines<O: Serialize>(mut answer: impl FnMut(&str) -> Result<O, CliError>) 
     let mut stdout = io::stdout().lock();
     let mut buf = Vec::new();
     let mut number = 0usize;
+    let mut answered = 0usize;
     let mut failures = 0usize;
     loop {
         buf.clear();
@@ -102,8 +103,12 @@ pub fn lines<O: Serialize>(mut answer: impl FnMut(&str) -> Result<O, CliError>) 
             }
         }
         number += 1;
-        let result = match std::str::from_utf8(&buf) {
-            Ok(line) if line.trim().is_empty() => continue,
+        let line = std::str::from_utf8(&buf);
+        if line.is_ok_and(|l| l.trim().is_empty()) {
+            continue;
+        }
+        answered += 1;
+        let result = match line {
             Ok(line) => answer(line).and_then(|o| serde_json::to_string(&o).map_err(CliError::from)),
             Err(_) => Err(CliError::NotUtf8),
         };
@@ -124,7 +129,7 @@ pub fn lines<O: Serialize>(mut answer: impl FnMut(&str) -> Result<O, CliError>) 
         }
     }
     if failures > 0 {
-        eprintln!("optline: {failures} of {number} lines failed");
+        eprintln!("optline: {failures} of {answered} lines failed");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -161,7 +161,10 @@ pub enum ConsentStanding {
 
 /// Folds the events for one (program, category) as of `now`.
 ///
-/// Events after `now` are ignored (a future-dated record never counts).
+/// Grants dated after `now` are ignored (a future-dated grant never counts).
+/// A revocation dated after `now` still counts: it can only come from the
+/// clock of the function that recorded it running ahead of the one deciding,
+/// and a revocation must never be missed for that (fail closed).
 pub fn standing(
     events: &[ConsentFact],
     program: &str,
@@ -170,7 +173,7 @@ pub fn standing(
 ) -> ConsentStanding {
     let mut ordered: Vec<&ConsentFact> = events
         .iter()
-        .filter(|e| e.at <= now && e.covers(program, category))
+        .filter(|e| (e.at <= now || e.action == ConsentAction::Revoke) && e.covers(program, category))
         .collect();
     // Same instant: grants first, so the revocation is applied last and wins.
     ordered.sort_by(|a, b| {
