@@ -226,6 +226,9 @@ impl Harness {
         optline_inbound::Deps {
             store: self.store.clone(),
             config: self.config.clone(),
+            sender: Some(Arc::new(
+                ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
+            )),
         }
     }
 

@@ -9,6 +9,11 @@
 //! | POST | `/contacts/{id}/consent` | record a grant or revocation with its evidence |
 //! | GET | `/contacts/{id}/consent` | proof of consent: every event with its exact text, and every decision under it |
 //! | GET | `/contacts/{id}/audit` | the contact's audit chain and whether it verifies |
+//! | POST | `/contacts/{id}/preferences` | per-category preferences, recorded as consent events |
+//! | POST | `/contacts/{id}/revocations` | a revocation received by phone, portal or staff: applied at once, tracked against its 10-business-day deadline |
+//! | GET | `/revocations?status=pending\|breached\|all` | revocation requests and their deadlines |
+//! | POST | `/revocations/{id}/complete` | staff confirm every downstream system honoured it |
+//! | GET | `/reviews` | doubtful revocations and ambiguous replies waiting for a person |
 //!
 //! Every call is authenticated (IAM in the cloud, a bearer token locally); an
 //! unauthenticated call gets 401 and stores nothing.
@@ -19,12 +24,12 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use optline_api::{error, json, json_body, port_error, ApiAuth};
-use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope};
+use optline_policy::consent::{revocation_deadline, ConsentAction, ConsentKind, ConsentScope};
 use optline_policy::phone::E164;
 use optline_policy::UsState;
 use optline_ports::{
     verify_chain, CaptureChannel, ConsentEvent, Contact, ContactId, EventId, Evidence,
-    NewAuditRecord, Store,
+    NewAuditRecord, RevocationRequest, Store,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -66,6 +71,60 @@ pub struct NewContact {
     /// Minor flag.
     #[serde(default)]
     pub minor: bool,
+    /// Date of birth (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub date_of_birth: Option<chrono::NaiveDate>,
+}
+
+/// `POST /contacts/{id}/preferences`: `{"categories": {"appointments": true, "billing": false}, ...}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPreferences {
+    /// Category -> wanted.
+    pub categories: std::collections::BTreeMap<String, bool>,
+    /// How they were captured.
+    pub channel: CaptureChannel,
+    /// Who recorded them.
+    pub actor: String,
+    /// The exact text shown (required when any category is turned on).
+    #[serde(default)]
+    pub disclosure_text: Option<String>,
+    /// Disclosure version label.
+    #[serde(default)]
+    pub disclosure_version: Option<String>,
+    /// Evidence.
+    #[serde(default)]
+    pub evidence: Evidence,
+}
+
+/// `POST /contacts/{id}/revocations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRevocation {
+    /// How it was received (`staff`, `portal`, `ivr`, `paper`, ...).
+    pub channel: CaptureChannel,
+    /// Who took it.
+    pub actor: String,
+    /// When it was received; defaults to now.
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
+    /// Categories; empty means every category of the program.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Source system and its record id.
+    #[serde(default)]
+    pub source_system: Option<String>,
+    /// The source system's record id.
+    #[serde(default)]
+    pub source_record_id: Option<String>,
+}
+
+/// `POST /revocations/{id}/complete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRevocation {
+    /// Who confirms it.
+    pub actor: String,
 }
 
 /// `POST /contacts/{id}/consent`.
@@ -138,6 +197,16 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         }
         (Method::GET, ["contacts", id, "consent"]) => proof_of_consent(id, deps).await,
         (Method::GET, ["contacts", id, "audit"]) => audit_chain(id, deps).await,
+        (Method::POST, ["contacts", id, "preferences"]) => preferences(&request, id, deps, now).await,
+        (Method::POST, ["contacts", id, "revocations"]) => revocation(&request, id, deps, now).await,
+        (Method::GET, ["revocations"]) => list_revocations(&request, deps, now).await,
+        (Method::POST, ["revocations", id, "complete"]) => {
+            complete_revocation(&request, id, deps, now).await
+        }
+        (Method::GET, ["reviews"]) => match deps.store.reviews().await {
+            Ok(items) => json(StatusCode::OK, &serde_json::json!({ "reviews": items })),
+            Err(e) => port_error(&e),
+        },
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -181,6 +250,7 @@ async fn create_contact(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
         time_zone: input.time_zone,
         address_state,
         minor: input.minor,
+        date_of_birth: input.date_of_birth,
         created_at: now,
     };
     match deps.store.create_contact(&contact).await {
@@ -198,6 +268,7 @@ fn contact_view(contact: &Contact) -> serde_json::Value {
         "time_zone": contact.time_zone,
         "address_state": contact.address_state,
         "minor": contact.minor,
+        "date_of_birth": contact.date_of_birth,
         "created_at": contact.created_at,
     })
 }
@@ -279,14 +350,38 @@ async fn record_consent(
         guardian: input.guardian,
         expires_at: input.expires_at,
     };
-    let created = match deps
-        .store
-        .append_consent(&event, input.disclosure_text.as_deref())
-        .await
-    {
+    let created = match append_with_audit(deps, &contact, &event, input.disclosure_text.as_deref(), now).await {
         Ok(created) => created,
-        Err(e) => return port_error(&e),
+        Err(r) => return r,
     };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(
+        status,
+        &serde_json::json!({
+            "event_id": event.id,
+            "disclosure_sha256": sha,
+            "created": created,
+        }),
+    )
+}
+
+/// Appends a consent event and, when it is new, its audit record.
+async fn append_with_audit(
+    deps: &Deps,
+    contact: &Contact,
+    event: &ConsentEvent,
+    disclosure_text: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, Response<Body>> {
+    let created = deps
+        .store
+        .append_consent(event, disclosure_text)
+        .await
+        .map_err(|e| port_error(&e))?;
     if created {
         let record = NewAuditRecord {
             contact_id: contact.id.clone(),
@@ -304,25 +399,195 @@ async fn record_consent(
             consent_event_id: Some(event.id.as_str().to_owned()),
             template: None,
             carrier_message_id: None,
-            detail: Some(format!("recorded by {:?} channel", event.channel).to_lowercase()),
+            detail: Some(
+                format!(
+                    "{:?} via {:?} channel, categories [{}]",
+                    event.action,
+                    event.channel,
+                    event.categories.join(", ")
+                )
+                .to_lowercase(),
+            ),
         };
-        if let Err(e) = deps.store.append_audit(record).await {
-            return port_error(&e);
-        }
+        deps.store
+            .append_audit(record)
+            .await
+            .map_err(|e| port_error(&e))?;
     }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    Ok(created)
+}
+
+fn staff_event(
+    contact: &Contact,
+    action: ConsentAction,
+    categories: Vec<String>,
+    channel: CaptureChannel,
+    actor: String,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ConsentEvent {
+    ConsentEvent {
+        id: EventId::generate("consent"),
+        contact_id: Some(contact.id.clone()),
+        phone: contact.phone.clone(),
+        action,
+        scope: ConsentScope::Contact,
+        program: Some(contact.program.clone()),
+        categories,
+        kind: ConsentKind::Express,
+        at,
+        recorded_at: now,
+        channel,
+        actor,
+        source_system: None,
+        source_record_id: None,
+        disclosure_sha256: None,
+        disclosure_version: None,
+        evidence: Evidence::default(),
+        reverses: None,
+        guardian: false,
+        expires_at: None,
+    }
+}
+
+async fn preferences(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let input: NewPreferences = match json_body(request) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    json(
-        status,
-        &serde_json::json!({
-            "event_id": event.id,
-            "disclosure_sha256": sha,
-            "created": created,
-        }),
-    )
+    if input.actor.trim().is_empty() || input.categories.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "actor and at least one category are required");
+    }
+    let wants_any = input.categories.values().any(|on| *on);
+    if wants_any && input.disclosure_text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "turning a category on is a grant: it needs the exact disclosure text shown",
+        );
+    }
+    let contact = match load_contact(id, deps).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let sha = input
+        .disclosure_text
+        .as_deref()
+        .map(|text| hex::encode(Sha256::digest(text.as_bytes())));
+    let mut recorded = Vec::new();
+    // Revocations first: if the request both turns some off and some on, the
+    // "off" ones are never delayed by a failure on the "on" ones.
+    let mut ordered: Vec<(&String, &bool)> = input.categories.iter().collect();
+    ordered.sort_by_key(|(_, on)| **on);
+    for (category, on) in ordered {
+        let action = if *on { ConsentAction::Grant } else { ConsentAction::Revoke };
+        let mut event = staff_event(&contact, action, vec![category.clone()], input.channel, input.actor.clone(), now, now);
+        event.evidence = input.evidence.clone();
+        if *on {
+            event.disclosure_sha256 = sha.clone();
+            event.disclosure_version = input.disclosure_version.clone();
+        }
+        let text = if *on { input.disclosure_text.as_deref() } else { None };
+        if let Err(r) = append_with_audit(deps, &contact, &event, text, now).await {
+            return r;
+        }
+        recorded.push(serde_json::json!({ "category": category, "action": action, "event_id": event.id }));
+    }
+    json(StatusCode::CREATED, &serde_json::json!({ "recorded": recorded }))
+}
+
+async fn revocation(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let input: NewRevocation = match json_body(request) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if input.actor.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "actor is required");
+    }
+    let contact = match load_contact(id, deps).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let received = input.received_at.unwrap_or(now).min(now);
+    // Effective from when it was received: the ledger never lets a send
+    // through that the person had already refused.
+    let mut event = staff_event(&contact, ConsentAction::Revoke, input.categories, input.channel, input.actor.clone(), received, now);
+    event.source_system = input.source_system;
+    event.source_record_id = input.source_record_id;
+    if let Err(r) = append_with_audit(deps, &contact, &event, None, now).await {
+        return r;
+    }
+    let request_record = RevocationRequest {
+        id: EventId::generate("revreq"),
+        contact_id: contact.id.clone(),
+        event_id: event.id.clone(),
+        channel: input.channel,
+        actor: input.actor,
+        received_at: received,
+        deadline: revocation_deadline(received),
+        completed_at: None,
+        completed_by: None,
+    };
+    if let Err(e) = deps.store.put_revocation_request(&request_record).await {
+        return port_error(&e);
+    }
+    json(StatusCode::CREATED, &request_view(&request_record, now))
+}
+
+fn request_view(request: &RevocationRequest, now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "id": request.id,
+        "contact_id": request.contact_id,
+        "event_id": request.event_id,
+        "channel": request.channel,
+        "actor": request.actor,
+        "received_at": request.received_at,
+        "deadline": request.deadline,
+        "completed_at": request.completed_at,
+        "completed_by": request.completed_by,
+        "status": if request.completed_at.is_some() { "completed" } else { "pending" },
+        "breached": request.breached(now),
+    })
+}
+
+async fn list_revocations(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let wanted = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("status=")))
+        .unwrap_or("pending");
+    if !matches!(wanted, "pending" | "breached" | "all") {
+        return error(StatusCode::BAD_REQUEST, "status must be pending, breached or all");
+    }
+    let requests = match deps.store.revocation_requests().await {
+        Ok(r) => r,
+        Err(e) => return port_error(&e),
+    };
+    let shown: Vec<serde_json::Value> = requests
+        .iter()
+        .filter(|r| match wanted {
+            "pending" => r.completed_at.is_none(),
+            "breached" => r.breached(now),
+            _ => true,
+        })
+        .map(|r| request_view(r, now))
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "status": wanted, "revocations": shown }))
+}
+
+async fn complete_revocation(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let input: CompleteRevocation = match json_body(request) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id = match EventId::parse(id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match deps.store.complete_revocation_request(&id, &input.actor, now).await {
+        Ok(true) => json(StatusCode::OK, &serde_json::json!({ "id": id, "completed": true })),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such revocation request"),
+        Err(e) => port_error(&e),
+    }
 }
 
 async fn proof_of_consent(id: &str, deps: &Deps) -> Response<Body> {

@@ -196,7 +196,7 @@ pub async fn dispatch_step(
             workflow: None,
         })
         .collect();
-    let request = send_request(&step, &contact, template.as_ref(), &body, deps);
+    let request = send_request(&step, &contact, template.as_ref(), &body, deps, now);
     let state = PolicyState {
         consent: consent_facts(&events),
         history,
@@ -318,6 +318,7 @@ fn send_request(
     template: Option<&TemplateVersion>,
     body: &str,
     deps: &Deps,
+    now: DateTime<Utc>,
 ) -> SendRequest {
     let program = deps.config.program(Some(&step.program));
     SendRequest {
@@ -336,7 +337,7 @@ fn send_request(
             phone: contact.phone.clone(),
             time_zone: contact.time_zone.clone(),
             address_state: contact.address_state.clone(),
-            minor: contact.minor,
+            minor: contact.is_minor(now),
             phone_given_by_patient: true,
         },
         expires_at: step.expires_at,

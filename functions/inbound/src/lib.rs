@@ -29,8 +29,9 @@ use optline_policy::consent::{
 use optline_policy::phone::E164;
 use optline_policy::template::find_seed;
 use optline_ports::{
-    consent_facts, CaptureChannel, ConsentEvent, ContactId, EventId, Evidence, NewAuditRecord,
-    PortError, Store,
+    OutboundSms, SmsSender,
+    consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EventId, Evidence,
+    NewAuditRecord, PortError, ReviewItem, SendHistoryEntry, StepId, Store,
 };
 use tracing::{info, warn};
 
@@ -41,6 +42,10 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     /// Configuration (programs, Twilio auth token, public URL).
     pub config: Arc<Config>,
+    /// The compliance lane for AWS two-way replies (HELP and the one
+    /// opt-out confirmation): it sends without consulting suppression.
+    /// Twilio replies go back as TwiML instead.
+    pub sender: Option<Arc<dyn SmsSender>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -49,11 +54,13 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-/// The fields of Twilio's inbound webhook this function reads.
+/// An inbound SMS from any carrier, reduced to what the reply logic needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundSms {
-    /// `MessageSid` (`SM…`).
+    /// The carrier's message id (Twilio `MessageSid`, AWS `inboundMessageId`).
     pub message_sid: String,
+    /// `twilio` or `aws`.
+    pub carrier: &'static str,
     /// Sender.
     pub from: E164,
     /// Our number.
@@ -67,6 +74,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/twilio/inbound") => twilio_inbound(&request, deps, now).await,
+        (&Method::POST, "/twilio/status") => twilio_status(&request, deps, now).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -113,15 +121,14 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+/// Parses a Twilio form POST and checks its signature; `Err` is the answer.
+#[allow(clippy::result_large_err, reason = "the error is the response to send")]
+fn verified_twilio_form(request: &Request, deps: &Deps) -> Result<Vec<(String, String)>, Response<Body>> {
     let Some(twilio) = &deps.config.twilio else {
         warn!("twilio webhook called but no auth token is configured");
-        return error(StatusCode::FORBIDDEN, "webhook signing is not configured");
+        return Err(error(StatusCode::FORBIDDEN, "webhook signing is not configured"));
     };
-    let bytes = match body_bytes(request) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let bytes = body_bytes(request)?;
     let media = request
         .headers()
         .get("content-type")
@@ -131,29 +138,35 @@ async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
         .trim()
         .to_owned();
     if media != "application/x-www-form-urlencoded" {
-        return error(
+        return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "expected application/x-www-form-urlencoded",
-        );
+        ));
     }
-    let params: Vec<(String, String)> = match serde_urlencoded::from_bytes(bytes) {
-        Ok(p) => p,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "malformed form body"),
-    };
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "malformed form body"))?;
     let signature = request
         .headers()
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let Some(url) = public_url(request, &deps.config) else {
-        return error(StatusCode::FORBIDDEN, "cannot determine the signed url");
+        return Err(error(StatusCode::FORBIDDEN, "cannot determine the signed url"));
     };
     if signature.is_empty()
         || !twilio_signature::is_valid(&twilio.auth_token, &url, &params, signature)
     {
         warn!("rejected a twilio webhook with a missing or invalid signature");
-        return error(StatusCode::FORBIDDEN, "invalid twilio signature");
+        return Err(error(StatusCode::FORBIDDEN, "invalid twilio signature"));
     }
+    Ok(params)
+}
+
+async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let params = match verified_twilio_form(request, deps) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
 
     let field = |name: &str| {
         params
@@ -176,6 +189,7 @@ async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
     };
     let sms = InboundSms {
         message_sid,
+        carrier: "twilio",
         from,
         to: field("To").unwrap_or_default(),
         body: field("Body").unwrap_or_default(),
@@ -191,6 +205,141 @@ async fn twilio_inbound(request: &Request, deps: &Deps, now: DateTime<Utc>) -> R
             )
         }
     }
+}
+
+/// Twilio's status callback: delivery states and error codes for a message
+/// optline sent. 21610 (the number replied STOP at the carrier) becomes a
+/// phone-scoped revocation with source `carrier`.
+async fn twilio_status(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let params = match verified_twilio_form(request, deps) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(sid), Some(status)) = (
+        field("MessageSid").or_else(|| field("SmsSid")),
+        field("MessageStatus").or_else(|| field("SmsStatus")),
+    ) else {
+        return error(StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required");
+    };
+    const STATUSES: [&str; 10] = [
+        "accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered",
+        "failed", "read", "canceled",
+    ];
+    if !STATUSES.contains(&status.as_str()) {
+        return error(StatusCode::BAD_REQUEST, "MessageStatus is not a Twilio message status");
+    }
+    let error_code = field("ErrorCode").filter(|c| !c.is_empty());
+    let update = DeliveryUpdate {
+        carrier_message_id: format!("twilio:{sid}"),
+        status: status.clone(),
+        error_code: error_code.clone(),
+        at: now,
+    };
+    match record_delivery(deps, &update, now).await {
+        Ok(_) => {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Err(e) => {
+            warn!(error = %e, "status callback failed; twilio will retry");
+            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry")
+        }
+    }
+}
+
+/// Applies a delivery report: the step's delivery state, an audit record, and
+/// for an opted-out recipient a carrier revocation. Returns the step, if known.
+pub async fn record_delivery(
+    deps: &Deps,
+    update: &DeliveryUpdate,
+    now: DateTime<Utc>,
+) -> Result<Option<StepId>, PortError> {
+    let store = deps.store.as_ref();
+    let Some(step_id) = store.record_delivery(update).await? else {
+        info!("delivery report for a message optline does not know; ignored");
+        return Ok(None);
+    };
+    let Some(step) = store.step(&step_id).await? else {
+        return Ok(Some(step_id));
+    };
+    store
+        .append_audit(NewAuditRecord {
+            contact_id: step.contact_id.clone(),
+            at: now,
+            kind: "delivery".to_owned(),
+            action: update.status.clone(),
+            step_id: Some(step_id.as_str().to_owned()),
+            rules: Vec::new(),
+            reasons: update
+                .error_code
+                .iter()
+                .map(|c| format!("carrier.{c}"))
+                .collect(),
+            legal_basis: None,
+            consent_event_id: None,
+            template: None,
+            carrier_message_id: Some(update.carrier_message_id.clone()),
+            detail: None,
+        })
+        .await?;
+    if update.error_code.as_deref() == Some("21610") {
+        if let Some(contact) = store.contact(&step.contact_id).await? {
+            let event = ConsentEvent {
+                id: EventId::parse(&format!("carrier-optout-{}", step_id))?,
+                contact_id: Some(contact.id.clone()),
+                phone: contact.phone.clone(),
+                action: ConsentAction::Revoke,
+                scope: ConsentScope::Phone,
+                program: Some(step.program.clone()),
+                categories: Vec::new(),
+                kind: ConsentKind::Express,
+                at: now,
+                recorded_at: now,
+                channel: CaptureChannel::Carrier,
+                actor: "carrier".to_owned(),
+                source_system: Some("twilio".to_owned()),
+                source_record_id: Some("21610".to_owned()),
+                disclosure_sha256: None,
+                disclosure_version: None,
+                evidence: Evidence {
+                    carrier_message_id: Some(update.carrier_message_id.clone()),
+                    ..Evidence::default()
+                },
+                reverses: None,
+                guardian: false,
+                expires_at: None,
+            };
+            if store.append_consent(&event, None).await? {
+                let contacts = store.contacts_by_phone(&contact.phone).await?;
+                for id in contacts {
+                    store
+                        .append_audit(NewAuditRecord {
+                            contact_id: id,
+                            at: now,
+                            kind: "consent".to_owned(),
+                            action: "revoke".to_owned(),
+                            step_id: Some(step_id.as_str().to_owned()),
+                            rules: Vec::new(),
+                            reasons: vec!["carrier.21610".to_owned()],
+                            legal_basis: None,
+                            consent_event_id: Some(event.id.as_str().to_owned()),
+                            template: None,
+                            carrier_message_id: Some(update.carrier_message_id.clone()),
+                            detail: Some("the carrier reports the number opted out".to_owned()),
+                        })
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(Some(step_id))
 }
 
 fn program_for<'a>(config: &'a Config, to: &str) -> Option<&'a ProgramConfig> {
@@ -217,13 +366,34 @@ pub async fn handle_reply(
     let phone_events = store.phone_consent_events(&sms.from).await?;
     let phone_standing = standing(&consent_facts(&phone_events), &program.id, "*", now);
     let opted_out = matches!(phone_standing, ConsentStanding::Revoked { .. });
-    let grammar = find_seed("appointment_reminder", 1).map(|t| ReplyGrammar {
-        confirm: t.confirm_codes,
-        reschedule: t.reschedule_codes,
-    });
+    let contacts = store.contacts_by_phone(&sms.from).await?;
+    // The reply grammar is the one of the template version last sent to this
+    // number; confirm and reschedule replies are recorded against that send.
+    let mut latest: Option<(ContactId, SendHistoryEntry)> = None;
+    for contact in &contacts {
+        if let Some(entry) = store
+            .send_history(contact, now - chrono::Duration::days(30))
+            .await?
+            .into_iter()
+            .next()
+        {
+            if latest.as_ref().is_none_or(|(_, l)| entry.at > l.at) {
+                latest = Some((contact.clone(), entry));
+            }
+        }
+    }
+    let grammar = latest
+        .as_ref()
+        .and_then(|(_, e)| e.template.as_deref())
+        .and_then(|t| t.split_once('@'))
+        .and_then(|(id, version)| find_seed(id, version.parse().ok()?))
+        .filter(|t| !t.confirm_codes.is_empty() || !t.reschedule_codes.is_empty())
+        .map(|t| ReplyGrammar {
+            confirm: t.confirm_codes,
+            reschedule: t.reschedule_codes,
+        });
     let context = ReplyContext { grammar, opted_out };
     let classification = classify(&sms.body, &context);
-    let contacts = store.contacts_by_phone(&sms.from).await?;
     info!(
         from = %sms.from.masked(),
         intent = ?classification.intent,
@@ -239,6 +409,18 @@ pub async fn handle_reply(
             let created = store.append_consent(&event, None).await?;
             if created {
                 let detail = if classification.tier == Tier::Doubtful {
+                    store
+                        .add_review(&ReviewItem {
+                            id: format!("review-{}", sms.message_sid),
+                            kind: "doubtful_revocation".to_owned(),
+                            at: now,
+                            phone_masked: sms.from.masked(),
+                            contact_ids: contacts.clone(),
+                            body: sms.body.clone(),
+                            rule: classification.rule.clone(),
+                            action_taken: "revocation recorded; messages suppressed until a person reviews it".to_owned(),
+                        })
+                        .await?;
                     "doubtful revocation: suppressed and queued for human review"
                 } else {
                     "revocation by sms reply"
@@ -411,4 +593,132 @@ async fn audit_all(
         store.append_audit(record).await?;
     }
     Ok(())
+}
+
+/// AWS End User Messaging two-way SMS: the JSON message published to the
+/// number's SNS topic.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwoWaySms {
+    /// The sender (the recipient of our texts).
+    pub origination_number: String,
+    /// Our number.
+    pub destination_number: String,
+    /// The keyword AWS matched, if any.
+    #[serde(default)]
+    pub message_keyword: Option<String>,
+    /// The text.
+    pub message_body: String,
+    /// AWS's id for the inbound message.
+    pub inbound_message_id: String,
+    /// The id of our message this replies to, if AWS knows it.
+    #[serde(default)]
+    pub previous_published_message_id: Option<String>,
+}
+
+/// Why a two-way message could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TwoWayError {
+    /// Not the two-way JSON payload.
+    #[error("not an aws two-way sms payload: {0}")]
+    Undecodable(String),
+    /// Storage failed; retry.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The two-way payload from an SNS message, or from an SQS body that holds
+/// either the raw payload or an SNS notification envelope.
+pub fn parse_two_way(body: &str) -> Result<TwoWaySms, TwoWayError> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| TwoWayError::Undecodable(optline_api::json_reason(&e)))?;
+    let inner = match value.get("Type").and_then(|t| t.as_str()) {
+        Some("Notification") => value
+            .get("Message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| TwoWayError::Undecodable("sns envelope without Message".to_owned()))?,
+        _ => body.to_owned(),
+    };
+    serde_json::from_str(&inner).map_err(|e| TwoWayError::Undecodable(optline_api::json_reason(&e)))
+}
+
+/// Handles one two-way message: classify, record, and answer through the
+/// compliance lane.
+pub async fn handle_two_way(message: &TwoWaySms, deps: &Deps, now: DateTime<Utc>) -> Result<(), TwoWayError> {
+    let from = E164::parse(&message.origination_number)
+        .map_err(|e| TwoWayError::Undecodable(e.to_string()))?;
+    if EventId::parse(&message.inbound_message_id).is_err() {
+        return Err(TwoWayError::Undecodable("inboundMessageId is malformed".to_owned()));
+    }
+    let sms = InboundSms {
+        message_sid: message.inbound_message_id.clone(),
+        carrier: "aws",
+        from: from.clone(),
+        to: message.destination_number.clone(),
+        body: message.message_body.clone(),
+    };
+    let reply = handle_reply(&sms, deps, now).await?;
+    if let (Some(text), Some(sender)) = (reply, &deps.sender) {
+        let program = program_for(&deps.config, &sms.to)
+            .map(|p| p.id.clone())
+            .unwrap_or_else(|| deps.config.default_program.clone());
+        let outbound = OutboundSms {
+            to: from,
+            body: text,
+            class: optline_policy::MessageClass::Transactional,
+            program,
+            idempotency_key: format!("reply-{}", sms.message_sid),
+        };
+        // The claim was taken in handle_reply: at most one answer per message,
+        // even if this send fails (a second text would be worse than none).
+        if let Err(failure) = sender.send(&outbound).await {
+            warn!(code = %failure.code, "compliance-lane reply failed");
+        }
+    }
+    Ok(())
+}
+
+/// Two-way messages delivered by an SNS subscription.
+pub async fn handle_two_way_sns(
+    event: aws_lambda_events::event::sns::SnsEvent,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<(), TwoWayError> {
+    for record in event.records {
+        match parse_two_way(&record.sns.message) {
+            Ok(message) => handle_two_way(&message, deps, now).await?,
+            // A malformed payload will never parse: log and drop it, so it does
+            // not block the retries of good ones.
+            Err(TwoWayError::Undecodable(reason)) => warn!(%reason, "dropped undecodable two-way sms"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Two-way messages delivered through SQS, with partial batch failures.
+pub async fn handle_two_way_sqs(
+    event: aws_lambda_events::event::sqs::SqsEvent,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        let result = match parse_two_way(body) {
+            Ok(message) => handle_two_way(&message, deps, now).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // Undecodable ones are retried too and land in the DLQ with the
+            // reason in the log: nothing is silently lost.
+            warn!(message_id = %id, error = %e, "two-way sms will be retried");
+            let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
 }

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
             config.table_name.clone(),
         )),
         config: Arc::new(config),
+        sender: None,
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |request: Request| async move {

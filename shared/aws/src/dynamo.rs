@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use optline_policy::phone::E164;
 use optline_ports::{
+    Casework, DeliveryUpdate, EventId, ReviewItem, RevocationRequest,
     chain_hash, AuditRecord, AuditTrail, Claim, ConsentEvent, ConsentLedger, Contact,
     ContactDirectory, ContactId, NewAuditRecord, PortError, SendHistoryEntry, Step, StepId,
     StepOutcome, StepStatus, StepStore, GENESIS_HASH,
@@ -496,6 +497,8 @@ impl StepStore for DynamoStore {
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
         if outcome.status == StepStatus::Sent {
             let entry = SendHistoryEntry {
+                step_id: Some(id.clone()),
+                template: Some(format!("{}@{}", step.template_id, step.template_version)),
                 at: outcome.at,
                 subject: step.subject.clone(),
                 program: step.program.clone(),
@@ -512,6 +515,17 @@ impl StepStore for DynamoStore {
                 ("data".to_owned(), s(to_json(&entry)?)),
             ]);
             writes.push(self.put(item, None)?);
+            if let Some(carrier_id) = &outcome.carrier_message_id {
+                // Delivery reports name the carrier's id; this finds the step.
+                let mapping: Item = HashMap::from([
+                    ("pk".to_owned(), s(format!("CARRIER#{carrier_id}"))),
+                    ("sk".to_owned(), s("STEP")),
+                    ("kind".to_owned(), s("carrier_mapping")),
+                    ("step_id".to_owned(), s(id.as_str())),
+                    ("contact_id".to_owned(), s(step.contact_id.as_str())),
+                ]);
+                writes.push(self.put(mapping, None)?);
+            }
         }
         self.transact("finish step", writes).await
     }
@@ -653,5 +667,118 @@ impl AuditTrail for DynamoStore {
     async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError> {
         let items = self.query_prefix(&audit_pk(contact), "REC#").await?;
         items.iter().map(from_item).collect()
+    }
+}
+
+#[async_trait]
+impl Casework for DynamoStore {
+    async fn add_review(&self, item: &ReviewItem) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("REVIEWS"))
+            .item("sk", s(format!("REV#{}#{}", ts(item.at), item.id)))
+            .item("kind", s("review"))
+            .item("data", s(to_json(item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("add review", e)),
+        }
+    }
+
+    async fn reviews(&self) -> Result<Vec<ReviewItem>, PortError> {
+        let items = self.query_prefix("REVIEWS", "REV#").await?;
+        items.iter().map(from_item).collect()
+    }
+
+    async fn put_revocation_request(&self, request: &RevocationRequest) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("REVOCATION_REQUESTS"))
+            .item("sk", s(format!("REQ#{}", request.id)))
+            .item("kind", s("revocation_request"))
+            .item("data", s(to_json(request)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| {
+                if is_conditional(&e) {
+                    PortError::Conflict("revocation request exists".to_owned())
+                } else {
+                    unavailable("put revocation request", e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn revocation_requests(&self) -> Result<Vec<RevocationRequest>, PortError> {
+        let items = self.query_prefix("REVOCATION_REQUESTS", "REQ#").await?;
+        let mut requests: Vec<RevocationRequest> =
+            items.iter().map(from_item).collect::<Result<_, _>>()?;
+        requests.sort_by_key(|r| r.received_at);
+        Ok(requests)
+    }
+
+    async fn complete_revocation_request(
+        &self,
+        id: &EventId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let Some(item) = self.get("REVOCATION_REQUESTS".to_owned(), &format!("REQ#{id}")).await? else {
+            return Ok(false);
+        };
+        let mut request: RevocationRequest = from_item(&item)?;
+        if request.completed_at.is_some() {
+            return Ok(true);
+        }
+        request.completed_at = Some(at);
+        request.completed_by = Some(by.to_owned());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("REVOCATION_REQUESTS"))
+            .item("sk", s(format!("REQ#{id}")))
+            .item("kind", s("revocation_request"))
+            .item("data", s(to_json(&request)?))
+            .send()
+            .await
+            .map_err(|e| unavailable("complete revocation request", e))?;
+        Ok(true)
+    }
+
+    async fn step_for_carrier_message(&self, carrier_message_id: &str) -> Result<Option<StepId>, PortError> {
+        match self.get(format!("CARRIER#{carrier_message_id}"), "STEP").await? {
+            Some(item) => match item.get("step_id") {
+                Some(AttributeValue::S(id)) => Ok(Some(StepId::parse(id)?)),
+                _ => Err(PortError::Corrupt("carrier mapping without step".to_owned())),
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn record_delivery(&self, update: &DeliveryUpdate) -> Result<Option<StepId>, PortError> {
+        let Some(step_id) = self.step_for_carrier_message(&update.carrier_message_id).await? else {
+            return Ok(None);
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(&step_id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET delivery_status = :status, delivery_error = :error, delivery_at = :at")
+            .expression_attribute_values(":status", s(update.status.clone()))
+            .expression_attribute_values(":error", s(update.error_code.clone().unwrap_or_default()))
+            .expression_attribute_values(":at", s(ts(update.at)))
+            .send()
+            .await
+            .map_err(|e| unavailable("record delivery", e))?;
+        Ok(Some(step_id))
     }
 }

@@ -10,6 +10,9 @@ pub enum CliError {
     /// A line or file that is not the JSON the subcommand expects.
     #[error("invalid json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A JSON value of the wrong kind, e.g. an array where an object belongs.
+    #[error("expected {0}")]
+    Shape(&'static str),
     /// A line that is not UTF-8.
     #[error("input is not utf-8")]
     NotUtf8,

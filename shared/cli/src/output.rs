@@ -95,10 +95,13 @@ pub fn lines<O: Serialize>(mut answer: impl FnMut(&str) -> Result<O, CliError>) 
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                eprintln!("optline: error: {}", CliError::Read {
-                    what: "stdin".to_owned(),
-                    source: e,
-                });
+                eprintln!(
+                    "optline: error: {}",
+                    CliError::Read {
+                        what: "stdin".to_owned(),
+                        source: e,
+                    }
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -109,7 +112,9 @@ pub fn lines<O: Serialize>(mut answer: impl FnMut(&str) -> Result<O, CliError>) 
         }
         answered += 1;
         let result = match line {
-            Ok(line) => answer(line).and_then(|o| serde_json::to_string(&o).map_err(CliError::from)),
+            Ok(line) => {
+                answer(line).and_then(|o| serde_json::to_string(&o).map_err(CliError::from))
+            }
             Err(_) => Err(CliError::NotUtf8),
         };
         let text = match result {

@@ -50,6 +50,8 @@ pub fn class(name: &str) -> Result<MessageClass, CliError> {
 }
 
 /// Adapts a parser to clap's `value_parser`.
-pub fn for_clap<T>(parse: fn(&str) -> Result<T, CliError>) -> impl Fn(&str) -> Result<T, String> + Clone {
+pub fn for_clap<T>(
+    parse: fn(&str) -> Result<T, CliError>,
+) -> impl Fn(&str) -> Result<T, String> + Clone {
     move |text| parse(text).map_err(|e| e.to_string())
 }

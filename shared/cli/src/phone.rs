@@ -96,7 +96,12 @@ pub fn answer_line(line: &str) -> Result<Output, CliError> {
     let value: serde_json::Value = serde_json::from_str(line)?;
     let phone = match value {
         serde_json::Value::String(phone) => phone,
-        other => serde_json::from_value::<Input>(other)?.phone,
+        object @ serde_json::Value::Object(_) => serde_json::from_value::<Input>(object)?.phone,
+        _ => {
+            return Err(CliError::Shape(
+                "a json string or an object with a \"phone\" field",
+            ))
+        }
     };
     Ok(answer(&phone))
 }

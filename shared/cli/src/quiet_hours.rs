@@ -16,10 +16,12 @@ use crate::table::{rule_table, yes_no, Fields};
 /// Check federal and state quiet hours for a recipient at an instant (now by
 /// default), in every candidate time zone, and find the next allowed time.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Without --phone, --zone or --state, reads JSON lines from stdin: \
+#[command(
+    after_help = "Without --phone, --zone or --state, reads JSON lines from stdin: \
 {\"phone\": \"+15125550100\", \"zone\": \"America/Chicago\", \"state\": \"TX\", \
 \"class\": \"transactional\", \"at\": \"2026-11-29T16:00:00Z\"} (every field optional); \
---class and --at then give the defaults for lines without them.")]
+--class and --at then give the defaults for lines without them."
+)]
 pub struct Args {
     /// The recipient's number: its area code gives zones and a state.
     #[arg(long)]
@@ -156,9 +158,10 @@ pub fn answer(request: &Request) -> Output {
                 .at
                 .with_timezone(zone)
                 .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            next_allowed: result
-                .next_allowed
-                .map(|t| t.with_timezone(zone).to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            next_allowed: result.next_allowed.map(|t| {
+                t.with_timezone(zone)
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            }),
         })
         .collect();
     Output {
@@ -209,5 +212,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn local_time(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
+    t.with_timezone(&zone)
+        .format("%a %Y-%m-%d %H:%M %Z")
+        .to_string()
 }

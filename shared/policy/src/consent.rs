@@ -396,6 +396,32 @@ pub fn check(
     }
 }
 
+/// Business days allowed to honour a revocation received by means other than
+/// a reply (FCC 24-24, 47 CFR 64.1200(a)(10); compliance-rules §5).
+pub const REVOCATION_BUSINESS_DAYS: u32 = 10;
+
+/// The deadline for honouring a revocation received at `received`: the end
+/// (23:59:59 UTC) of the tenth business day after the day it was received,
+/// where business days are Monday to Friday except US federal holidays
+/// (observed dates). Counting starts the day after receipt.
+pub fn revocation_deadline(received: DateTime<Utc>) -> DateTime<Utc> {
+    let mut day = received.date_naive();
+    let mut counted = 0;
+    while counted < REVOCATION_BUSINESS_DAYS {
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+        let weekend = matches!(
+            chrono::Datelike::weekday(&day),
+            chrono::Weekday::Sat | chrono::Weekday::Sun
+        );
+        if !weekend && crate::quiet_hours::federal_holiday_on(day).is_none() {
+            counted += 1;
+        }
+    }
+    day.and_hms_opt(23, 59, 59)
+        .map_or(received, |end| end.and_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +496,17 @@ mod tests {
             standing(&later, "clinic", "x", at(9)),
             ConsentStanding::Granted { .. }
         ));
+    }
+
+    #[test]
+    fn the_revocation_deadline_skips_weekends_and_federal_holidays() {
+        // Received Wed 2026-11-18: Thanksgiving (Thu 11-26) is skipped, so
+        // ten business days end on Thu 2026-12-03.
+        let received = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).unwrap();
+        assert_eq!(
+            revocation_deadline(received),
+            Utc.with_ymd_and_hms(2026, 12, 3, 23, 59, 59).unwrap()
+        );
     }
 
     #[test]

@@ -27,4 +27,4 @@ pub mod segments;
 pub mod template;
 
 pub use error::PolicyError;
-pub use rule::{MessageClass, RuleOutcome, UsState, Verdict};
+pub use rule::{MessageClass, RuleOutcome, UsState, Verdict, US_STATE_CODES};

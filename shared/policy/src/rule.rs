@@ -72,6 +72,16 @@ impl MessageClass {
     }
 }
 
+/// USPS codes of the 50 states, the District of Columbia and the inhabited
+/// territories. Anything else is refused: a typo must not silently mean
+/// "no state rules apply".
+pub const US_STATE_CODES: [&str; 56] = [
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
+    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ",
+    "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT",
+    "VA", "WA", "WV", "WI", "WY", "DC", "PR", "VI", "GU", "AS", "MP",
+];
+
 /// A US state or territory, by its two-letter USPS code (upper case).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(try_from = "String", into = "String")]
@@ -81,7 +91,7 @@ impl UsState {
     /// Parses a two-letter code, case-insensitively.
     pub fn parse(code: &str) -> Result<Self, crate::PolicyError> {
         let up = code.trim().to_ascii_uppercase();
-        if up.len() == 2 && up.bytes().all(|b| b.is_ascii_uppercase()) {
+        if US_STATE_CODES.contains(&up.as_str()) {
             Ok(Self(up))
         } else {
             Err(crate::PolicyError::InvalidState)

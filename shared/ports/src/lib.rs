@@ -91,9 +91,33 @@ pub trait AuditTrail: Send + Sync {
     async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError>;
 }
 
+/// Work for people: review items, revocation requests, delivery reports.
+#[async_trait]
+pub trait Casework: Send + Sync {
+    /// Adds a review item (idempotent by id).
+    async fn add_review(&self, item: &ReviewItem) -> Result<bool, PortError>;
+    /// Review items, oldest first.
+    async fn reviews(&self) -> Result<Vec<ReviewItem>, PortError>;
+    /// Stores a revocation request.
+    async fn put_revocation_request(&self, request: &RevocationRequest) -> Result<(), PortError>;
+    /// Every revocation request, oldest first.
+    async fn revocation_requests(&self) -> Result<Vec<RevocationRequest>, PortError>;
+    /// Marks a request completed; `false` if there is no such request.
+    async fn complete_revocation_request(
+        &self,
+        id: &EventId,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
+    /// The step a carrier message id belongs to.
+    async fn step_for_carrier_message(&self, carrier_message_id: &str) -> Result<Option<StepId>, PortError>;
+    /// Records a delivery report on the step; `false` if the message is unknown.
+    async fn record_delivery(&self, update: &DeliveryUpdate) -> Result<Option<StepId>, PortError>;
+}
+
 /// Everything the functions keep in the table.
-pub trait Store: ContactDirectory + ConsentLedger + StepStore + AuditTrail {}
-impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail> Store for T {}
+pub trait Store: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework {}
+impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework> Store for T {}
 
 /// The dispatch queue.
 #[async_trait]

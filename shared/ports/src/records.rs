@@ -84,11 +84,28 @@ pub struct Contact {
     /// Address state.
     #[serde(default)]
     pub address_state: Option<UsState>,
-    /// The contact is a minor.
+    /// The contact is a minor (as stated by the source system).
     #[serde(default)]
     pub minor: bool,
+    /// Date of birth, when known: a contact under 18 at the time of a send
+    /// is treated as a minor whatever `minor` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<chrono::NaiveDate>,
     /// When the record was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl Contact {
+    /// Whether the contact is a minor at `now` (flag, or under 18 by birth date).
+    pub fn is_minor(&self, now: DateTime<Utc>) -> bool {
+        self.minor
+            || self.date_of_birth.is_some_and(|dob| {
+                let today = now.date_naive();
+                today
+                    .years_since(dob)
+                    .is_none_or(|years| years < 18)
+            })
+    }
 }
 
 /// How consent was captured (compliance-rules §2).
@@ -312,6 +329,12 @@ pub enum Claim {
 /// A send counted for caps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendHistoryEntry {
+    /// The step that was sent.
+    #[serde(default)]
+    pub step_id: Option<StepId>,
+    /// Template id and version (`id@version`), for reply grammars.
+    #[serde(default)]
+    pub template: Option<String>,
     /// When it was sent.
     pub at: DateTime<Utc>,
     /// Subject (episode).
@@ -358,4 +381,76 @@ pub struct SendFailure {
     pub retryable: bool,
     /// The recipient has opted out at the carrier (Twilio 21610).
     pub recipient_opted_out: bool,
+}
+
+/// A revocation received by other means (phone call, portal, staff): the
+/// ledger applies it at once, and the request tracks the FCC's 10-business-day
+/// deadline until staff confirm every downstream system honoured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRequest {
+    /// Request id.
+    pub id: EventId,
+    /// Contact.
+    pub contact_id: ContactId,
+    /// The revocation event recorded in the ledger.
+    pub event_id: EventId,
+    /// How it was received.
+    pub channel: CaptureChannel,
+    /// Who took it.
+    pub actor: String,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+    /// When it must be honoured everywhere.
+    pub deadline: DateTime<Utc>,
+    /// When staff confirmed it was honoured everywhere.
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Who confirmed it.
+    #[serde(default)]
+    pub completed_by: Option<String>,
+}
+
+impl RevocationRequest {
+    /// Past its deadline without completion, or completed late.
+    pub fn breached(&self, now: DateTime<Utc>) -> bool {
+        match self.completed_at {
+            Some(done) => done > self.deadline,
+            None => now > self.deadline,
+        }
+    }
+}
+
+/// Something a person must look at: a doubtful revocation or an ambiguous reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// Item id (derived from the carrier's message id).
+    pub id: String,
+    /// `doubtful_revocation` or `ambiguous_reply`.
+    pub kind: String,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// Masked phone number.
+    pub phone_masked: String,
+    /// Contacts sharing the number.
+    pub contact_ids: Vec<ContactId>,
+    /// The reply text (kept in the encrypted table for the reviewer; never logged).
+    pub body: String,
+    /// The classifier's rule.
+    pub rule: String,
+    /// What optline already did (e.g. "suppressed").
+    pub action_taken: String,
+}
+
+/// A delivery report from a carrier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryUpdate {
+    /// Carrier message id (`twilio:SM…`).
+    pub carrier_message_id: String,
+    /// queued, sent, delivered, undelivered, failed, …
+    pub status: String,
+    /// Carrier error code, if any.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// When it was reported.
+    pub at: DateTime<Utc>,
 }
