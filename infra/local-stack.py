@@ -44,6 +44,7 @@ ENV_FOR = {
     "DispatchQueue": ("QUEUE_URL", "Ref"),
     "DispatchDeadLetterQueue": ("DLQ_URL", "Ref"),
     "OutcomeTopic": ("OUTCOME_TOPIC_ARN", "Ref"),
+    "TwoWaySmsTopic": ("TWO_WAY_TOPIC_ARN", "Ref"),
 }
 
 

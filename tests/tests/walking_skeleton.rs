@@ -1,5 +1,13 @@
 //! The walking skeleton end to end on the local emulator.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "integration tests: a failed step should stop the test loudly"
+)]
+
 use optline_dispatch::Outcome;
 use optline_tests::{scenario, Harness};
 

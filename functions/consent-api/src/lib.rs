@@ -197,8 +197,12 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         }
         (Method::GET, ["contacts", id, "consent"]) => proof_of_consent(id, deps).await,
         (Method::GET, ["contacts", id, "audit"]) => audit_chain(id, deps).await,
-        (Method::POST, ["contacts", id, "preferences"]) => preferences(&request, id, deps, now).await,
-        (Method::POST, ["contacts", id, "revocations"]) => revocation(&request, id, deps, now).await,
+        (Method::POST, ["contacts", id, "preferences"]) => {
+            preferences(&request, id, deps, now).await
+        }
+        (Method::POST, ["contacts", id, "revocations"]) => {
+            revocation(&request, id, deps, now).await
+        }
         (Method::GET, ["revocations"]) => list_revocations(&request, deps, now).await,
         (Method::POST, ["revocations", id, "complete"]) => {
             complete_revocation(&request, id, deps, now).await
@@ -350,7 +354,15 @@ async fn record_consent(
         guardian: input.guardian,
         expires_at: input.expires_at,
     };
-    let created = match append_with_audit(deps, &contact, &event, input.disclosure_text.as_deref(), now).await {
+    let created = match append_with_audit(
+        deps,
+        &contact,
+        &event,
+        input.disclosure_text.as_deref(),
+        now,
+    )
+    .await
+    {
         Ok(created) => created,
         Err(r) => return r,
     };
@@ -450,16 +462,29 @@ fn staff_event(
     }
 }
 
-async fn preferences(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn preferences(
+    request: &Request,
+    id: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let input: NewPreferences = match json_body(request) {
         Ok(v) => v,
         Err(r) => return r,
     };
     if input.actor.trim().is_empty() || input.categories.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "actor and at least one category are required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "actor and at least one category are required",
+        );
     }
     let wants_any = input.categories.values().any(|on| *on);
-    if wants_any && input.disclosure_text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+    if wants_any
+        && input
+            .disclosure_text
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty())
+    {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "turning a category on is a grant: it needs the exact disclosure text shown",
@@ -479,23 +504,49 @@ async fn preferences(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc
     let mut ordered: Vec<(&String, &bool)> = input.categories.iter().collect();
     ordered.sort_by_key(|(_, on)| **on);
     for (category, on) in ordered {
-        let action = if *on { ConsentAction::Grant } else { ConsentAction::Revoke };
-        let mut event = staff_event(&contact, action, vec![category.clone()], input.channel, input.actor.clone(), now, now);
+        let action = if *on {
+            ConsentAction::Grant
+        } else {
+            ConsentAction::Revoke
+        };
+        let mut event = staff_event(
+            &contact,
+            action,
+            vec![category.clone()],
+            input.channel,
+            input.actor.clone(),
+            now,
+            now,
+        );
         event.evidence = input.evidence.clone();
         if *on {
             event.disclosure_sha256 = sha.clone();
             event.disclosure_version = input.disclosure_version.clone();
         }
-        let text = if *on { input.disclosure_text.as_deref() } else { None };
+        let text = if *on {
+            input.disclosure_text.as_deref()
+        } else {
+            None
+        };
         if let Err(r) = append_with_audit(deps, &contact, &event, text, now).await {
             return r;
         }
-        recorded.push(serde_json::json!({ "category": category, "action": action, "event_id": event.id }));
+        recorded.push(
+            serde_json::json!({ "category": category, "action": action, "event_id": event.id }),
+        );
     }
-    json(StatusCode::CREATED, &serde_json::json!({ "recorded": recorded }))
+    json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "recorded": recorded }),
+    )
 }
 
-async fn revocation(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn revocation(
+    request: &Request,
+    id: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let input: NewRevocation = match json_body(request) {
         Ok(v) => v,
         Err(r) => return r,
@@ -510,7 +561,15 @@ async fn revocation(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>
     let received = input.received_at.unwrap_or(now).min(now);
     // Effective from when it was received: the ledger never lets a send
     // through that the person had already refused.
-    let mut event = staff_event(&contact, ConsentAction::Revoke, input.categories, input.channel, input.actor.clone(), received, now);
+    let mut event = staff_event(
+        &contact,
+        ConsentAction::Revoke,
+        input.categories,
+        input.channel,
+        input.actor.clone(),
+        received,
+        now,
+    );
     event.source_system = input.source_system;
     event.source_record_id = input.source_record_id;
     if let Err(r) = append_with_audit(deps, &contact, &event, None, now).await {
@@ -556,7 +615,10 @@ async fn list_revocations(request: &Request, deps: &Deps, now: DateTime<Utc>) ->
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("status=")))
         .unwrap_or("pending");
     if !matches!(wanted, "pending" | "breached" | "all") {
-        return error(StatusCode::BAD_REQUEST, "status must be pending, breached or all");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "status must be pending, breached or all",
+        );
     }
     let requests = match deps.store.revocation_requests().await {
         Ok(r) => r,
@@ -571,10 +633,18 @@ async fn list_revocations(request: &Request, deps: &Deps, now: DateTime<Utc>) ->
         })
         .map(|r| request_view(r, now))
         .collect();
-    json(StatusCode::OK, &serde_json::json!({ "status": wanted, "revocations": shown }))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": wanted, "revocations": shown }),
+    )
 }
 
-async fn complete_revocation(request: &Request, id: &str, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn complete_revocation(
+    request: &Request,
+    id: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let input: CompleteRevocation = match json_body(request) {
         Ok(v) => v,
         Err(r) => return r,
@@ -583,8 +653,15 @@ async fn complete_revocation(request: &Request, id: &str, deps: &Deps, now: Date
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    match deps.store.complete_revocation_request(&id, &input.actor, now).await {
-        Ok(true) => json(StatusCode::OK, &serde_json::json!({ "id": id, "completed": true })),
+    match deps
+        .store
+        .complete_revocation_request(&id, &input.actor, now)
+        .await
+    {
+        Ok(true) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "id": id, "completed": true }),
+        ),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such revocation request"),
         Err(e) => port_error(&e),
     }

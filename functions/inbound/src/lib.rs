@@ -29,9 +29,8 @@ use optline_policy::consent::{
 use optline_policy::phone::E164;
 use optline_policy::template::find_seed;
 use optline_ports::{
-    OutboundSms, SmsSender,
     consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EventId, Evidence,
-    NewAuditRecord, PortError, ReviewItem, SendHistoryEntry, StepId, Store,
+    NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry, SmsSender, StepId, Store,
 };
 use tracing::{info, warn};
 
@@ -123,10 +122,16 @@ fn xml_escape(s: &str) -> String {
 
 /// Parses a Twilio form POST and checks its signature; `Err` is the answer.
 #[allow(clippy::result_large_err, reason = "the error is the response to send")]
-fn verified_twilio_form(request: &Request, deps: &Deps) -> Result<Vec<(String, String)>, Response<Body>> {
+fn verified_twilio_form(
+    request: &Request,
+    deps: &Deps,
+) -> Result<Vec<(String, String)>, Response<Body>> {
     let Some(twilio) = &deps.config.twilio else {
         warn!("twilio webhook called but no auth token is configured");
-        return Err(error(StatusCode::FORBIDDEN, "webhook signing is not configured"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "webhook signing is not configured",
+        ));
     };
     let bytes = body_bytes(request)?;
     let media = request
@@ -151,7 +156,10 @@ fn verified_twilio_form(request: &Request, deps: &Deps) -> Result<Vec<(String, S
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let Some(url) = public_url(request, &deps.config) else {
-        return Err(error(StatusCode::FORBIDDEN, "cannot determine the signed url"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "cannot determine the signed url",
+        ));
     };
     if signature.is_empty()
         || !twilio_signature::is_valid(&twilio.auth_token, &url, &params, signature)
@@ -225,14 +233,28 @@ async fn twilio_status(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Re
         field("MessageSid").or_else(|| field("SmsSid")),
         field("MessageStatus").or_else(|| field("SmsStatus")),
     ) else {
-        return error(StatusCode::BAD_REQUEST, "MessageSid and MessageStatus are required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MessageSid and MessageStatus are required",
+        );
     };
     const STATUSES: [&str; 10] = [
-        "accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered",
-        "failed", "read", "canceled",
+        "accepted",
+        "scheduled",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "read",
+        "canceled",
     ];
     if !STATUSES.contains(&status.as_str()) {
-        return error(StatusCode::BAD_REQUEST, "MessageStatus is not a Twilio message status");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MessageStatus is not a Twilio message status",
+        );
     }
     let error_code = field("ErrorCode").filter(|c| !c.is_empty());
     let update = DeliveryUpdate {
@@ -249,7 +271,10 @@ async fn twilio_status(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Re
         }
         Err(e) => {
             warn!(error = %e, "status callback failed; twilio will retry");
-            error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable; retry",
+            )
         }
     }
 }
@@ -418,7 +443,9 @@ pub async fn handle_reply(
                             contact_ids: contacts.clone(),
                             body: sms.body.clone(),
                             rule: classification.rule.clone(),
-                            action_taken: "revocation recorded; messages suppressed until a person reviews it".to_owned(),
+                            action_taken:
+                                "revocation recorded; messages suppressed until a person reviews it"
+                                    .to_owned(),
                         })
                         .await?;
                     "doubtful revocation: suppressed and queued for human review"
@@ -645,11 +672,17 @@ pub fn parse_two_way(body: &str) -> Result<TwoWaySms, TwoWayError> {
 
 /// Handles one two-way message: classify, record, and answer through the
 /// compliance lane.
-pub async fn handle_two_way(message: &TwoWaySms, deps: &Deps, now: DateTime<Utc>) -> Result<(), TwoWayError> {
+pub async fn handle_two_way(
+    message: &TwoWaySms,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<(), TwoWayError> {
     let from = E164::parse(&message.origination_number)
         .map_err(|e| TwoWayError::Undecodable(e.to_string()))?;
     if EventId::parse(&message.inbound_message_id).is_err() {
-        return Err(TwoWayError::Undecodable("inboundMessageId is malformed".to_owned()));
+        return Err(TwoWayError::Undecodable(
+            "inboundMessageId is malformed".to_owned(),
+        ));
     }
     let sms = InboundSms {
         message_sid: message.inbound_message_id.clone(),
@@ -690,7 +723,9 @@ pub async fn handle_two_way_sns(
             Ok(message) => handle_two_way(&message, deps, now).await?,
             // A malformed payload will never parse: log and drop it, so it does
             // not block the retries of good ones.
-            Err(TwoWayError::Undecodable(reason)) => warn!(%reason, "dropped undecodable two-way sms"),
+            Err(TwoWayError::Undecodable(reason)) => {
+                warn!(%reason, "dropped undecodable two-way sms")
+            }
             Err(e) => return Err(e),
         }
     }

@@ -14,10 +14,10 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use optline_policy::phone::E164;
 use optline_ports::{
-    Casework, DeliveryUpdate, EventId, ReviewItem, RevocationRequest,
-    chain_hash, AuditRecord, AuditTrail, Claim, ConsentEvent, ConsentLedger, Contact,
-    ContactDirectory, ContactId, NewAuditRecord, PortError, SendHistoryEntry, Step, StepId,
-    StepOutcome, StepStatus, StepStore, GENESIS_HASH,
+    chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
+    ContactDirectory, ContactId, DeliveryUpdate, EventId, NewAuditRecord, PortError, ReviewItem,
+    RevocationRequest, SendHistoryEntry, Step, StepId, StepOutcome, StepStatus, StepStore,
+    GENESIS_HASH,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -731,7 +731,10 @@ impl Casework for DynamoStore {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError> {
-        let Some(item) = self.get("REVOCATION_REQUESTS".to_owned(), &format!("REQ#{id}")).await? else {
+        let Some(item) = self
+            .get("REVOCATION_REQUESTS".to_owned(), &format!("REQ#{id}"))
+            .await?
+        else {
             return Ok(false);
         };
         let mut request: RevocationRequest = from_item(&item)?;
@@ -753,18 +756,29 @@ impl Casework for DynamoStore {
         Ok(true)
     }
 
-    async fn step_for_carrier_message(&self, carrier_message_id: &str) -> Result<Option<StepId>, PortError> {
-        match self.get(format!("CARRIER#{carrier_message_id}"), "STEP").await? {
+    async fn step_for_carrier_message(
+        &self,
+        carrier_message_id: &str,
+    ) -> Result<Option<StepId>, PortError> {
+        match self
+            .get(format!("CARRIER#{carrier_message_id}"), "STEP")
+            .await?
+        {
             Some(item) => match item.get("step_id") {
                 Some(AttributeValue::S(id)) => Ok(Some(StepId::parse(id)?)),
-                _ => Err(PortError::Corrupt("carrier mapping without step".to_owned())),
+                _ => Err(PortError::Corrupt(
+                    "carrier mapping without step".to_owned(),
+                )),
             },
             None => Ok(None),
         }
     }
 
     async fn record_delivery(&self, update: &DeliveryUpdate) -> Result<Option<StepId>, PortError> {
-        let Some(step_id) = self.step_for_carrier_message(&update.carrier_message_id).await? else {
+        let Some(step_id) = self
+            .step_for_carrier_message(&update.carrier_message_id)
+            .await?
+        else {
             return Ok(None);
         };
         self.client
@@ -772,7 +786,9 @@ impl Casework for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(step_pk(&step_id)))
             .key("sk", s("STEP"))
-            .update_expression("SET delivery_status = :status, delivery_error = :error, delivery_at = :at")
+            .update_expression(
+                "SET delivery_status = :status, delivery_error = :error, delivery_at = :at",
+            )
             .expression_attribute_values(":status", s(update.status.clone()))
             .expression_attribute_values(":error", s(update.error_code.clone().unwrap_or_default()))
             .expression_attribute_values(":at", s(ts(update.at)))

@@ -12,7 +12,9 @@ use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use optline_policy::MessageClass;
-use optline_ports::{CarrierReceipt, OutboundSms, SendFailure, SmsSender};
+use optline_ports::{
+    CarrierOptOutList, CarrierReceipt, OutboundSms, PortError, SendFailure, SmsSender,
+};
 
 /// The SNS sender.
 #[derive(Debug, Clone)]
@@ -93,5 +95,46 @@ impl SmsSender for SnsSender {
                 })
             }
         }
+    }
+}
+
+/// The account's SNS opt-out list (`ListPhoneNumbersOptedOut`, paginated).
+#[derive(Debug, Clone)]
+pub struct SnsOptOutList {
+    client: Client,
+}
+
+impl SnsOptOutList {
+    /// An adapter over the account's list.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl CarrierOptOutList for SnsOptOutList {
+    async fn opted_out_numbers(&self) -> Result<Vec<String>, PortError> {
+        let mut numbers = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_phone_numbers_opted_out()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    PortError::Unavailable(format!(
+                        "list opted-out numbers: {}",
+                        e.code().unwrap_or("error")
+                    ))
+                })?;
+            numbers.extend(out.phone_numbers().iter().cloned());
+            match out.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(numbers)
     }
 }

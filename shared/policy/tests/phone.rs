@@ -145,7 +145,10 @@ fn every_state_and_dc_has_at_least_one_zone_and_unknown_codes_have_none() {
     for code in codes {
         assert!(!zones_of(code).is_empty(), "{code}");
     }
-    assert!(UsState::parse("ZZ").is_err(), "an unknown code is refused, not silently ruleless");
+    assert!(
+        UsState::parse("ZZ").is_err(),
+        "an unknown code is refused, not silently ruleless"
+    );
 }
 
 #[test]

@@ -110,7 +110,10 @@ pub trait Casework: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, PortError>;
     /// The step a carrier message id belongs to.
-    async fn step_for_carrier_message(&self, carrier_message_id: &str) -> Result<Option<StepId>, PortError>;
+    async fn step_for_carrier_message(
+        &self,
+        carrier_message_id: &str,
+    ) -> Result<Option<StepId>, PortError>;
     /// Records a delivery report on the step; `false` if the message is unknown.
     async fn record_delivery(&self, update: &DeliveryUpdate) -> Result<Option<StepId>, PortError>;
 }
@@ -124,6 +127,13 @@ impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework> St
 pub trait StepQueue: Send + Sync {
     /// Enqueues steps in batches; returns the ids that could not be enqueued.
     async fn enqueue(&self, steps: &[StepId]) -> Result<Vec<StepId>, PortError>;
+}
+
+/// A carrier's own list of opted-out numbers (Amazon SNS keeps one per account).
+#[async_trait]
+pub trait CarrierOptOutList: Send + Sync {
+    /// Every number the carrier holds as opted out, as the carrier writes it.
+    async fn opted_out_numbers(&self) -> Result<Vec<String>, PortError>;
 }
 
 /// An SMS sender (Amazon SNS, Twilio).

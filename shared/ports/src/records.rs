@@ -101,9 +101,7 @@ impl Contact {
         self.minor
             || self.date_of_birth.is_some_and(|dob| {
                 let today = now.date_naive();
-                today
-                    .years_since(dob)
-                    .is_none_or(|years| years < 18)
+                today.years_since(dob).is_none_or(|years| years < 18)
             })
     }
 }

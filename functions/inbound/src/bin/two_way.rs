@@ -16,26 +16,36 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())),
-        sender: Some(Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?)),
+        store: Arc::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        sender: Some(Arc::new(ProgramSenders::from_config(
+            &config,
+            clients.sns.clone(),
+        )?)),
         config: Arc::new(config),
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let now = chrono::Utc::now();
-        let from_sqs = event
-            .payload
-            .pointer("/Records/0/eventSource")
-            .and_then(|s| s.as_str())
-            == Some("aws:sqs");
-        if from_sqs {
-            let batch: SqsEvent = serde_json::from_value(event.payload)?;
-            Ok::<serde_json::Value, Error>(serde_json::to_value(handle_two_way_sqs(batch, deps, now).await)?)
-        } else {
-            let sns: SnsEvent = serde_json::from_value(event.payload)?;
-            handle_two_way_sns(sns, deps, now).await?;
-            Ok(serde_json::Value::Null)
-        }
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let now = chrono::Utc::now();
+            let from_sqs = event
+                .payload
+                .pointer("/Records/0/eventSource")
+                .and_then(|s| s.as_str())
+                == Some("aws:sqs");
+            if from_sqs {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                Ok::<serde_json::Value, Error>(serde_json::to_value(
+                    handle_two_way_sqs(batch, deps, now).await,
+                )?)
+            } else {
+                let sns: SnsEvent = serde_json::from_value(event.payload)?;
+                handle_two_way_sns(sns, deps, now).await?;
+                Ok(serde_json::Value::Null)
+            }
+        },
+    ))
     .await
 }

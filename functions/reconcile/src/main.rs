@@ -1,0 +1,30 @@
+//! The reconcile Lambda, invoked daily by EventBridge Scheduler.
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use optline_aws::{DynamoStore, SnsOptOutList};
+use optline_config::{AwsClients, Config};
+use optline_reconcile::{reconcile, Deps, ReconcileReport};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    optline_config::init_logging();
+    let config = Config::from_env()?;
+    let clients = AwsClients::load().await;
+    let deps = Deps {
+        store: Arc::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        carrier: Arc::new(SnsOptOutList::new(clients.sns.clone())),
+        programs: config.programs.keys().cloned().collect(),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<ReconcileReport, Error>(reconcile(deps, chrono::Utc::now()).await?)
+        },
+    ))
+    .await
+}
