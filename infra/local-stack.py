@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -106,11 +107,30 @@ def read_state() -> dict | None:
 
 
 def alive(state: dict | None) -> bool:
+    """The recorded server process exists and accepts connections.
+
+    Cheap on purpose: /moto-api/data.json serializes every resource, which
+    grows slow as tests fill the emulator.
+    """
     if not state:
         return False
     try:
-        with urllib.request.urlopen(f"{state['endpoint']}/moto-api/data.json", timeout=2):
+        os.kill(state["pid"], 0)
+    except (ProcessLookupError, PermissionError, KeyError):
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", state["port"]), timeout=2):
             return True
+    except OSError:
+        return False
+
+
+def http_ready(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/reset-auth", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
     except OSError:
         return False
 
@@ -192,7 +212,7 @@ def start() -> dict:
     )
     state = {"pid": proc.pid, "port": port, "endpoint": endpoint}
     for _ in range(100):
-        if alive(state):
+        if alive(state) and http_ready(endpoint):
             break
         if proc.poll() is not None:
             raise SystemExit("moto_server exited at start; see .local/moto.log")

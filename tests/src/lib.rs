@@ -18,6 +18,7 @@
 )]
 
 pub mod scenario;
+pub mod twilio_standin;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -204,6 +205,106 @@ impl Harness {
         }
     }
 
+    /// The same stack, with the program sending through Twilio's API at
+    /// `api_base` (the local stand-in) instead of SNS.
+    pub fn with_twilio(&self, api_base: &str) -> Self {
+        let mut config = (*self.config).clone();
+        if let Some(twilio) = config.twilio.as_mut() {
+            twilio.api_base = api_base.to_owned();
+            twilio.status_callback = Some(format!("{PUBLIC_BASE_URL}/twilio/status"));
+        }
+        for program in config.programs.values_mut() {
+            program.sender = SenderKind::Twilio;
+            program.messaging_service_sid = Some("MG00000000000000000000000000000000".to_owned());
+        }
+        let mut clone = self.clone();
+        clone.config = Arc::new(config);
+        clone
+    }
+
+    /// Seeds a contact with an `appointments` grant and one pending step due
+    /// at `due`, straight through the store (fast setup for volume tests).
+    pub async fn seed_step(
+        &self,
+        contact: &str,
+        phone: &str,
+        step: &str,
+        due: chrono::DateTime<chrono::Utc>,
+    ) -> optline_ports::StepId {
+        use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope};
+        use optline_ports::{ConsentLedger, ContactDirectory, StepStore};
+        let contact_id = optline_ports::ContactId::parse(contact).expect("contact id");
+        let phone = optline_policy::phone::E164::parse(phone).expect("phone");
+        let record = optline_ports::Contact {
+            id: contact_id.clone(),
+            phone: phone.clone(),
+            program: "clinic".to_owned(),
+            time_zone: Some("America/New_York".to_owned()),
+            address_state: None,
+            minor: false,
+            date_of_birth: None,
+            created_at: due - chrono::Duration::days(30),
+        };
+        match self.store.create_contact(&record).await {
+            Ok(()) => {
+                let event = optline_ports::ConsentEvent {
+                    id: optline_ports::EventId::parse(&format!("grant-{contact}")).expect("id"),
+                    contact_id: Some(contact_id.clone()),
+                    phone,
+                    action: ConsentAction::Grant,
+                    scope: ConsentScope::Contact,
+                    program: Some("clinic".to_owned()),
+                    categories: vec!["appointments".to_owned()],
+                    kind: ConsentKind::Express,
+                    at: due - chrono::Duration::days(30),
+                    recorded_at: due - chrono::Duration::days(30),
+                    channel: optline_ports::CaptureChannel::WebForm,
+                    actor: "seed".to_owned(),
+                    source_system: None,
+                    source_record_id: None,
+                    disclosure_sha256: None,
+                    disclosure_version: None,
+                    evidence: optline_ports::Evidence::default(),
+                    reverses: None,
+                    guardian: false,
+                    expires_at: None,
+                };
+                self.store
+                    .append_consent(&event, None)
+                    .await
+                    .expect("grant");
+            }
+            Err(optline_ports::PortError::Conflict(_)) => {}
+            Err(e) => panic!("seed contact: {e}"),
+        }
+        let id = optline_ports::StepId::parse(step).expect("step id");
+        let planned = optline_ports::Step {
+            id: id.clone(),
+            contact_id,
+            program: "clinic".to_owned(),
+            category: "appointments".to_owned(),
+            class: optline_policy::MessageClass::Transactional,
+            purpose: "appointment_reminder".to_owned(),
+            template_id: "appointment_reminder".to_owned(),
+            template_version: 1,
+            variables: [
+                ("date".to_owned(), "Thu Dec 10".to_owned()),
+                ("time".to_owned(), "10:00 AM".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            subject: format!("subject-{step}"),
+            due_at: due,
+            expires_at: Some(due + chrono::Duration::days(3)),
+            urgency: optline_policy::decision::Urgency::TimeSensitive,
+            healthcare_exempt: false,
+            status: optline_ports::StepStatus::Queued,
+            source_event: None,
+        };
+        self.store.put_step(&planned).await.expect("put step");
+        id
+    }
+
     /// The consent API's deps.
     pub fn consent_api(&self) -> optline_consent_api::Deps {
         optline_consent_api::Deps {
@@ -251,6 +352,10 @@ impl Harness {
                 ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
             ),
             config: self.config.clone(),
+            dead_letters: Some(Arc::new(optline_aws::SqsDeadLetters::new(
+                self.sqs.clone(),
+                self.resources.dlq_url.clone(),
+            ))),
         }
     }
 

@@ -18,13 +18,20 @@ use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendR
 use optline_policy::template::{find_seed, TemplateVersion};
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, EventId, Evidence, NewAuditRecord,
-    OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
+    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, DeadLetters, EventId, Evidence,
+    NewAuditRecord, OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus,
+    Store,
 };
 use tracing::{info, warn, Instrument};
 
+pub mod metrics;
+
 /// How long a step waits when no next allowed time is known (no zone known).
 pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
+
+/// A claim older than this belongs to an invocation that died (the function
+/// times out after 30 s; SQS hides a message for 180 s).
+pub const CLAIM_LEASE: Duration = Duration::minutes(5);
 
 /// What dispatch needs, built once per cold start.
 #[derive(Clone)]
@@ -35,6 +42,8 @@ pub struct Deps {
     pub sender: Arc<dyn SmsSender>,
     /// Configuration.
     pub config: Arc<Config>,
+    /// Where undecodable messages go, with their reason.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -70,26 +79,67 @@ pub enum DispatchError {
     /// The carrier failed in a way worth retrying.
     #[error("retryable carrier failure: {0}")]
     Carrier(String),
+    /// Another invocation holds a fresh claim on the step.
+    #[error("step is being sent by another invocation")]
+    InFlight,
 }
 
 /// Handles an SQS batch and reports the messages to retry.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut metrics = metrics::DispatchMetrics::default();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("dispatch_message", message_id = %id);
-        match handle_message(&message, deps, now).instrument(span).await {
+        let started = std::time::Instant::now();
+        let result = handle_message(&message, deps, now).instrument(span).await;
+        metrics
+            .latency_ms
+            .push(started.elapsed().as_secs_f64() * 1000.0);
+        let retry = match result {
             Ok(outcome) => {
-                info!(message_id = %id, outcome = ?outcome_kind(&outcome), "message handled")
+                info!(message_id = %id, outcome = outcome_kind(&outcome), "message handled");
+                metrics.count(&outcome);
+                false
+            }
+            Err(DispatchError::Undecodable(reason)) => {
+                // It will never decode: dead-letter it now with the reason,
+                // rather than let it burn its receive count.
+                let body = message.body.as_deref().unwrap_or_default();
+                match &deps.dead_letters {
+                    Some(dlq) => match dlq.dead_letter(body, &reason).await {
+                        Ok(()) => {
+                            warn!(message_id = %id, %reason, "undecodable message dead-lettered");
+                            metrics.dead_lettered += 1;
+                            false
+                        }
+                        Err(e) => {
+                            warn!(message_id = %id, error = %e, "dead-letter failed; will retry");
+                            true
+                        }
+                    },
+                    None => {
+                        warn!(message_id = %id, %reason, "undecodable message; SQS dead-letters it after its receive count");
+                        true
+                    }
+                }
             }
             Err(err) => {
                 warn!(message_id = %id, error = %err, "message will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+                if let DispatchError::Carrier(code) = &err {
+                    *metrics.failed_by_code.entry(code.clone()).or_default() += 1;
+                }
+                metrics.retried += 1;
+                true
             }
+        };
+        if retry {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
     }
+    metrics.emit(now);
     response
 }
 
@@ -138,7 +188,73 @@ pub async fn dispatch_step(
     match store.claim_send(id, now).await? {
         Claim::Won => {}
         Claim::AlreadyDone => return Ok(Outcome::Skipped("already handled")),
-        Claim::InFlight => return Ok(Outcome::Skipped("claim in flight")),
+        Claim::InFlight { since } => {
+            let stale = since.is_none_or(|s| now - s >= CLAIM_LEASE);
+            if !stale {
+                // Another invocation is sending it: let SQS bring the message
+                // back later, when that one has finished or died.
+                return Err(DispatchError::InFlight);
+            }
+            if store.was_sent(&step).await? {
+                // The text went out; only the step's status was not written.
+                store
+                    .finish_step(
+                        &step,
+                        &StepOutcome {
+                            status: StepStatus::Sent,
+                            at: now,
+                            carrier_message_id: None,
+                            reasons: vec!["dispatch.finished_after_crash".to_owned()],
+                        },
+                    )
+                    .await?;
+                return Ok(Outcome::Skipped("already sent"));
+            }
+            if !deps.sender.deduplicates(&step.program) {
+                // The carrier may or may not have taken the text before the
+                // invocation died, and it cannot drop a repeat: never risk a
+                // second text. End the step and say why.
+                let reasons = vec!["dispatch.unknown_outcome".to_owned()];
+                store
+                    .finish_step(
+                        &step,
+                        &StepOutcome {
+                            status: StepStatus::Failed,
+                            at: now,
+                            carrier_message_id: None,
+                            reasons: reasons.clone(),
+                        },
+                    )
+                    .await?;
+                let rules = vec![RuleOutcome::new(
+                    "dispatch.unknown_outcome",
+                    "1",
+                    Verdict::Fail,
+                    "a previous attempt died mid-send and this carrier cannot deduplicate; not sent again",
+                )];
+                let template_ref = format!("{}@{}", step.template_id, step.template_version);
+                audit(
+                    deps,
+                    &step,
+                    now,
+                    "failed",
+                    rules,
+                    reasons,
+                    None,
+                    None,
+                    Some(&template_ref),
+                    None,
+                    None,
+                )
+                .await?;
+                return Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()));
+            }
+            // The carrier drops a repeat with the same idempotency key: finish
+            // the half-done send.
+            if !store.reclaim_stale(id, now - CLAIM_LEASE, now).await? {
+                return Ok(Outcome::Skipped("claim moved on"));
+            }
+        }
     }
 
     // Everything after the claim must end the step one way or another.
@@ -190,10 +306,11 @@ pub async fn dispatch_step(
         .into_iter()
         .map(|h| PriorSend {
             at: h.at,
-            subject: h.subject,
+            subject: h.subject.clone(),
             provider: h.program,
             healthcare_exempt: h.healthcare_exempt,
-            workflow: None,
+            // Each episode (subject) is one workflow instance.
+            workflow: Some(h.subject),
         })
         .collect();
     let request = send_request(&step, &contact, template.as_ref(), &body, deps, now);
@@ -245,7 +362,7 @@ pub async fn dispatch_step(
                     let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
                     store
                         .finish_step(
-                            id,
+                            &step,
                             &StepOutcome {
                                 status: StepStatus::Sent,
                                 at: now,
@@ -279,7 +396,7 @@ pub async fn dispatch_step(
                     let reasons = vec![format!("carrier.{}", failure.code)];
                     store
                         .finish_step(
-                            id,
+                            &step,
                             &StepOutcome {
                                 status: StepStatus::Failed,
                                 at: now,
@@ -355,7 +472,7 @@ async fn finish_suppressed(
 ) -> Result<(), DispatchError> {
     deps.store
         .finish_step(
-            &step.id,
+            step,
             &StepOutcome {
                 status: StepStatus::Suppressed,
                 at: now,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use optline_aws::{DynamoStore, ProgramSenders};
+use optline_aws::{DynamoStore, ProgramSenders, SqsDeadLetters};
 use optline_config::{AwsClients, Config};
 use optline_dispatch::{handle_batch, Deps};
 
@@ -19,6 +19,10 @@ async fn main() -> Result<(), Error> {
             config.table_name.clone(),
         )),
         sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+        dead_letters: std::env::var("DLQ_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|url| Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)) as _),
         config: Arc::new(config),
     };
     let deps = &deps;

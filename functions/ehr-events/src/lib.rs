@@ -254,21 +254,21 @@ async fn cancel(deps: &Deps, step_id: &StepId, now: DateTime<Utc>) -> Response<B
     };
     let cancellable = step
         .as_ref()
-        .is_some_and(|s| matches!(s.status, StepStatus::Pending | StepStatus::Queued));
-    if cancellable {
+        .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Queued));
+    if let Some(step) = cancellable {
         let outcome = StepOutcome {
             status: StepStatus::Cancelled,
             at: now,
             carrier_message_id: None,
             reasons: vec!["episode.cancelled".to_owned()],
         };
-        if let Err(e) = deps.store.finish_step(step_id, &outcome).await {
+        if let Err(e) = deps.store.finish_step(step, &outcome).await {
             return port_error(&e);
         }
     }
     json(
         StatusCode::OK,
-        &serde_json::json!({ "accepted": true, "cancelled": if cancellable { vec![step_id.clone()] } else { vec![] } }),
+        &serde_json::json!({ "accepted": true, "cancelled": if cancellable.is_some() { vec![step_id.clone()] } else { vec![] } }),
     )
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use optline_policy::phone::E164;
@@ -448,13 +448,48 @@ impl StepStore for DynamoStore {
         match result {
             Ok(_) => Ok(Claim::Won),
             Err(e) if is_conditional(&e) => {
-                let status = self.step(id).await?.map(|step| step.status);
-                Ok(match status {
-                    Some(StepStatus::Sending) => Claim::InFlight,
+                let item = self.get(step_pk(id), "STEP").await?;
+                let attr = |name: &str| match item.as_ref().and_then(|i| i.get(name)) {
+                    Some(AttributeValue::S(v)) => Some(v.clone()),
+                    _ => None,
+                };
+                Ok(match attr("status").as_deref() {
+                    Some("sending") => Claim::InFlight {
+                        since: attr("claimed_at")
+                            .and_then(|c| DateTime::parse_from_rfc3339(&c).ok())
+                            .map(|c| c.with_timezone(&Utc)),
+                    },
                     _ => Claim::AlreadyDone,
                 })
             }
             Err(e) => Err(unavailable("claim step", e)),
+        }
+    }
+
+    async fn reclaim_stale(
+        &self,
+        id: &StepId,
+        cutoff: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET claimed_at = :at")
+            .condition_expression("#status = :sending AND claimed_at < :cutoff")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
+            .expression_attribute_values(":cutoff", s(ts(cutoff)))
+            .expression_attribute_values(":at", s(ts(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("reclaim step", e)),
         }
     }
 
@@ -479,22 +514,8 @@ impl StepStore for DynamoStore {
         }
     }
 
-    async fn finish_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<(), PortError> {
-        let step = self
-            .step(id)
-            .await?
-            .ok_or_else(|| PortError::Invalid("no such step".to_owned()))?;
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression("SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(outcome.status.as_str()))
-            .expression_attribute_values(":outcome", s(to_json(outcome)?))
-            .build()
-            .map_err(|e| PortError::Invalid(e.to_string()))?;
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+    async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError> {
+        let id = &step.id;
         if outcome.status == StepStatus::Sent {
             let entry = SendHistoryEntry {
                 step_id: Some(id.clone()),
@@ -504,30 +525,53 @@ impl StepStore for DynamoStore {
                 program: step.program.clone(),
                 healthcare_exempt: step.healthcare_exempt,
             };
-            let item: Item = HashMap::from([
-                ("pk".to_owned(), s(contact_pk(&step.contact_id))),
-                (
-                    "sk".to_owned(),
-                    s(format!("SENT#{}#{}", ts(outcome.at), id)),
-                ),
-                ("kind".to_owned(), s("send")),
-                ("step_id".to_owned(), s(id.as_str())),
-                ("data".to_owned(), s(to_json(&entry)?)),
-            ]);
-            writes.push(self.put(item, None)?);
+            // Keyed by step id: a retried finish rewrites the same item.
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(contact_pk(&step.contact_id)))
+                .item("sk", s(format!("SENT#{id}")))
+                .item("kind", s("send"))
+                .item("step_id", s(id.as_str()))
+                .item("data", s(to_json(&entry)?))
+                .send()
+                .await
+                .map_err(|e| unavailable("record send", e))?;
             if let Some(carrier_id) = &outcome.carrier_message_id {
                 // Delivery reports name the carrier's id; this finds the step.
-                let mapping: Item = HashMap::from([
-                    ("pk".to_owned(), s(format!("CARRIER#{carrier_id}"))),
-                    ("sk".to_owned(), s("STEP")),
-                    ("kind".to_owned(), s("carrier_mapping")),
-                    ("step_id".to_owned(), s(id.as_str())),
-                    ("contact_id".to_owned(), s(step.contact_id.as_str())),
-                ]);
-                writes.push(self.put(mapping, None)?);
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("CARRIER#{carrier_id}")))
+                    .item("sk", s("STEP"))
+                    .item("kind", s("carrier_mapping"))
+                    .item("step_id", s(id.as_str()))
+                    .item("contact_id", s(step.contact_id.as_str()))
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("record carrier id", e))?;
             }
         }
-        self.transact("finish step", writes).await
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression("SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(outcome.status.as_str()))
+            .expression_attribute_values(":outcome", s(to_json(outcome)?))
+            .send()
+            .await
+            .map_err(|e| unavailable("finish step", e))?;
+        Ok(())
+    }
+
+    async fn was_sent(&self, step: &Step) -> Result<bool, PortError> {
+        Ok(self
+            .get(contact_pk(&step.contact_id), &format!("SENT#{}", step.id))
+            .await?
+            .is_some())
     }
 
     async fn defer_step(&self, id: &StepId, until: DateTime<Utc>) -> Result<(), PortError> {
@@ -593,20 +637,26 @@ impl AuditTrail for DynamoStore {
     async fn append_audit(&self, record: NewAuditRecord) -> Result<AuditRecord, PortError> {
         let pk = audit_pk(&record.contact_id);
         for _ in 0..AUDIT_APPEND_ATTEMPTS {
-            let head = self.get(pk.clone(), "HEAD").await?;
-            let (seq, prev_hash) = match &head {
+            // The chain's head is its last record: read it, then write the
+            // next sequence number only if nobody has (a conditional put, so
+            // concurrent writers never fork the chain).
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s("REC#"))
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| unavailable("read audit head", e))?;
+            let (seq, prev_hash) = match out.items().first() {
                 Some(item) => {
-                    let seq = match item.get("seq") {
-                        Some(AttributeValue::N(n)) => n
-                            .parse::<u64>()
-                            .map_err(|e| PortError::Corrupt(e.to_string()))?,
-                        _ => return Err(PortError::Corrupt("audit head without seq".to_owned())),
-                    };
-                    let hash = match item.get("hash") {
-                        Some(AttributeValue::S(h)) => h.clone(),
-                        _ => return Err(PortError::Corrupt("audit head without hash".to_owned())),
-                    };
-                    (seq, hash)
+                    let last: AuditRecord = from_item(item)?;
+                    (last.seq, last.hash)
                 }
                 None => (0, GENESIS_HASH.to_owned()),
             };
@@ -614,49 +664,24 @@ impl AuditTrail for DynamoStore {
             let full = AuditRecord {
                 seq: seq + 1,
                 prev_hash,
-                hash: hash.clone(),
+                hash,
                 content: record.clone(),
             };
-            let entry: Item = HashMap::from([
-                ("pk".to_owned(), s(pk.clone())),
-                ("sk".to_owned(), s(format!("REC#{:012}", seq + 1))),
-                ("kind".to_owned(), s("audit")),
-                ("data".to_owned(), s(to_json(&full)?)),
-            ]);
-            let new_head: Item = HashMap::from([
-                ("pk".to_owned(), s(pk.clone())),
-                ("sk".to_owned(), s("HEAD")),
-                ("kind".to_owned(), s("audit_head")),
-                ("seq".to_owned(), AttributeValue::N((seq + 1).to_string())),
-                ("hash".to_owned(), s(hash)),
-            ]);
-            let head_condition = if head.is_some() {
-                "seq = :expected".to_owned()
-            } else {
-                "attribute_not_exists(pk)".to_owned()
-            };
-            let head_put = Put::builder()
+            let result = self
+                .client
+                .put_item()
                 .table_name(&self.table)
-                .set_item(Some(new_head))
-                .condition_expression(head_condition)
-                .set_expression_attribute_values(if head.is_some() {
-                    Some(HashMap::from([(
-                        ":expected".to_owned(),
-                        AttributeValue::N(seq.to_string()),
-                    )]))
-                } else {
-                    None
-                })
-                .build()
-                .map_err(|e| PortError::Invalid(e.to_string()))?;
-            let writes = vec![
-                self.put(entry, Some("attribute_not_exists(pk)"))?,
-                TransactWriteItem::builder().put(head_put).build(),
-            ];
-            match self.transact("append audit", writes).await {
-                Ok(()) => return Ok(full),
-                Err(PortError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
+                .item("pk", s(pk.clone()))
+                .item("sk", s(format!("REC#{:012}", seq + 1)))
+                .item("kind", s("audit"))
+                .item("data", s(to_json(&full)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(full),
+                Err(e) if is_conditional(&e) => continue,
+                Err(e) => return Err(unavailable("append audit", e)),
             }
         }
         Err(PortError::Conflict(

@@ -12,7 +12,7 @@ mod twilio;
 pub mod twilio_signature;
 
 pub use dynamo::{due_shard, DynamoStore, DUE_SHARDS};
-pub use queue::{DispatchMessage, SqsStepQueue, SQS_BATCH};
+pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};

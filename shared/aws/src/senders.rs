@@ -61,6 +61,12 @@ impl ProgramSenders {
 
 #[async_trait]
 impl SmsSender for ProgramSenders {
+    fn deduplicates(&self, program: &str) -> bool {
+        self.by_program
+            .get(program)
+            .is_some_and(|s| s.deduplicates(program))
+    }
+
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure> {
         match self.by_program.get(&sms.program) {
             Some(sender) => sender.send(sms).await,

@@ -112,6 +112,11 @@ pub fn classify_error(http_status: u16, code: Option<u32>) -> SendFailure {
 
 #[async_trait]
 impl SmsSender for TwilioSender {
+    fn deduplicates(&self, _program: &str) -> bool {
+        // The idempotency token header makes a repeated request a no-op.
+        true
+    }
+
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure> {
         if sms.body.chars().count() > TWILIO_MAX_BODY {
             return Err(failure(

@@ -21,9 +21,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use optline_policy::caps::PriorSend;
 use optline_policy::classify::{classify, ReplyContext, ReplyGrammar};
 use optline_policy::consent::{ConsentAction, ConsentFact, ConsentKind, ConsentScope};
-use optline_policy::decision::{
-    evaluate, Decision, PolicyState, Recipient, SendRequest, Urgency,
-};
+use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest, Urgency};
 use optline_policy::phone::E164;
 use optline_policy::segments;
 use optline_policy::{MessageClass, UsState};

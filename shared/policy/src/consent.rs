@@ -173,7 +173,9 @@ pub fn standing(
 ) -> ConsentStanding {
     let mut ordered: Vec<&ConsentFact> = events
         .iter()
-        .filter(|e| (e.at <= now || e.action == ConsentAction::Revoke) && e.covers(program, category))
+        .filter(|e| {
+            (e.at <= now || e.action == ConsentAction::Revoke) && e.covers(program, category)
+        })
         .collect();
     // Same instant: grants first, so the revocation is applied last and wins.
     ordered.sort_by(|a, b| {
@@ -299,13 +301,14 @@ pub fn check(
         "no revocation in force",
     ));
 
-    let grant = match &standing {
+    let (grant, lapsed) = match standing {
         ConsentStanding::Granted {
             event_id,
             kind,
             guardian,
-        } => Some((event_id.clone(), *kind, *guardian)),
-        _ => None,
+        } => (Some((event_id, kind, guardian)), None),
+        ConsentStanding::Lapsed { event_id } => (None, Some(event_id)),
+        ConsentStanding::Revoked { .. } | ConsentStanding::None => (None, None),
     };
 
     if query.minor && !grant.as_ref().is_some_and(|(_, _, guardian)| *guardian) {
@@ -367,11 +370,9 @@ pub fn check(
             None,
             None,
             Verdict::Fail,
-            match standing {
-                ConsentStanding::Lapsed { event_id } => {
-                    format!("consent event {event_id} has lapsed")
-                }
-                _ => "no consent recorded for this program and category".to_owned(),
+            match lapsed {
+                Some(event_id) => format!("consent event {event_id} has lapsed"),
+                None => "no consent recorded for this program and category".to_owned(),
             },
         ),
     };

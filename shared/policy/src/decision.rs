@@ -248,20 +248,30 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
     }
 
     // 5. Frequency caps over rolling windows.
-    let mut states: Vec<UsState> = Vec::with_capacity(2);
-    if let Some(s) = &request.recipient.address_state {
-        states.push(s.clone());
-    }
-    if let Some(s) = crate::phone::area_code_state(&request.recipient.phone) {
-        if !states.contains(&s) {
-            states.push(s);
+    // Every state the recipient may be in: the address state and the area
+    // code's. Borrowed when there is one (the common case), to spare the
+    // allocations on every decision.
+    let address_state = request.recipient.address_state.as_ref();
+    let area_state = crate::phone::area_code_state_code(&request.recipient.phone);
+    let both: Vec<UsState>;
+    let states: &[UsState] = match (address_state, area_state) {
+        (None, None) => &[],
+        (Some(s), None) => std::slice::from_ref(s),
+        (Some(s), Some(area)) if s.code() == area => std::slice::from_ref(s),
+        (address, Some(area)) => {
+            both = address
+                .cloned()
+                .into_iter()
+                .chain(UsState::parse(area).ok())
+                .collect();
+            &both
         }
-    }
+    };
     let cap_request = CapRequest {
         subject: &request.subject,
         provider: &request.program,
         healthcare_exempt: legal_basis == LegalBasis::FccHealthcareExempt,
-        states: &states,
+        states,
         workflow: request.workflow.as_deref(),
         workflow_limit: request.workflow_limit,
     };

@@ -297,11 +297,21 @@ fn lookup<K: Ord + Copy, T: Copy>(table: &'static [(K, T)], key: K) -> Option<T>
 /// description. `None` for Canada, the Caribbean, non-geographic area codes
 /// and numbers outside the NANP.
 pub fn area_code_state(number: &E164) -> Option<UsState> {
+    area_code_state_code(number).and_then(|st| UsState::parse(st).ok())
+}
+
+/// The code behind [`area_code_state`], without allocating (quiet hours ask
+/// for it on every decision).
+pub(crate) fn area_code_state_code(number: &E164) -> Option<&'static str> {
     match &number.region? {
-        b"PR" | b"VI" | b"GU" | b"MP" | b"AS" => UsState::parse(&number.region()?).ok(),
+        b"PR" => Some("PR"),
+        b"VI" => Some("VI"),
+        b"GU" => Some("GU"),
+        b"MP" => Some("MP"),
+        b"AS" => Some("AS"),
         b"US" => {
             let npa = u16::try_from(digits_of(number.nanp_national()?, 3)?).ok()?;
-            lookup(area_code_zones::NPA_STATES, npa).and_then(|st| UsState::parse(st).ok())
+            lookup(area_code_zones::NPA_STATES, npa)
         }
         _ => None,
     }

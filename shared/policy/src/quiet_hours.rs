@@ -31,7 +31,7 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::phone::{area_code_state, area_code_zone_slice, state_zone_slice, E164};
+use crate::phone::{area_code_state_code, area_code_zone_slice, state_zone_slice, E164};
 use crate::{MessageClass, PolicyError, RuleOutcome, UsState, Verdict};
 
 /// The version of `data/quiet_hours.json` this build embeds. A test checks
@@ -202,16 +202,14 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
         }
     };
 
-    let area_state = req.phone.and_then(area_code_state);
-    let mut states: Vec<&UsState> = Vec::with_capacity(2);
-    if let Some(s) = req.address_state {
-        states.push(s);
-    }
-    if let Some(s) = area_state.as_ref() {
-        if !states.contains(&s) {
-            states.push(s);
-        }
-    }
+    // The states the recipient may be in, as two-letter codes compared
+    // without allocating: this runs on every decision.
+    let states: [Option<[u8; 2]>; 2] = [
+        req.address_state.and_then(|s| state_code(s.code())),
+        req.phone
+            .and_then(area_code_state_code)
+            .and_then(state_code),
+    ];
 
     let mut zones: Vec<Tz> = Vec::with_capacity(4);
     let mut add = |z: Tz| {
@@ -233,12 +231,14 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
     }
 
     let today = now.date_naive();
-    // Rules consulted, in table order; `Some` holds a not-applicable outcome.
-    let mut consulted: Vec<(&Rule, Option<RuleOutcome>)> = Vec::with_capacity(1 + states.len());
+    // Rules consulted, in table order: whether the rule is active, and for
+    // an inactive one its not-applicable outcome.
+    let mut consulted: Vec<(&Rule, bool, Option<RuleOutcome>)> =
+        Vec::with_capacity(1 + states.len());
     for rule in &table.rules {
-        let applies_to_recipient = match &rule.state {
+        let applies_to_recipient = match rule.state {
             None => true,
-            Some(code) => states.iter().any(|s| s.code() == code.as_str()),
+            Some(code) => states.contains(&Some(code)),
         };
         if !applies_to_recipient {
             continue;
@@ -258,16 +258,11 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
                 detail,
             )
         });
-        consulted.push((rule, outcome));
+        consulted.push((rule, outcome.is_none(), outcome));
     }
-    let active: Vec<&Rule> = consulted
-        .iter()
-        .filter(|(_, skipped)| skipped.is_none())
-        .map(|(rule, _)| *rule)
-        .collect();
-
     if zones.is_empty() {
-        let mut outcomes: Vec<RuleOutcome> = consulted.into_iter().filter_map(|(_, o)| o).collect();
+        let mut outcomes: Vec<RuleOutcome> =
+            consulted.into_iter().filter_map(|(_, _, o)| o).collect();
         outcomes.push(RuleOutcome::new(
             NO_ZONE_RULE_ID,
             table.version.as_str(),
@@ -285,8 +280,8 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
     let locals: Vec<DateTime<Tz>> = zones.iter().map(|z| now.with_timezone(z)).collect();
     let mut allowed_now = true;
     let mut outcomes = Vec::with_capacity(consulted.len());
-    for (rule, skipped) in consulted {
-        if let Some(o) = skipped {
+    for (rule, _, skipped) in &mut consulted {
+        if let Some(o) = skipped.take() {
             outcomes.push(o);
             continue;
         }
@@ -314,9 +309,16 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
         }
     }
 
+    // Only a closed window needs the search, and with it the active rules
+    // (the consulted rules that had no not-applicable outcome).
     let next_allowed = if allowed_now {
         None
     } else {
+        let active: Vec<&Rule> = consulted
+            .iter()
+            .filter(|(_, active, _)| *active)
+            .map(|(rule, _, _)| *rule)
+            .collect();
         next_allowed(&active, &zones, now)
     };
     QuietHoursResult {
@@ -429,6 +431,14 @@ fn day_note(local: &DateTime<Tz>, rule: &Rule) -> String {
     }
 }
 
+/// A two-letter state code as bytes.
+fn state_code(code: &str) -> Option<[u8; 2]> {
+    match code.as_bytes() {
+        [a, b] => Some([*a, *b]),
+        _ => None,
+    }
+}
+
 fn fmt_minutes(m: u32) -> String {
     format!("{:02}:{:02}", m / 60, m % 60)
 }
@@ -437,7 +447,8 @@ fn fmt_minutes(m: u32) -> String {
 #[derive(Debug)]
 struct Rule {
     id: String,
-    state: Option<String>,
+    /// Two-letter code, upper case, as bytes (compared on every decision).
+    state: Option<[u8; 2]>,
     /// Window per weekday, Monday first, in minutes after local midnight,
     /// half-open; `None` is a closed day.
     days: [Option<(u32, u32)>; 7],
@@ -673,9 +684,9 @@ fn parse_table(json: &str) -> Result<Table, PolicyError> {
         let state = match r.state {
             Some(s) => Some(
                 UsState::parse(&s)
-                    .map_err(|_| table_error(format!("rule {} has an invalid state", r.id)))?
-                    .code()
-                    .to_owned(),
+                    .ok()
+                    .and_then(|st| state_code(st.code()))
+                    .ok_or_else(|| table_error(format!("rule {} has an invalid state", r.id)))?,
             ),
             None => None,
         };

@@ -15,12 +15,8 @@
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use optline_policy::caps::PriorSend;
-use optline_policy::consent::{
-    ConsentAction, ConsentFact, ConsentKind, ConsentScope, LegalBasis,
-};
-use optline_policy::decision::{
-    evaluate, Decision, PolicyState, Recipient, SendRequest, Urgency,
-};
+use optline_policy::consent::{ConsentAction, ConsentFact, ConsentKind, ConsentScope, LegalBasis};
+use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest, Urgency};
 use optline_policy::phone::{area_code_zones, state_zones, E164};
 use optline_policy::{MessageClass, UsState, Verdict};
 use proptest::prelude::*;
@@ -210,7 +206,10 @@ fn every_corpus_case_gives_its_decision_reasons_and_time() {
                 .iter()
                 .any(|r| r.id == rule.id && r.verdict == rule.verdict)
             {
-                wrong.push(format!("no rule {} with verdict {:?}", rule.id, rule.verdict));
+                wrong.push(format!(
+                    "no rule {} with verdict {:?}",
+                    rule.id, rule.verdict
+                ));
             }
         }
         if let Err(e) = check_invariants(&got, &request) {
@@ -326,8 +325,7 @@ const ZONES: [Tz; 9] = [
 ];
 
 const STATES: [&str; 16] = [
-    "FL", "TX", "AL", "LA", "MS", "KY", "NV", "WA", "CT", "IN", "CA", "AK", "AZ", "NY", "OK",
-    "MD",
+    "FL", "TX", "AL", "LA", "MS", "KY", "NV", "WA", "CT", "IN", "CA", "AK", "AZ", "NY", "OK", "MD",
 ];
 
 const PHONES: [&str; 12] = [
@@ -359,9 +357,7 @@ fn zone_strategy() -> impl Strategy<Value = Option<String>> {
 }
 
 fn state_strategy() -> impl Strategy<Value = Option<UsState>> {
-    prop::option::of(
-        prop::sample::select(STATES.to_vec()).prop_map(|s| UsState::parse(s).unwrap()),
-    )
+    prop::option::of(prop::sample::select(STATES.to_vec()).prop_map(|s| UsState::parse(s).unwrap()))
 }
 
 fn phone_strategy() -> impl Strategy<Value = E164> {
@@ -467,8 +463,7 @@ fn fact_strategy() -> impl Strategy<Value = ConsentFact> {
                     },
                     // Hours around the evaluation instant (2026-06-10T18:00Z),
                     // in whole hours so that ties are common.
-                    at: Utc.with_ymd_and_hms(2026, 6, 10, 18, 0, 0).unwrap()
-                        + Duration::hours(at),
+                    at: Utc.with_ymd_and_hms(2026, 6, 10, 18, 0, 0).unwrap() + Duration::hours(at),
                     reverses: if grant {
                         reverses.map(|r| format!("r{r}"))
                     } else {
@@ -491,13 +486,15 @@ fn prior_strategy(now: DateTime<Utc>) -> impl Strategy<Value = PriorSend> {
         any::<bool>(),
         prop::option::of(prop::sample::select(vec!["wf-1", "wf-2"])),
     )
-        .prop_map(move |(ago, subject, provider, exempt, workflow)| PriorSend {
-            at: now - Duration::minutes(ago),
-            subject: subject.to_owned(),
-            provider: provider.to_owned(),
-            healthcare_exempt: exempt,
-            workflow: workflow.map(str::to_owned),
-        })
+        .prop_map(
+            move |(ago, subject, provider, exempt, workflow)| PriorSend {
+                at: now - Duration::minutes(ago),
+                subject: subject.to_owned(),
+                provider: provider.to_owned(),
+                healthcare_exempt: exempt,
+                workflow: workflow.map(str::to_owned),
+            },
+        )
 }
 
 /// Every zone the recipient may be in, as quiet hours see it.

@@ -67,11 +67,24 @@ pub trait StepStore: Send + Sync {
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
     /// Claims the right to send a step exactly once.
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError>;
+    /// Takes over a claim older than `cutoff` (its invocation died); `false`
+    /// if the claim moved on meanwhile.
+    async fn reclaim_stale(
+        &self,
+        id: &StepId,
+        cutoff: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
     /// Gives a claim back after a retryable carrier failure (sending -> queued),
     /// so the redelivered message can claim it again.
     async fn release_claim(&self, id: &StepId) -> Result<(), PortError>;
     /// Records a step's final state.
-    async fn finish_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<(), PortError>;
+    /// For a send, the send history and the carrier-id mapping are written
+    /// first (idempotent), then the step's status: a crash in between leaves
+    /// the step claimed, and its history shows the text went out.
+    async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError>;
+    /// Whether the send history holds this step (the text went out).
+    async fn was_sent(&self, step: &Step) -> Result<bool, PortError>;
     /// Puts a deferred step back in the due index at `until`.
     async fn defer_step(&self, id: &StepId, until: DateTime<Utc>) -> Result<(), PortError>;
     /// Earlier sends to a contact (for caps), newest first.
@@ -142,6 +155,19 @@ pub trait SmsSender: Send + Sync {
     /// Sends one text. The idempotency key is passed to the carrier where it
     /// supports one.
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure>;
+
+    /// Whether the carrier drops a repeated request with the same
+    /// idempotency key (so a send whose outcome is unknown may be retried).
+    fn deduplicates(&self, _program: &str) -> bool {
+        false
+    }
+}
+
+/// Where messages that can never be processed go, with the reason.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Moves a message body to the dead-letter queue with a reason.
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), PortError>;
 }
 
 /// Re-exported so adapters and handlers agree on the fold's input.

@@ -319,9 +319,12 @@ pub enum Claim {
     Won,
     /// Another invocation already sent or finished the step: do nothing.
     AlreadyDone,
-    /// A claim exists without an outcome (a crash mid-send, or a send under
-    /// way): do not send again.
-    InFlight,
+    /// A claim exists without an outcome: a send under way, or one whose
+    /// invocation died mid-send. `since` is when it was claimed.
+    InFlight {
+        /// When the claim was taken.
+        since: Option<DateTime<Utc>>,
+    },
 }
 
 /// A send counted for caps.

@@ -1,0 +1,435 @@
+//! Dispatch against the local emulator and the local Twilio stand-in:
+//! redelivery, carrier errors, dead letters, redrive, and the audit chain.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use optline_dispatch::Outcome;
+use optline_policy::consent::{standing, ConsentStanding};
+use optline_policy::phone::E164;
+use optline_ports::{
+    consent_facts, verify_chain, AuditTrail, ConsentLedger, ContactId, StepId, StepStatus,
+    StepStore,
+};
+use optline_tests::twilio_standin::{Scripted, TwilioStandIn};
+use optline_tests::{Harness, TWILIO_AUTH_TOKEN};
+
+/// Monday 2026-12-07 12:00 in New York: inside every window.
+fn noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap()
+}
+
+fn message(id: &str, step: &StepId) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_owned());
+    m.body = Some(format!("{{\"step_id\":\"{step}\"}}"));
+    m
+}
+
+mod futures_util_shim {
+    //! Runs futures at most `width` at a time, with tokio only.
+    pub async fn join_all_chunked<F, T>(futures: Vec<F>, width: usize) -> Vec<T>
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut out = Vec::with_capacity(futures.len());
+        let mut iter = futures.into_iter();
+        loop {
+            let batch: Vec<_> = iter.by_ref().take(width).map(tokio::spawn).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for handle in batch {
+                out.push(handle.await.expect("task"));
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_storm_makes_exactly_one_carrier_call_per_step() {
+    let base = Harness::new("storm").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    let h = base.with_twilio(&standin.base_url);
+    const STEPS: usize = 300;
+    let mut steps = Vec::with_capacity(STEPS);
+    for i in 0..STEPS {
+        let contact = format!("c{}", i % 100);
+        let phone = format!("+1415555{:04}", i % 100);
+        steps.push(
+            h.seed_step(&contact, &phone, &format!("storm-{i}"), noon())
+                .await,
+        );
+    }
+    // Every message delivered 1 to 3 times, in a shuffled order.
+    let mut deliveries: Vec<(String, StepId)> = Vec::new();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for step in &steps {
+        let copies = 1 + next() % 3;
+        for c in 0..copies {
+            deliveries.push((format!("{step}-{c}"), step.clone()));
+        }
+    }
+    for i in (1..deliveries.len()).rev() {
+        let j = usize::try_from(next() % (i as u64 + 1)).unwrap();
+        deliveries.swap(i, j);
+    }
+    let total = deliveries.len();
+    let deps = h.dispatch();
+    let futures: Vec<_> = deliveries
+        .into_iter()
+        .map(|(id, step)| {
+            let deps = deps.clone();
+            async move {
+                let mut event = SqsEvent::default();
+                event.records = vec![message(&id, &step)];
+                optline_dispatch::handle_batch(event, &deps, noon()).await
+            }
+        })
+        .collect();
+    let responses = futures_util_shim::join_all_chunked(futures, 8).await;
+    // A copy that arrived while its twin was sending is handed back to SQS;
+    // deliver those again, as SQS would after the visibility timeout.
+    let retried: usize = responses.iter().map(|r| r.batch_item_failures.len()).sum();
+    for step in &steps {
+        let status = h.store.step(step).await.unwrap().unwrap().status;
+        if status == StepStatus::Queued || status == StepStatus::Sending {
+            let mut event = SqsEvent::default();
+            event.records = vec![message("again", step)];
+            optline_dispatch::handle_batch(event, &deps, noon()).await;
+        }
+    }
+
+    let sends = standin.sends();
+    assert_eq!(
+        sends.len(),
+        STEPS,
+        "exactly one carrier send per step ({total} deliveries, {retried} handed back)"
+    );
+    let mut tokens: Vec<_> = sends
+        .iter()
+        .filter_map(|s| s.idempotency_token.clone())
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(
+        tokens.len(),
+        STEPS,
+        "each send carried its step's idempotency token"
+    );
+    assert!(standin.rejected().is_empty(), "{:?}", standin.rejected());
+    for step in steps.iter().step_by(97) {
+        assert_eq!(
+            h.store.step(step).await.unwrap().unwrap().status,
+            StepStatus::Sent
+        );
+    }
+}
+
+#[tokio::test]
+async fn carrier_errors_of_every_class_map_to_the_right_outcome() {
+    let base = Harness::new("carriererrors").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    let h = base.with_twilio(&standin.base_url);
+    let cases = [
+        ("+14155550201", Some(Scripted::Error(20429, 429)), "retry"),
+        ("+14155550202", Some(Scripted::Status(503)), "retry"),
+        (
+            "+14155550203",
+            Some(Scripted::Error(21610, 400)),
+            "failed:21610",
+        ),
+        (
+            "+14155550204",
+            Some(Scripted::Error(21211, 400)),
+            "failed:21211",
+        ),
+        (
+            "+14155550205",
+            Some(Scripted::Error(30007, 400)),
+            "failed:30007",
+        ),
+        ("+14155550206", None, "sent"),
+    ];
+    for (i, (phone, script, expected)) in cases.iter().enumerate() {
+        if let Some(answer) = script {
+            standin.script(phone, *answer);
+        }
+        let step = h
+            .seed_step(&format!("e{i}"), phone, &format!("err-{i}"), noon())
+            .await;
+        let mut event = SqsEvent::default();
+        event.records = vec![message(&format!("m{i}"), &step)];
+        let response = optline_dispatch::handle_batch(event, &h.dispatch(), noon()).await;
+        let stored = h.store.step(&step).await.unwrap().unwrap();
+        match *expected {
+            "retry" => {
+                assert_eq!(response.batch_item_failures.len(), 1, "{phone}");
+                assert_eq!(
+                    stored.status,
+                    StepStatus::Queued,
+                    "{phone}: claim released for the retry"
+                );
+            }
+            "sent" => {
+                assert!(response.batch_item_failures.is_empty());
+                assert_eq!(stored.status, StepStatus::Sent);
+            }
+            failed => {
+                assert!(
+                    response.batch_item_failures.is_empty(),
+                    "{phone}: permanent, not retried"
+                );
+                assert_eq!(stored.status, StepStatus::Failed, "{phone}");
+                let code = failed.trim_start_matches("failed:");
+                let chain = h
+                    .store
+                    .audit_chain(&ContactId::parse(&format!("e{i}")).unwrap())
+                    .await
+                    .unwrap();
+                assert!(
+                    chain
+                        .iter()
+                        .any(|r| r.content.reasons.contains(&format!("carrier.{code}"))),
+                    "{phone}"
+                );
+            }
+        }
+    }
+    // 21610 taught the ledger an opt-out (source: carrier).
+    let events = h
+        .store
+        .phone_consent_events(&E164::parse("+14155550203").unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        standing(
+            &consent_facts(&events),
+            "clinic",
+            "appointments",
+            noon() + Duration::seconds(1)
+        ),
+        ConsentStanding::Revoked { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_dead_lettered_with_its_reason_and_redrive_replays_only_good_ones(
+) {
+    let h = Harness::new("deadletter").await;
+    let step = h.seed_step("d1", "+14155550301", "dl-1", noon()).await;
+    let mut bad = SqsMessage::default();
+    bad.message_id = Some("bad".to_owned());
+    bad.body = Some("{\"step\": 42}".to_owned());
+    let mut event = SqsEvent::default();
+    event.records = vec![bad];
+    let response = optline_dispatch::handle_batch(event, &h.dispatch(), noon()).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "dead-lettered, not retried"
+    );
+
+    let received = h
+        .sqs
+        .receive_message()
+        .queue_url(&h.resources.dlq_url)
+        .message_attribute_names("All")
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1);
+    let reason = messages[0]
+        .message_attributes()
+        .and_then(|a| a.get("optline_reason"))
+        .and_then(|v| v.string_value())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("line 1"), "{reason}");
+
+    // A good message that landed in the DLQ (say, after five throttled tries).
+    h.sqs
+        .send_message()
+        .queue_url(&h.resources.dlq_url)
+        .message_body(format!("{{\"step_id\":\"{step}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let report = optline_aws::redrive(&h.sqs, &h.resources.dlq_url, &h.resources.queue_url, 100)
+        .await
+        .unwrap();
+    assert_eq!(report.moved, 1);
+    assert_eq!(report.kept, 1);
+    let batch = h.receive_dispatch_batch(10).await;
+    assert_eq!(batch.records.len(), 1);
+    let outcome = optline_dispatch::handle_message(&batch.records[0], &h.dispatch(), noon())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Sent(_)), "{outcome:?}");
+    // Replaying it again is harmless.
+    let again = optline_dispatch::handle_message(&batch.records[0], &h.dispatch(), noon())
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Skipped("already handled"));
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_dead_invocation_is_never_sent_twice_through_sns() {
+    let h = Harness::new("deadclaim").await;
+    let step = h.seed_step("k1", "+14155550401", "claim-1", noon()).await;
+    // An invocation claimed the step and died before recording the outcome.
+    assert_eq!(
+        h.store.claim_send(&step, noon()).await.unwrap(),
+        optline_ports::Claim::Won
+    );
+    // Redelivered while the claim is fresh: handed back to SQS, nothing sent.
+    let soon = optline_dispatch::handle_message(
+        &message("m", &step),
+        &h.dispatch(),
+        noon() + Duration::seconds(30),
+    )
+    .await;
+    assert!(soon.is_err());
+    // After the lease: SNS cannot deduplicate, so the step ends, with its reason.
+    let late = optline_dispatch::handle_message(
+        &message("m", &step),
+        &h.dispatch(),
+        noon() + Duration::minutes(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(late, Outcome::Failed("dispatch.unknown_outcome".to_owned()));
+    assert_eq!(
+        h.store.step(&step).await.unwrap().unwrap().status,
+        StepStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_dead_invocation_is_finished_through_twilio_with_the_same_idempotency_token(
+) {
+    let base = Harness::new("deadclaimtw").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    let h = base.with_twilio(&standin.base_url);
+    let step = h.seed_step("k2", "+14155550402", "claim-2", noon()).await;
+    assert_eq!(
+        h.store.claim_send(&step, noon()).await.unwrap(),
+        optline_ports::Claim::Won
+    );
+    let late = optline_dispatch::handle_message(
+        &message("m", &step),
+        &h.dispatch(),
+        noon() + Duration::minutes(10),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(late, Outcome::Sent(_)), "{late:?}");
+    assert_eq!(standin.sends().len(), 1);
+    assert_eq!(
+        standin.sends()[0].idempotency_token.as_deref(),
+        Some("claim-2")
+    );
+}
+
+#[tokio::test]
+async fn the_audit_chain_detects_an_edited_or_deleted_record() {
+    let h = Harness::new("tamper").await;
+    for i in 0..3 {
+        let step = h
+            .seed_step("t1", "+14155550501", &format!("tamper-{i}"), noon())
+            .await;
+        optline_dispatch::handle_message(
+            &message("m", &step),
+            &h.dispatch(),
+            noon() + Duration::hours(i),
+        )
+        .await
+        .unwrap();
+    }
+    let contact = ContactId::parse("t1").unwrap();
+    let chain = h.store.audit_chain(&contact).await.unwrap();
+    assert!(chain.len() >= 3);
+    assert!(verify_chain(&chain).is_ok());
+
+    // Edit record 2 in the table: change what it says was decided.
+    let mut edited = chain[1].clone();
+    edited.content.action = "suppress".to_owned();
+    let table = &h.resources.table_name;
+    h.dynamodb
+        .put_item()
+        .table_name(table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("AUDIT#t1".to_owned()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("REC#{:012}", 2)),
+        )
+        .item(
+            "kind",
+            aws_sdk_dynamodb::types::AttributeValue::S("audit".to_owned()),
+        )
+        .item(
+            "data",
+            aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&edited).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let broken = verify_chain(&h.store.audit_chain(&contact).await.unwrap()).unwrap_err();
+    assert_eq!(broken.seq, 2);
+
+    // Put it back, then delete record 2 outright.
+    h.dynamodb
+        .put_item()
+        .table_name(table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("AUDIT#t1".to_owned()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("REC#{:012}", 2)),
+        )
+        .item(
+            "kind",
+            aws_sdk_dynamodb::types::AttributeValue::S("audit".to_owned()),
+        )
+        .item(
+            "data",
+            aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&chain[1]).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(verify_chain(&h.store.audit_chain(&contact).await.unwrap()).is_ok());
+    h.dynamodb
+        .delete_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("AUDIT#t1".to_owned()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("REC#{:012}", 2)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let broken = verify_chain(&h.store.audit_chain(&contact).await.unwrap()).unwrap_err();
+    assert_eq!(broken.seq, 2);
+}
