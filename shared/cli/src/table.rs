@@ -55,8 +55,8 @@ pub fn rule_table(rules: &[RuleOutcome]) -> String {
         .iter()
         .map(|r| {
             [
-                r.id.as_str(),
-                r.version.as_str(),
+                r.id.as_ref(),
+                r.version.as_ref(),
                 verdict_name(r.verdict),
                 r.detail.as_str(),
             ]

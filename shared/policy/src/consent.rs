@@ -360,7 +360,14 @@ pub fn check(
             "no grant recorded; relies on the FCC healthcare exemption for a number the patient gave"
                 .to_owned(),
         ),
-        (MessageClass::Transactional, None) if query.treatment && query.phone_given_by_patient && !query.billing => (
+        // A lapsed grant is not "no grant": the person's consent ran out, and
+        // treatment is no back door around it.
+        (MessageClass::Transactional, None)
+            if query.treatment
+                && query.phone_given_by_patient
+                && !query.billing
+                && lapsed.is_none() =>
+        (
             Some(LegalBasis::HipaaTreatment),
             None,
             Verdict::Pass,

@@ -47,12 +47,9 @@ pub struct Recipient {
     #[serde(default)]
     pub minor: bool,
     /// The number was given by the patient themself.
-    #[serde(default = "yes")]
+    /// Defaults to `false`: an unstated fact never widens a legal basis.
+    #[serde(default)]
     pub phone_given_by_patient: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A message the system would like to send.
@@ -156,13 +153,13 @@ impl Decision {
     }
 
     fn suppress(mut rules: Vec<RuleOutcome>, failing: RuleOutcome) -> Self {
-        let reasons = vec![failing.id.clone()];
+        let reasons = vec![failing.id.to_string()];
         rules.push(failing);
         Self::Suppress { reasons, rules }
     }
 }
 
-fn rule(id: &str, verdict: Verdict, detail: impl Into<String>) -> RuleOutcome {
+fn rule(id: &'static str, verdict: Verdict, detail: impl Into<String>) -> RuleOutcome {
     RuleOutcome::new(id, DECISION_VERSION, verdict, detail)
 }
 
@@ -211,7 +208,9 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
         category: &request.category,
         class: request.class,
         healthcare_exempt: request.healthcare_exempt,
-        treatment: !billing && request.class == MessageClass::Transactional,
+        treatment: !billing
+            && request.class == MessageClass::Transactional
+            && TREATMENT_PURPOSES.contains(&request.purpose.as_str()),
         billing,
         phone_given_by_patient: request.recipient.phone_given_by_patient,
         minor: request.recipient.minor,
@@ -247,6 +246,13 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
         ));
     }
 
+    let qh_request = QuietHoursRequest {
+        class: request.class,
+        stated_zone,
+        address_state: request.recipient.address_state.as_ref(),
+        phone: Some(&request.recipient.phone),
+    };
+
     // 5. Frequency caps over rolling windows.
     // Every state the recipient may be in: the address state and the area
     // code's. Borrowed when there is one (the common case), to spare the
@@ -278,16 +284,19 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
     let caps = caps::check(&cap_request, &state.history, now);
     rules.extend(caps.outcomes);
     if !caps.allowed {
-        return late(request, rules, caps.next_allowed);
+        // When the cap lifts at night, wake at the next window instead.
+        let until = caps.next_allowed.map(|lift| {
+            let at_lift = quiet_hours::check(&qh_request, lift);
+            if at_lift.allowed_now {
+                lift
+            } else {
+                at_lift.next_allowed.unwrap_or(lift)
+            }
+        });
+        return late(request, rules, until);
     }
 
     // 6. Quiet hours in every candidate zone.
-    let qh_request = QuietHoursRequest {
-        class: request.class,
-        stated_zone,
-        address_state: request.recipient.address_state.as_ref(),
-        phone: Some(&request.recipient.phone),
-    };
     let qh = quiet_hours::check(&qh_request, now);
     rules.extend(qh.outcomes);
     if !qh.allowed_now {
@@ -337,12 +346,24 @@ fn late(
 fn failing_ids(rules: &[RuleOutcome]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for r in rules.iter().filter(|r| r.verdict == Verdict::Fail) {
-        if !ids.contains(&r.id) {
-            ids.push(r.id.clone());
+        if !ids.iter().any(|id| *id == r.id) {
+            ids.push(r.id.to_string());
         }
     }
     ids
 }
+
+/// Purposes that are treatment communications under HIPAA (45 CFR 164.501,
+/// "treatment"): care coordination with the patient, not payment or
+/// operations. Only these may rely on `hipaa_treatment` without a grant.
+pub const TREATMENT_PURPOSES: [&str; 6] = [
+    "appointment_reminder",
+    "appointment_confirmation",
+    "intake_form",
+    "referral_document",
+    "results_ready",
+    "care_follow_up",
+];
 
 fn is_billing(purpose: &str) -> bool {
     matches!(

@@ -2,6 +2,8 @@
 //! concluded and why. A [`crate::Decision`] carries one [`RuleOutcome`] per
 //! rule consulted, so a compliance officer can read the decision back.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// What one rule concluded about one message.
@@ -21,10 +23,11 @@ pub enum Verdict {
 /// One rule consulted for a decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleOutcome {
-    /// Stable rule id, e.g. `quiet_hours.state.TX`.
-    pub id: String,
+    /// Stable rule id, e.g. `quiet_hours.state.TX`. Borrowed from the rule
+    /// tables (no allocation per decision); owned after deserialization.
+    pub id: Cow<'static, str>,
     /// Version of the rule's data (an effective date or table version).
-    pub version: String,
+    pub version: Cow<'static, str>,
     /// What it concluded.
     pub verdict: Verdict,
     /// A sentence for a compliance officer. Never contains PHI or a phone number.
@@ -34,8 +37,8 @@ pub struct RuleOutcome {
 impl RuleOutcome {
     /// Builds an outcome.
     pub fn new(
-        id: impl Into<String>,
-        version: impl Into<String>,
+        id: impl Into<Cow<'static, str>>,
+        version: impl Into<Cow<'static, str>>,
         verdict: Verdict,
         detail: impl Into<String>,
     ) -> Self {

@@ -75,12 +75,12 @@ fn every_corpus_case_gives_its_verdict_retry_time_and_outcomes() {
         let got_pairs: Vec<(&str, Verdict)> = got
             .outcomes
             .iter()
-            .map(|o| (o.id.as_str(), o.verdict))
+            .map(|o| (o.id.as_ref(), o.verdict))
             .collect();
         let want: Vec<(&str, Verdict)> = case
             .outcomes
             .iter()
-            .map(|o| (o.id.as_str(), o.verdict))
+            .map(|o| (o.id.as_ref(), o.verdict))
             .collect();
         assert_eq!(got_pairs, want, "{}", case.name);
         assert!(got.outcomes.iter().all(|o| o.version == CAPS_VERSION));

@@ -112,12 +112,12 @@ fn every_corpus_case_folds_to_its_standing_and_basis() {
         let got_pairs: Vec<(&str, Verdict)> = verdict
             .outcomes
             .iter()
-            .map(|o| (o.id.as_str(), o.verdict))
+            .map(|o| (o.id.as_ref(), o.verdict))
             .collect();
         let want_pairs: Vec<(&str, Verdict)> = want
             .outcomes
             .iter()
-            .map(|o| (o.id.as_str(), o.verdict))
+            .map(|o| (o.id.as_ref(), o.verdict))
             .collect();
         if got_pairs != want_pairs {
             failures.push(format!(

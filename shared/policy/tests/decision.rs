@@ -222,7 +222,7 @@ fn every_corpus_case_gives_its_decision_reasons_and_time() {
                 wrong.join("; "),
                 got.rules()
                     .iter()
-                    .map(|r| (r.id.as_str(), r.verdict))
+                    .map(|r| (r.id.as_ref(), r.verdict))
                     .collect::<Vec<_>>()
             ));
         }
@@ -294,7 +294,7 @@ fn a_suppression_names_only_rules_that_failed_and_a_send_records_every_rule_cons
         .unwrap();
     let request = request_of(&corpus, case);
     let got = evaluate(&request, &case.state, case.now);
-    let ids: Vec<&str> = got.rules().iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = got.rules().iter().map(|r| r.id.as_ref()).collect();
     for id in [
         "consent.revocation",
         "consent.legal_basis",

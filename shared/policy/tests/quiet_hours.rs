@@ -75,11 +75,11 @@ fn every_corpus_case_gives_its_verdict_next_allowed_time_and_outcomes() {
             let got_pairs: Vec<(&str, Verdict)> = got
                 .outcomes
                 .iter()
-                .map(|o| (o.id.as_str(), o.verdict))
+                .map(|o| (o.id.as_ref(), o.verdict))
                 .collect();
             let want: Vec<(&str, Verdict)> = expected
                 .iter()
-                .map(|o| (o.id.as_str(), o.verdict))
+                .map(|o| (o.id.as_ref(), o.verdict))
                 .collect();
             assert_eq!(got_pairs, want, "{}", case.name);
         }
