@@ -1,6 +1,14 @@
 //! Dispatch against the local emulator and the local Twilio stand-in:
 //! redelivery, carrier errors, dead letters, redrive, and the audit chain.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "integration tests: a failed step should stop the test loudly"
+)]
+
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use optline_dispatch::Outcome;

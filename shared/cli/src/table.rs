@@ -58,7 +58,7 @@ pub fn rule_table(rules: &[RuleOutcome]) -> String {
                 r.id.as_ref(),
                 r.version.as_ref(),
                 verdict_name(r.verdict),
-                r.detail.as_str(),
+                r.detail.as_ref(),
             ]
         })
         .collect();

@@ -127,7 +127,7 @@ pub fn check(req: &CapRequest<'_>, history: &[PriorSend], now: DateTime<Utc>) ->
                     let times = counted(history, now, |p| p.subject == req.subject);
                     rolling(rule, &times, now, "on this subject")
                 } else {
-                    Verdict::NotApplicable.with("the recipient is not in this state".to_owned())
+                    Verdict::NotApplicable.with("the recipient is not in this state")
                 }
             }
             Kind::ProviderExempt => {
@@ -137,7 +137,7 @@ pub fn check(req: &CapRequest<'_>, history: &[PriorSend], now: DateTime<Utc>) ->
                     });
                     rolling(rule, &times, now, "exempt sends from this provider")
                 } else {
-                    Verdict::NotApplicable.with("the message does not rely on the exemption".into())
+                    Verdict::NotApplicable.with("the message does not rely on the exemption")
                 }
             }
             Kind::Workflow => match (req.workflow, req.workflow_limit) {
@@ -157,7 +157,7 @@ pub fn check(req: &CapRequest<'_>, history: &[PriorSend], now: DateTime<Utc>) ->
                             .never()
                     }
                 }
-                _ => Verdict::NotApplicable.with("no workflow cadence given".to_owned()),
+                _ => Verdict::NotApplicable.with("no workflow cadence given"),
             },
         };
         match outcome.verdict {
@@ -235,7 +235,7 @@ fn rolling(rule: &CapRule, times: &[DateTime<Utc>], now: DateTime<Utc>, what: &s
         None => Verdict::Pass.with(detail),
         Some(at) => Outcome {
             verdict: Verdict::Defer,
-            detail,
+            detail: detail.into(),
             until: Some(at),
             never: false,
         },
@@ -245,7 +245,7 @@ fn rolling(rule: &CapRule, times: &[DateTime<Utc>], now: DateTime<Utc>, what: &s
 /// One rule's conclusion before it becomes a [`RuleOutcome`].
 struct Outcome {
     verdict: Verdict,
-    detail: String,
+    detail: std::borrow::Cow<'static, str>,
     until: Option<DateTime<Utc>>,
     never: bool,
 }
@@ -258,14 +258,14 @@ impl Outcome {
 }
 
 trait VerdictExt {
-    fn with(self, detail: String) -> Outcome;
+    fn with(self, detail: impl Into<std::borrow::Cow<'static, str>>) -> Outcome;
 }
 
 impl VerdictExt for Verdict {
-    fn with(self, detail: String) -> Outcome {
+    fn with(self, detail: impl Into<std::borrow::Cow<'static, str>>) -> Outcome {
         Outcome {
             verdict: self,
-            detail,
+            detail: detail.into(),
             until: None,
             never: false,
         }

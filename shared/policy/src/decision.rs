@@ -159,7 +159,11 @@ impl Decision {
     }
 }
 
-fn rule(id: &'static str, verdict: Verdict, detail: impl Into<String>) -> RuleOutcome {
+fn rule(
+    id: &'static str,
+    verdict: Verdict,
+    detail: impl Into<std::borrow::Cow<'static, str>>,
+) -> RuleOutcome {
     RuleOutcome::new(id, DECISION_VERSION, verdict, detail)
 }
 

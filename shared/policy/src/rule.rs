@@ -31,7 +31,7 @@ pub struct RuleOutcome {
     /// What it concluded.
     pub verdict: Verdict,
     /// A sentence for a compliance officer. Never contains PHI or a phone number.
-    pub detail: String,
+    pub detail: Cow<'static, str>,
 }
 
 impl RuleOutcome {
@@ -40,7 +40,7 @@ impl RuleOutcome {
         id: impl Into<Cow<'static, str>>,
         version: impl Into<Cow<'static, str>>,
         verdict: Verdict,
-        detail: impl Into<String>,
+        detail: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
             id: id.into(),

@@ -1,0 +1,96 @@
+//! `optline-ops`: operator commands against a deployment (or the local
+//! stack). Reads the same environment as the functions (`TABLE_NAME`,
+//! `QUEUE_URL`, `DLQ_URL`, and `AWS_ENDPOINT_URL` locally).
+//!
+//! ```sh
+//! optline-ops audit-verify pat-1001        # exit 0 if the chain verifies, 1 if broken
+//! optline-ops audit-export pat-1001 > chain.jsonl
+//! optline-ops redrive [--max 10000]        # DLQ -> dispatch queue, undecodable ones stay
+//! ```
+
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool writes its answers to stdout"
+)]
+
+use clap::{Parser, Subcommand};
+use optline_aws::{redrive, DynamoStore};
+use optline_config::{AwsClients, ConfigError};
+use optline_ports::{verify_chain, AuditTrail, ContactId};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "optline-ops",
+    about = "Operator commands against an optline deployment"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a contact's audit hash chain; prints the result as JSON.
+    AuditVerify {
+        /// Contact id.
+        contact: String,
+    },
+    /// Export a contact's audit chain as JSON lines (oldest first).
+    AuditExport {
+        /// Contact id.
+        contact: String,
+    },
+    /// Move decodable messages from the dispatch DLQ back to the queue.
+    Redrive {
+        /// Most messages to look at.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
+    },
+}
+
+fn env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+#[tokio::main]
+async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let clients = AwsClients::load().await;
+    match cli.command {
+        Command::AuditVerify { contact } => {
+            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
+            let chain = store.audit_chain(&ContactId::parse(&contact)?).await?;
+            let result = verify_chain(&chain);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "contact_id": contact,
+                    "records": chain.len(),
+                    "verified": result.is_ok(),
+                    "break": result.as_ref().err(),
+                    "head": chain.last().map(|r| r.hash.clone()),
+                })
+            );
+            Ok(if result.is_ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        Command::AuditExport { contact } => {
+            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
+            for record in store.audit_chain(&ContactId::parse(&contact)?).await? {
+                println!("{}", serde_json::to_string(&record)?);
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Redrive { max } => {
+            let report = redrive(&clients.sqs, &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
