@@ -330,19 +330,20 @@ pub fn check(
         && query.class != MessageClass::Marketing
         && query.phone_given_by_patient;
 
-    let (basis, event_id, verdict, detail) = match (query.class, grant) {
+    let (basis, event_id, verdict, detail): (_, _, _, std::borrow::Cow<'static, str>) =
+        match (query.class, grant) {
         (MessageClass::Marketing, Some((id, ConsentKind::ExpressWritten, _))) => (
             Some(LegalBasis::PriorExpressWrittenConsent),
             Some(id),
             Verdict::Pass,
-            "marketing covered by prior express written consent".to_owned(),
+            "marketing covered by prior express written consent".into(),
         ),
         (MessageClass::Marketing, Some((id, ConsentKind::Express, _))) => (
             None,
             Some(id),
             Verdict::Fail,
             "marketing needs prior express written consent; only express consent is recorded"
-                .to_owned(),
+                .into(),
         ),
         (_, Some((id, kind, _))) => (
             Some(match kind {
@@ -351,14 +352,19 @@ pub fn check(
             }),
             Some(id),
             Verdict::Pass,
-            format!("{} message covered by a recorded grant", query.class.as_str()),
+            match query.class {
+                MessageClass::Transactional => "transactional message covered by a recorded grant",
+                MessageClass::Informational => "informational message covered by a recorded grant",
+                MessageClass::Marketing => "marketing message covered by a recorded grant",
+            }
+            .into(),
         ),
         (_, None) if exempt_allowed => (
             Some(LegalBasis::FccHealthcareExempt),
             None,
             Verdict::Pass,
             "no grant recorded; relies on the FCC healthcare exemption for a number the patient gave"
-                .to_owned(),
+                .into(),
         ),
         // A lapsed grant is not "no grant": the person's consent ran out, and
         // treatment is no back door around it.
@@ -371,15 +377,15 @@ pub fn check(
             Some(LegalBasis::HipaaTreatment),
             None,
             Verdict::Pass,
-            "no grant recorded; treatment communication to a number the patient gave".to_owned(),
+            "no grant recorded; treatment communication to a number the patient gave".into(),
         ),
         (_, None) => (
             None,
             None,
             Verdict::Fail,
             match lapsed {
-                Some(event_id) => format!("consent event {event_id} has lapsed"),
-                None => "no consent recorded for this program and category".to_owned(),
+                Some(event_id) => format!("consent event {event_id} has lapsed").into(),
+                None => "no consent recorded for this program and category".into(),
             },
         ),
     };
