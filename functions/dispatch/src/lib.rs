@@ -13,14 +13,12 @@ use chrono::{DateTime, Duration, Utc};
 use optline_aws::DispatchMessage;
 use optline_config::Config;
 use optline_policy::caps::PriorSend;
-use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope};
 use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest};
 use optline_policy::template::{find_seed, TemplateVersion};
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, CaptureChannel, Claim, ConsentEvent, Contact, DeadLetters, EventId, Evidence,
-    NewAuditRecord, OutboundSms, PortError, SmsSender, Step, StepId, StepOutcome, StepStatus,
-    Store,
+    consent_facts, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord, OutboundSms,
+    PortError, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -543,28 +541,16 @@ async fn record_carrier_opt_out(
     contact: &Contact,
     now: DateTime<Utc>,
 ) -> Result<(), DispatchError> {
-    let event = ConsentEvent {
-        id: EventId::parse(&format!("carrier-optout-{}", step.id))?,
-        contact_id: Some(contact.id.clone()),
-        phone: contact.phone.clone(),
-        action: ConsentAction::Revoke,
-        scope: ConsentScope::Phone,
-        program: Some(step.program.clone()),
-        categories: Vec::new(),
-        kind: ConsentKind::Express,
-        at: now,
-        recorded_at: now,
-        channel: CaptureChannel::Carrier,
-        actor: "carrier".to_owned(),
-        source_system: Some("twilio".to_owned()),
-        source_record_id: Some("21610".to_owned()),
-        disclosure_sha256: None,
-        disclosure_version: None,
-        evidence: Evidence::default(),
-        reverses: None,
-        guardian: false,
-        expires_at: None,
-    };
+    let event = ConsentEvent::carrier_revocation(
+        EventId::parse(&format!("carrier-optout-{}", step.id))?,
+        contact.phone.clone(),
+        Some(contact.id.clone()),
+        Some(step.program.clone()),
+        "twilio",
+        "21610",
+        None,
+        now,
+    );
     deps.store.append_consent(&event, None).await?;
     deps.store
         .append_audit(NewAuditRecord {

@@ -316,31 +316,16 @@ pub async fn record_delivery(
         .await?;
     if update.error_code.as_deref() == Some("21610") {
         if let Some(contact) = store.contact(&step.contact_id).await? {
-            let event = ConsentEvent {
-                id: EventId::parse(&format!("carrier-optout-{}", step_id))?,
-                contact_id: Some(contact.id.clone()),
-                phone: contact.phone.clone(),
-                action: ConsentAction::Revoke,
-                scope: ConsentScope::Phone,
-                program: Some(step.program.clone()),
-                categories: Vec::new(),
-                kind: ConsentKind::Express,
-                at: now,
-                recorded_at: now,
-                channel: CaptureChannel::Carrier,
-                actor: "carrier".to_owned(),
-                source_system: Some("twilio".to_owned()),
-                source_record_id: Some("21610".to_owned()),
-                disclosure_sha256: None,
-                disclosure_version: None,
-                evidence: Evidence {
-                    carrier_message_id: Some(update.carrier_message_id.clone()),
-                    ..Evidence::default()
-                },
-                reverses: None,
-                guardian: false,
-                expires_at: None,
-            };
+            let event = ConsentEvent::carrier_revocation(
+                EventId::parse(&format!("carrier-optout-{step_id}"))?,
+                contact.phone.clone(),
+                Some(contact.id.clone()),
+                Some(step.program.clone()),
+                "twilio",
+                "21610",
+                Some(update.carrier_message_id.clone()),
+                now,
+            );
             if store.append_consent(&event, None).await? {
                 let contacts = store.contacts_by_phone(&contact.phone).await?;
                 for id in contacts {

@@ -13,13 +13,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use optline_policy::consent::{
-    standing, ConsentAction, ConsentKind, ConsentScope, ConsentStanding,
-};
+use optline_policy::consent::{standing, ConsentStanding};
 use optline_policy::phone::E164;
 use optline_ports::{
-    consent_facts, CaptureChannel, CarrierOptOutList, ConsentEvent, EventId, Evidence,
-    NewAuditRecord, PortError, Store,
+    consent_facts, CarrierOptOutList, ConsentEvent, EventId, NewAuditRecord, PortError, Store,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -84,28 +81,16 @@ pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileRepor
             .chars()
             .filter(char::is_ascii_digit)
             .collect();
-        let event = ConsentEvent {
-            id: EventId::parse(&format!("sns-optout-{digits}"))?,
-            contact_id: None,
-            phone: phone.clone(),
-            action: ConsentAction::Revoke,
-            scope: ConsentScope::Phone,
-            program: None,
-            categories: Vec::new(),
-            kind: ConsentKind::Express,
-            at: now,
-            recorded_at: now,
-            channel: CaptureChannel::Carrier,
-            actor: "reconcile".to_owned(),
-            source_system: Some("sns".to_owned()),
-            source_record_id: Some("ListPhoneNumbersOptedOut".to_owned()),
-            disclosure_sha256: None,
-            disclosure_version: None,
-            evidence: Evidence::default(),
-            reverses: None,
-            guardian: false,
-            expires_at: None,
-        };
+        let event = ConsentEvent::carrier_revocation(
+            EventId::parse(&format!("sns-optout-{digits}"))?,
+            phone.clone(),
+            None,
+            None,
+            "sns",
+            "ListPhoneNumbersOptedOut",
+            None,
+            now,
+        );
         if deps.store.append_consent(&event, None).await? {
             for contact in deps.store.contacts_by_phone(&phone).await? {
                 deps.store

@@ -203,6 +203,49 @@ pub struct ConsentEvent {
 }
 
 impl ConsentEvent {
+    /// A phone-scoped revocation that a carrier reported (Twilio 21610, the
+    /// SNS opt-out list): it covers every contact sharing the number.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each field is evidence the record must carry"
+    )]
+    pub fn carrier_revocation(
+        id: EventId,
+        phone: E164,
+        contact_id: Option<ContactId>,
+        program: Option<String>,
+        source_system: &str,
+        source_record_id: &str,
+        carrier_message_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            contact_id,
+            phone,
+            action: ConsentAction::Revoke,
+            scope: ConsentScope::Phone,
+            program,
+            categories: Vec::new(),
+            kind: ConsentKind::Express,
+            at,
+            recorded_at: at,
+            channel: CaptureChannel::Carrier,
+            actor: "carrier".to_owned(),
+            source_system: Some(source_system.to_owned()),
+            source_record_id: Some(source_record_id.to_owned()),
+            disclosure_sha256: None,
+            disclosure_version: None,
+            evidence: Evidence {
+                carrier_message_id,
+                ..Evidence::default()
+            },
+            reverses: None,
+            guardian: false,
+            expires_at: None,
+        }
+    }
+
     /// The part of the event the policy engine folds.
     pub fn fact(&self) -> ConsentFact {
         ConsentFact {
