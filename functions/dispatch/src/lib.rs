@@ -198,12 +198,11 @@ pub async fn dispatch_step(
                 store
                     .finish_step(
                         &step,
-                        &StepOutcome {
-                            status: StepStatus::Sent,
-                            at: now,
-                            carrier_message_id: None,
-                            reasons: vec!["dispatch.finished_after_crash".to_owned()],
-                        },
+                        &StepOutcome::ended(
+                            StepStatus::Sent,
+                            now,
+                            vec!["dispatch.finished_after_crash".to_owned()],
+                        ),
                     )
                     .await?;
                 return Ok(Outcome::Skipped("already sent"));
@@ -216,12 +215,7 @@ pub async fn dispatch_step(
                 store
                     .finish_step(
                         &step,
-                        &StepOutcome {
-                            status: StepStatus::Failed,
-                            at: now,
-                            carrier_message_id: None,
-                            reasons: reasons.clone(),
-                        },
+                        &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
                     )
                     .await?;
                 let rules = vec![RuleOutcome::new(
@@ -395,12 +389,7 @@ pub async fn dispatch_step(
                     store
                         .finish_step(
                             &step,
-                            &StepOutcome {
-                                status: StepStatus::Failed,
-                                at: now,
-                                carrier_message_id: None,
-                                reasons: reasons.clone(),
-                            },
+                            &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
                         )
                         .await?;
                     audit(
@@ -471,12 +460,7 @@ async fn finish_suppressed(
     deps.store
         .finish_step(
             step,
-            &StepOutcome {
-                status: StepStatus::Suppressed,
-                at: now,
-                carrier_message_id: None,
-                reasons: reasons.clone(),
-            },
+            &StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone()),
         )
         .await?;
     let template_ref = format!("{}@{}", step.template_id, step.template_version);

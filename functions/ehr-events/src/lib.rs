@@ -256,12 +256,11 @@ async fn cancel(deps: &Deps, step_id: &StepId, now: DateTime<Utc>) -> Response<B
         .as_ref()
         .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Queued));
     if let Some(step) = cancellable {
-        let outcome = StepOutcome {
-            status: StepStatus::Cancelled,
-            at: now,
-            carrier_message_id: None,
-            reasons: vec!["episode.cancelled".to_owned()],
-        };
+        let outcome = StepOutcome::ended(
+            StepStatus::Cancelled,
+            now,
+            vec!["episode.cancelled".to_owned()],
+        );
         if let Err(e) = deps.store.finish_step(step, &outcome).await {
             return port_error(&e);
         }

@@ -162,6 +162,34 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A conditional update of a step item; `false` when its condition fails.
+    async fn update_step_if(
+        &self,
+        id: &StepId,
+        what: &str,
+        update: &str,
+        condition: &str,
+        values: &[(&str, String)],
+    ) -> Result<bool, PortError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, s(value.clone()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable(what, e)),
+        }
+    }
+
     async fn transact(&self, what: &str, items: Vec<TransactWriteItem>) -> Result<(), PortError> {
         match self
             .client
@@ -409,25 +437,18 @@ impl StepStore for DynamoStore {
     }
 
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression("SET #status = :queued, queued_at = :at REMOVE due_pk, due_sk")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
-            .expression_attribute_values(":pending", s(StepStatus::Pending.as_str()))
-            .expression_attribute_values(":at", s(ts(at)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable("mark step queued", e)),
-        }
+        self.update_step_if(
+            id,
+            "mark step queued",
+            "SET #status = :queued, queued_at = :at REMOVE due_pk, due_sk",
+            "#status = :pending",
+            &[
+                (":queued", StepStatus::Queued.as_str().to_owned()),
+                (":pending", StepStatus::Pending.as_str().to_owned()),
+                (":at", ts(at)),
+            ],
+        )
+        .await
     }
 
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
@@ -472,46 +493,34 @@ impl StepStore for DynamoStore {
         cutoff: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression("SET claimed_at = :at")
-            .condition_expression("#status = :sending AND claimed_at < :cutoff")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
-            .expression_attribute_values(":cutoff", s(ts(cutoff)))
-            .expression_attribute_values(":at", s(ts(at)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable("reclaim step", e)),
-        }
+        self.update_step_if(
+            id,
+            "reclaim step",
+            "SET claimed_at = :at",
+            "#status = :sending AND claimed_at < :cutoff",
+            &[
+                (":sending", StepStatus::Sending.as_str().to_owned()),
+                (":cutoff", ts(cutoff)),
+                (":at", ts(at)),
+            ],
+        )
+        .await
     }
 
     async fn release_claim(&self, id: &StepId) -> Result<(), PortError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression("SET #status = :queued REMOVE claimed_at")
-            .condition_expression("#status = :sending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
-            .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional(&e) => Ok(()),
-            Err(e) => Err(unavailable("release claim", e)),
-        }
+        // A claim already released (or finished) is fine: nothing to give back.
+        self.update_step_if(
+            id,
+            "release claim",
+            "SET #status = :queued REMOVE claimed_at",
+            "#status = :sending",
+            &[
+                (":sending", StepStatus::Sending.as_str().to_owned()),
+                (":queued", StepStatus::Queued.as_str().to_owned()),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError> {

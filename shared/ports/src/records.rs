@@ -355,6 +355,18 @@ pub struct StepOutcome {
     pub reasons: Vec<String>,
 }
 
+impl StepOutcome {
+    /// An outcome with no carrier id (suppressed, failed, cancelled).
+    pub fn ended(status: StepStatus, at: DateTime<Utc>, reasons: Vec<String>) -> Self {
+        Self {
+            status,
+            at,
+            carrier_message_id: None,
+            reasons,
+        }
+    }
+}
+
 /// What a send claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
