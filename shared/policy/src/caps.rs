@@ -18,7 +18,10 @@
 //! capped by it may go at exactly `oldest + W`. Sends dated after `now`
 //! (clock skew in the history) are ignored.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
+
+use smallvec::SmallVec;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,19 +88,31 @@ pub struct CapResult {
 ///
 /// Pure and deterministic; the history may be in any order.
 pub fn check(req: &CapRequest<'_>, history: &[PriorSend], now: DateTime<Utc>) -> CapResult {
+    check_with(req, history, now, Vec::new())
+}
+
+/// [`check`], appending its outcomes to `outcomes` (returned in the result),
+/// so that a caller collecting every rule's outcome allocates one list.
+pub fn check_with(
+    req: &CapRequest<'_>,
+    history: &[PriorSend],
+    now: DateTime<Utc>,
+    mut outcomes: Vec<RuleOutcome>,
+) -> CapResult {
     let table = match table() {
         Ok(t) => t,
         Err(e) => {
+            outcomes.push(RuleOutcome::new(
+                TABLE_RULE_ID,
+                CAPS_VERSION,
+                Verdict::Fail,
+                format!("{e}; fail closed"),
+            ));
             return CapResult {
                 allowed: false,
                 next_allowed: None,
-                outcomes: vec![RuleOutcome::new(
-                    TABLE_RULE_ID,
-                    CAPS_VERSION,
-                    Verdict::Fail,
-                    format!("{e}; fail closed"),
-                )],
-            }
+                outcomes,
+            };
         }
     };
     let version = table.version.as_str();
@@ -105,7 +120,7 @@ pub fn check(req: &CapRequest<'_>, history: &[PriorSend], now: DateTime<Utc>) ->
     let mut allowed = true;
     let mut never = false;
     let mut next: Option<DateTime<Utc>> = None;
-    let mut outcomes = Vec::with_capacity(table.rules.len());
+    outcomes.reserve(table.rules.len());
 
     for rule in &table.rules {
         if today < rule.effective_from {
@@ -189,8 +204,8 @@ fn counted(
     history: &[PriorSend],
     now: DateTime<Utc>,
     matches: impl Fn(&PriorSend) -> bool,
-) -> Vec<DateTime<Utc>> {
-    let mut times: Vec<DateTime<Utc>> = history
+) -> SmallVec<[DateTime<Utc>; 16]> {
+    let mut times: SmallVec<[DateTime<Utc>; 16]> = history
         .iter()
         .filter(|p| p.at <= now && matches(p))
         .map(|p| p.at)
@@ -202,8 +217,11 @@ fn counted(
 /// Applies every limit of a rolling rule to sorted send times.
 fn rolling(rule: &CapRule, times: &[DateTime<Utc>], now: DateTime<Utc>, what: &str) -> Outcome {
     let mut until: Option<DateTime<Utc>> = None;
-    let mut details = Vec::with_capacity(rule.limits.len());
+    let mut detail = String::with_capacity(48 * rule.limits.len());
     for limit in &rule.limits {
+        if !detail.is_empty() {
+            detail.push_str("; ");
+        }
         let window = Duration::hours(i64::from(limit.window_hours));
         let start = now - window;
         // Sorted, so the sends inside (now - W, now] are a suffix.
@@ -212,10 +230,11 @@ fn rolling(rule: &CapRule, times: &[DateTime<Utc>], now: DateTime<Utc>, what: &s
         let max = usize::try_from(limit.max).unwrap_or(usize::MAX);
         let hours = limit.window_hours;
         if inside.len() < max {
-            details.push(format!(
+            let _ = write!(
+                detail,
                 "{} of {max} {what} in the last {hours} h",
                 inside.len()
-            ));
+            );
         } else {
             // One more send is allowed once only max - 1 remain inside:
             // when the send at index len - max leaves the window.
@@ -224,13 +243,13 @@ fn rolling(rule: &CapRule, times: &[DateTime<Utc>], now: DateTime<Utc>, what: &s
             if let Some(at) = at {
                 until = Some(until.map_or(at, |u| u.max(at)));
             }
-            details.push(format!(
+            let _ = write!(
+                detail,
                 "{} {what} in the last {hours} h reach the limit of {max}",
                 inside.len()
-            ));
+            );
         }
     }
-    let detail = details.join("; ");
     match until {
         None => Verdict::Pass.with(detail),
         Some(at) => Outcome {

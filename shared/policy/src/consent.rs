@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::{MessageClass, RuleOutcome, Verdict};
 
@@ -171,7 +172,8 @@ pub fn standing(
     category: &str,
     now: DateTime<Utc>,
 ) -> ConsentStanding {
-    let mut ordered: Vec<&ConsentFact> = events
+    // Inline for the usual handful of events: this runs on every decision.
+    let mut ordered: SmallVec<[&ConsentFact; 16]> = events
         .iter()
         .filter(|e| {
             (e.at <= now || e.action == ConsentAction::Revoke) && e.covers(program, category)
@@ -274,7 +276,18 @@ pub fn check(
     events: &[ConsentFact],
     now: DateTime<Utc>,
 ) -> ConsentVerdict {
-    let mut outcomes = Vec::with_capacity(3);
+    check_with(query, events, now, Vec::with_capacity(3))
+}
+
+/// [`check`], appending its outcomes to `outcomes` (returned in the
+/// verdict), so that a caller collecting every rule's outcome allocates
+/// one list, not one per rule family.
+pub fn check_with(
+    query: &ConsentQuery<'_>,
+    events: &[ConsentFact],
+    now: DateTime<Utc>,
+    mut outcomes: Vec<RuleOutcome>,
+) -> ConsentVerdict {
     let standing = standing(events, query.program, query.category, now);
 
     // A revocation beats every basis, the exemption included.

@@ -219,8 +219,9 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
         phone_given_by_patient: request.recipient.phone_given_by_patient,
         minor: request.recipient.minor,
     };
-    let consent = consent::check(&query, &state.consent, now);
-    rules.extend(consent.outcomes);
+    let consent = consent::check_with(&query, &state.consent, now, rules);
+    let mut rules = consent.outcomes;
+    let consent_event_id = consent.event_id;
     let Some(legal_basis) = consent.basis else {
         let reasons = failing_ids(&rules);
         return Decision::Suppress { reasons, rules };
@@ -285,8 +286,8 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
         workflow: request.workflow.as_deref(),
         workflow_limit: request.workflow_limit,
     };
-    let caps = caps::check(&cap_request, &state.history, now);
-    rules.extend(caps.outcomes);
+    let caps = caps::check_with(&cap_request, &state.history, now, rules);
+    let rules = caps.outcomes;
     if !caps.allowed {
         // When the cap lifts at night, wake at the next window instead.
         let until = caps.next_allowed.map(|lift| {
@@ -301,15 +302,15 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
     }
 
     // 6. Quiet hours in every candidate zone.
-    let qh = quiet_hours::check(&qh_request, now);
-    rules.extend(qh.outcomes);
+    let qh = quiet_hours::check_with(&qh_request, now, rules);
+    let rules = qh.outcomes;
     if !qh.allowed_now {
         return late(request, rules, qh.next_allowed);
     }
 
     Decision::Send {
         legal_basis,
-        consent_event_id: consent.event_id,
+        consent_event_id,
         rules,
     }
 }

@@ -22,6 +22,7 @@
 //!   or after `now` when everything is open, found by jumping between window
 //!   starts (DST-correct through chrono-tz), within [`SEARCH_HORIZON_DAYS`].
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use chrono::{
@@ -30,6 +31,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 use crate::phone::{area_code_state_code, area_code_zone_slice, state_zone_slice, E164};
 use crate::{MessageClass, PolicyError, RuleOutcome, UsState, Verdict};
@@ -74,7 +76,7 @@ pub struct QuietHoursResult {
     /// [`SEARCH_HORIZON_DAYS`].
     pub next_allowed: Option<DateTime<Utc>>,
     /// The candidate zones considered, in the order found, without repeats.
-    pub zones: Vec<Tz>,
+    pub zones: Zones,
     /// One outcome per rule consulted. Never contains a phone number.
     pub outcomes: Vec<RuleOutcome>,
 }
@@ -185,20 +187,34 @@ pub fn federal_holiday_on(date: NaiveDate) -> Option<&'static str> {
 /// Pure and deterministic. See the module docs for the semantics; the result
 /// always says which rules were consulted and why each passed or deferred.
 pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResult {
+    check_with(req, now, Vec::new())
+}
+
+/// Candidate zones, held inline for the usual few.
+pub type Zones = SmallVec<[Tz; 4]>;
+
+/// [`check`], appending its outcomes to `outcomes` (returned in the result),
+/// so that a caller collecting every rule's outcome allocates one list.
+pub fn check_with(
+    req: &QuietHoursRequest<'_>,
+    now: DateTime<Utc>,
+    mut outcomes: Vec<RuleOutcome>,
+) -> QuietHoursResult {
     let table = match table() {
         Ok(t) => t,
         Err(e) => {
+            outcomes.push(RuleOutcome::new(
+                TABLE_RULE_ID,
+                QUIET_HOURS_VERSION,
+                Verdict::Fail,
+                format!("{e}; fail closed"),
+            ));
             return QuietHoursResult {
                 allowed_now: false,
                 next_allowed: None,
-                zones: Vec::new(),
-                outcomes: vec![RuleOutcome::new(
-                    TABLE_RULE_ID,
-                    QUIET_HOURS_VERSION,
-                    Verdict::Fail,
-                    format!("{e}; fail closed"),
-                )],
-            }
+                zones: Zones::new(),
+                outcomes,
+            };
         }
     };
 
@@ -211,7 +227,7 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
             .and_then(state_code),
     ];
 
-    let mut zones: Vec<Tz> = Vec::with_capacity(4);
+    let mut zones = Zones::new();
     let mut add = |z: Tz| {
         if !zones.contains(&z) {
             zones.push(z);
@@ -231,10 +247,11 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
     }
 
     let today = now.date_naive();
-    // Rules consulted, in table order: whether the rule is active, and for
-    // an inactive one its not-applicable outcome.
-    let mut consulted: Vec<(&Rule, bool, Option<RuleOutcome>)> =
-        Vec::with_capacity(1 + states.len());
+    // The rules that apply to the recipient, in table order; an inactive
+    // one (other class, not yet in force) gets a not-applicable outcome, and
+    // an active one a slot in `outcomes`, filled below, to keep table order.
+    let mut active: SmallVec<[&Rule; 4]> = SmallVec::new();
+    let mut slots: SmallVec<[usize; 4]> = SmallVec::new();
     for rule in &table.rules {
         let applies_to_recipient = match rule.state {
             None => true,
@@ -250,19 +267,29 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
         } else {
             None
         };
-        let outcome = skip.map(|detail| {
-            RuleOutcome::new(
+        match skip {
+            Some(detail) => outcomes.push(RuleOutcome::new(
                 rule.id.as_str(),
                 table.version.as_str(),
                 Verdict::NotApplicable,
                 detail,
-            )
-        });
-        consulted.push((rule, outcome.is_none(), outcome));
+            )),
+            None => {
+                active.push(rule);
+                slots.push(outcomes.len());
+                outcomes.push(RuleOutcome::new(
+                    rule.id.as_str(),
+                    table.version.as_str(),
+                    Verdict::Pass,
+                    "",
+                ));
+            }
+        }
     }
     if zones.is_empty() {
-        let mut outcomes: Vec<RuleOutcome> =
-            consulted.into_iter().filter_map(|(_, _, o)| o).collect();
+        for slot in slots.iter().rev() {
+            outcomes.remove(*slot);
+        }
         outcomes.push(RuleOutcome::new(
             NO_ZONE_RULE_ID,
             table.version.as_str(),
@@ -277,48 +304,43 @@ pub fn check(req: &QuietHoursRequest<'_>, now: DateTime<Utc>) -> QuietHoursResul
         };
     }
 
-    let locals: Vec<DateTime<Tz>> = zones.iter().map(|z| now.with_timezone(z)).collect();
+    let locals: SmallVec<[DateTime<Tz>; 4]> = zones.iter().map(|z| now.with_timezone(z)).collect();
     let mut allowed_now = true;
-    let mut outcomes = Vec::with_capacity(consulted.len());
-    for (rule, _, skipped) in &mut consulted {
-        if let Some(o) = skipped.take() {
-            outcomes.push(o);
-            continue;
-        }
-        let mut closed: Vec<String> = Vec::new();
+    for (rule, slot) in active.iter().zip(&slots) {
+        let mut closed = String::new();
         for (local, zone) in locals.iter().zip(&zones) {
             if let Err(why) = rule.open_at(local) {
-                closed.push(why.describe(local, zone, rule));
+                if !closed.is_empty() {
+                    closed.push_str("; ");
+                }
+                why.describe(&mut closed, local, zone, rule);
             }
         }
-        if closed.is_empty() {
-            outcomes.push(RuleOutcome::new(
+        let outcome = if closed.is_empty() {
+            RuleOutcome::new(
                 rule.id.as_str(),
                 table.version.as_str(),
                 Verdict::Pass,
                 open_in(&zones),
-            ));
+            )
         } else {
             allowed_now = false;
-            outcomes.push(RuleOutcome::new(
+            RuleOutcome::new(
                 rule.id.as_str(),
                 table.version.as_str(),
                 Verdict::Defer,
-                closed.join("; "),
-            ));
+                closed,
+            )
+        };
+        if let Some(place) = outcomes.get_mut(*slot) {
+            *place = outcome;
         }
     }
 
-    // Only a closed window needs the search, and with it the active rules
-    // (the consulted rules that had no not-applicable outcome).
+    // Only a closed window needs the search.
     let next_allowed = if allowed_now {
         None
     } else {
-        let active: Vec<&Rule> = consulted
-            .iter()
-            .filter(|(_, active, _)| *active)
-            .map(|(rule, _, _)| *rule)
-            .collect();
         next_allowed(&active, &zones, now)
     };
     QuietHoursResult {
@@ -392,42 +414,38 @@ enum Closed {
 }
 
 impl Closed {
-    fn describe(&self, local: &DateTime<Tz>, zone: &Tz, rule: &Rule) -> String {
-        let hm = format!("{:02}:{:02}", local.hour(), local.minute());
-        match self {
-            Closed::Sunday => format!("Sunday in {}: no sends on Sundays", zone.name()),
-            Closed::Holiday(name) => format!(
-                "{} in {} is a federal holiday ({name}): no sends on holidays",
-                local.date_naive(),
-                zone.name()
+    /// Appends why the rule is closed at `local` in `zone` to `out`.
+    fn describe(&self, out: &mut String, local: &DateTime<Tz>, zone: &Tz, rule: &Rule) {
+        let zone = zone.name();
+        // Writing to a String cannot fail.
+        let _ = match self {
+            Closed::Sunday => write!(out, "Sunday in {zone}: no sends on Sundays"),
+            Closed::Holiday(name) => write!(
+                out,
+                "{} in {zone} is a federal holiday ({name}): no sends on holidays",
+                local.date_naive()
             ),
-            Closed::NoWindow => format!(
-                "{} in {}: no window on that day",
-                local.weekday(),
-                zone.name()
+            Closed::NoWindow => write!(out, "{} in {zone}: no window on that day", local.weekday()),
+            Closed::Before(start) => write!(
+                out,
+                "{:02}:{:02} local in {zone} is before {:02}:{:02}",
+                local.hour(),
+                local.minute(),
+                start / 60,
+                start % 60
             ),
-            Closed::Before(start) => format!(
-                "{hm} local in {} is before {}{}",
-                zone.name(),
-                fmt_minutes(*start),
-                day_note(local, rule)
+            Closed::After(end) => write!(
+                out,
+                "{:02}:{:02} local in {zone} is after {:02}:{:02}",
+                local.hour(),
+                local.minute(),
+                end / 60,
+                end % 60
             ),
-            Closed::After(end) => format!(
-                "{hm} local in {} is after {}{}",
-                zone.name(),
-                fmt_minutes(*end),
-                day_note(local, rule)
-            ),
+        };
+        if matches!(self, Closed::Before(_) | Closed::After(_)) && !rule.uniform {
+            let _ = write!(out, " ({} window)", local.weekday());
         }
-    }
-}
-
-/// Says which day's window applied when a rule has more than one.
-fn day_note(local: &DateTime<Tz>, rule: &Rule) -> String {
-    if rule.uniform {
-        String::new()
-    } else {
-        format!(" ({} window)", local.weekday())
     }
 }
 
@@ -437,10 +455,6 @@ fn state_code(code: &str) -> Option<[u8; 2]> {
         [a, b] => Some([*a, *b]),
         _ => None,
     }
-}
-
-fn fmt_minutes(m: u32) -> String {
-    format!("{:02}:{:02}", m / 60, m % 60)
 }
 
 /// A validated rule, ready to evaluate.
