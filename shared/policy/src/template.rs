@@ -5,11 +5,22 @@
 //! is sent. Each variable has a kind, a maximum length and a data class; a
 //! `phi` variable is refused outright (compliance-rules §8: PHI only ever
 //! travels as an opaque portal link token).
+//!
+//! - [`lint`]: the findings a compliance officer reads, at authoring time and
+//!   again on every rendered text.
+//! - [`review`]: risk tiers, required approver roles and the version state
+//!   machine (draft, in review, approved, published, retired).
+
+pub mod lint;
+pub mod review;
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::classify::ReplyGrammar;
+use crate::segments::{self, SegmentCount, VariableBound, VariableCharset};
 use crate::{MessageClass, PolicyError};
 
 /// What a variable holds.
@@ -58,6 +69,57 @@ pub struct Variable {
     /// Allowed values for an enum.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+    /// Characters a value may use; bounds the worst-case segment count, and
+    /// a value outside it is refused at render time. Defaults by kind: see
+    /// [`Variable::charset`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<VariableCharset>,
+}
+
+impl Variable {
+    /// The declared charset, or the kind's default: dates, times and links
+    /// are plain GSM-7; an enum is what its values need; text may use the
+    /// GSM-7 extension table (declare `unicode` for names in other scripts).
+    pub fn charset(&self) -> VariableCharset {
+        if let Some(c) = self.charset {
+            return c;
+        }
+        match self.kind {
+            VariableKind::Date | VariableKind::Time | VariableKind::Link => {
+                VariableCharset::Gsm7Basic
+            }
+            VariableKind::Text => VariableCharset::Gsm7Extended,
+            VariableKind::Enum => {
+                let all = self.values.concat();
+                if all.chars().all(segments::is_gsm7_basic) {
+                    VariableCharset::Gsm7Basic
+                } else if all.chars().all(|c| segments::gsm7_septets(c).is_some()) {
+                    VariableCharset::Gsm7Extended
+                } else {
+                    VariableCharset::Unicode
+                }
+            }
+        }
+    }
+
+    /// Whether `value` stays within the charset.
+    fn fits_charset(&self, value: &str) -> bool {
+        match self.charset() {
+            VariableCharset::Gsm7Basic => value.chars().all(segments::is_gsm7_basic),
+            VariableCharset::Gsm7Extended => {
+                value.chars().all(|c| segments::gsm7_septets(c).is_some())
+            }
+            VariableCharset::Unicode => true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_budget() -> usize {
+    2
 }
 
 /// An approved template version.
@@ -87,6 +149,25 @@ pub struct TemplateVersion {
     /// Reply codes for reschedule.
     #[serde(default)]
     pub reschedule_codes: Vec<String>,
+    /// The text relies on the FCC healthcare exemption (one GSM-7 segment).
+    #[serde(default)]
+    pub healthcare_exempt: bool,
+    /// Part of a recurring program, so it must say how to opt out. Only the
+    /// one-time program texts (STOP confirmation) are not.
+    #[serde(default = "default_true")]
+    pub recurring: bool,
+    /// The most segments a rendering may take.
+    #[serde(default = "default_budget")]
+    pub segment_budget: usize,
+    /// Who wrote this version (never counts as its approver).
+    #[serde(default)]
+    pub author: String,
+    /// When the version was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Why this version exists (what changed and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_reason: Option<String>,
 }
 
 enum Piece<'a> {
@@ -123,6 +204,84 @@ fn pieces(body: &str) -> Result<Vec<Piece<'_>>, PolicyError> {
 }
 
 impl TemplateVersion {
+    /// `id@version`, as steps and audit records pin it.
+    pub fn reference(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
+    /// The reply grammar of this version, if it has reply codes.
+    pub fn grammar(&self) -> Option<ReplyGrammar> {
+        if self.confirm_codes.is_empty() && self.reschedule_codes.is_empty() {
+            None
+        } else {
+            Some(ReplyGrammar {
+                confirm: self.confirm_codes.clone(),
+                reschedule: self.reschedule_codes.clone(),
+            })
+        }
+    }
+
+    /// The placeholders of the body, in order (repeats included).
+    pub fn placeholders(&self) -> Result<Vec<&str>, PolicyError> {
+        Ok(pieces(&self.body)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Placeholder(name) => Some(name),
+                Piece::Literal(_) => None,
+            })
+            .collect())
+    }
+
+    /// The largest rendering: every variable at its maximum length in its
+    /// costliest characters ([`segments::worst_case`]).
+    pub fn worst_case(&self) -> Result<SegmentCount, PolicyError> {
+        let mut literal = Vec::new();
+        let mut bounds = Vec::new();
+        for piece in pieces(&self.body)? {
+            match piece {
+                Piece::Literal(text) => literal.push(text),
+                Piece::Placeholder(name) => {
+                    let v = self
+                        .variables
+                        .iter()
+                        .find(|v| v.name == name)
+                        .ok_or_else(|| {
+                            PolicyError::InvalidRequest(format!(
+                                "placeholder {name} is not declared"
+                            ))
+                        })?;
+                    bounds.push(VariableBound {
+                        max_len: v.max_len,
+                        charset: v.charset(),
+                    });
+                }
+            }
+        }
+        Ok(segments::worst_case(&literal, &bounds))
+    }
+
+    /// Renders with sample values: each variable's maximum length in `x`
+    /// (links as an https portal link), for previews and lint.
+    pub fn sample_values(&self) -> BTreeMap<String, String> {
+        self.variables
+            .iter()
+            .map(|v| {
+                let value = match v.kind {
+                    VariableKind::Enum => v.values.first().cloned().unwrap_or_default(),
+                    VariableKind::Link => {
+                        let mut link = "https://portal.example/t/".to_owned();
+                        while link.chars().count() < v.max_len {
+                            link.push('x');
+                        }
+                        link
+                    }
+                    _ => "x".repeat(v.max_len),
+                };
+                (v.name.clone(), value)
+            })
+            .collect()
+    }
+
     /// Renders the body with typed values. Every placeholder needs a declared
     /// variable and a value within its bounds; `phi` variables are refused.
     pub fn render(&self, values: &BTreeMap<String, String>) -> Result<String, PolicyError> {
@@ -159,6 +318,11 @@ impl TemplateVersion {
                             "value for {name} is not one of its allowed values"
                         )));
                     }
+                    if !variable.fits_charset(value) {
+                        return Err(PolicyError::InvalidRequest(format!(
+                            "value for {name} uses characters outside its declared charset"
+                        )));
+                    }
                     if variable.kind == VariableKind::Link && !value.starts_with("https://") {
                         return Err(PolicyError::InvalidRequest(format!(
                             "value for {name} is not an https link"
@@ -179,75 +343,140 @@ fn var(name: &str, kind: VariableKind, max_len: usize, data_class: DataClass) ->
         max_len,
         data_class,
         values: Vec::new(),
+        charset: None,
     }
 }
 
-/// The seed library: approved versions for the product brief's use cases.
-/// `{{program}}` is filled from the program's configuration.
+/// The seed library: the product brief's use cases and the program's own
+/// texts (HELP, STOP confirmation, opt-in confirmation, with the CTIA
+/// elements each needs). `{{program}}` is filled from the program's
+/// configuration, `{{help_contact}}` with its support phone or URL.
+/// Loading them into a deployment records them as published; see
+/// `docs/templates.md`.
 pub fn seed_library() -> Vec<TemplateVersion> {
-    let base = |id: &str,
-                purpose: &str,
-                category: &str,
-                class: MessageClass,
-                body: &str,
-                variables: Vec<Variable>| TemplateVersion {
-        id: id.to_owned(),
-        version: 1,
-        program: "*".to_owned(),
-        purpose: purpose.to_owned(),
-        category: category.to_owned(),
-        class,
-        locale: "en-US".to_owned(),
-        body: body.to_owned(),
-        variables,
-        confirm_codes: Vec::new(),
-        reschedule_codes: Vec::new(),
+    let base = |id: &str, purpose: &str, category: &str, body: &str, variables: Vec<Variable>| {
+        TemplateVersion {
+            id: id.to_owned(),
+            version: 1,
+            program: "*".to_owned(),
+            purpose: purpose.to_owned(),
+            category: category.to_owned(),
+            class: MessageClass::Transactional,
+            locale: "en-US".to_owned(),
+            body: body.to_owned(),
+            variables,
+            confirm_codes: Vec::new(),
+            reschedule_codes: Vec::new(),
+            healthcare_exempt: false,
+            recurring: true,
+            segment_budget: 2,
+            author: "optline-seed-library".to_owned(),
+            created_at: None,
+            change_reason: Some("seed library shipped with optline".to_owned()),
+        }
     };
     let program = || var("program", VariableKind::Text, 30, DataClass::Identifier);
-    let mut reminder = base(
-        "appointment_reminder",
-        "appointment_reminder",
-        "appointments",
-        MessageClass::Transactional,
-        "{{program}}: reminder of your appointment on {{date}} at {{time}}. Reply C to confirm or R to reschedule. Reply STOP to opt out.",
-        vec![
-            program(),
-            var("date", VariableKind::Date, 12, DataClass::Scheduling),
-            var("time", VariableKind::Time, 8, DataClass::Scheduling),
-        ],
-    );
-    reminder.confirm_codes = vec!["C".to_owned(), "1".to_owned()];
-    reminder.reschedule_codes = vec!["R".to_owned(), "2".to_owned()];
+    let help_contact = || {
+        var(
+            "help_contact",
+            VariableKind::Text,
+            40,
+            DataClass::Identifier,
+        )
+    };
+    let link = || var("link", VariableKind::Link, 60, DataClass::PortalLink);
+    let date = || var("date", VariableKind::Date, 12, DataClass::Scheduling);
+    let time = || var("time", VariableKind::Time, 8, DataClass::Scheduling);
+    let with_codes = |mut t: TemplateVersion| {
+        t.confirm_codes = vec!["C".to_owned(), "1".to_owned()];
+        t.reschedule_codes = vec!["R".to_owned(), "2".to_owned()];
+        t
+    };
     vec![
-        reminder,
+        with_codes(base(
+            "appointment_reminder",
+            "appointment_reminder",
+            "appointments",
+            "{{program}}: reminder of your appointment on {{date}} at {{time}}. Reply C to confirm or R to reschedule. Reply STOP to opt out.",
+            vec![program(), date(), time()],
+        )),
+        with_codes(base(
+            "appointment_follow_up",
+            "appointment_reminder",
+            "appointments",
+            "{{program}}: your appointment is tomorrow, {{date}} at {{time}}. Reply C to confirm or R to reschedule. Reply STOP to opt out.",
+            vec![program(), date(), time()],
+        )),
+        base(
+            "appointment_confirmed",
+            "appointment_confirmation",
+            "appointments",
+            "{{program}}: thank you, your appointment on {{date}} at {{time}} is confirmed. Reply STOP to opt out.",
+            vec![program(), date(), time()],
+        ),
+        base(
+            "appointment_reschedule_requested",
+            "appointment_confirmation",
+            "appointments",
+            "{{program}}: thank you, our staff will call you to find a new time. Reply STOP to opt out.",
+            vec![program()],
+        ),
         base(
             "intake_form",
             "intake_form",
             "forms",
-            MessageClass::Transactional,
             "{{program}}: please complete your intake form before your visit: {{link}} Reply STOP to opt out.",
-            vec![program(), var("link", VariableKind::Link, 60, DataClass::PortalLink)],
+            vec![program(), link()],
+        ),
+        base(
+            "referral_follow_up",
+            "referral_document",
+            "referrals",
+            "{{program}}: we need a document for your referral. Please upload it securely: {{link}} Reply STOP to opt out.",
+            vec![program(), link()],
         ),
         base(
             "results_ready",
             "results_ready",
             "results",
-            MessageClass::Transactional,
             "{{program}}: you have a new message in your patient portal: {{link}} Reply STOP to opt out.",
-            vec![program(), var("link", VariableKind::Link, 60, DataClass::PortalLink)],
+            vec![program(), link()],
         ),
         base(
             "billing_reminder",
             "billing",
             "billing",
-            MessageClass::Transactional,
             "{{program}}: a statement is ready in your portal: {{link}} Reply STOP to opt out.",
-            vec![program(), var("link", VariableKind::Link, 60, DataClass::PortalLink)],
+            vec![program(), link()],
+        ),
+        base(
+            "program_help",
+            "help",
+            "program",
+            "{{program}}: for help call or visit {{help_contact}}. Msg frequency varies. Msg & data rates may apply. Reply STOP to opt out.",
+            vec![program(), help_contact()],
+        ),
+        TemplateVersion {
+            recurring: false,
+            ..base(
+                "program_stop_confirmation",
+                "stop_confirmation",
+                "program",
+                "{{program}}: you are unsubscribed and will receive no more messages. Reply START to resubscribe.",
+                vec![program()],
+            )
+        },
+        base(
+            "program_opt_in_confirmation",
+            "opt_in_confirmation",
+            "program",
+            "{{program}}: you are subscribed to appointment and care messages. Msg frequency varies. Msg & data rates may apply. Reply HELP for help, STOP to opt out.",
+            vec![program()],
         ),
     ]
 }
 
-/// Finds an approved version in the seed library.
+/// Finds a version in the seed library.
 pub fn find_seed(id: &str, version: u32) -> Option<TemplateVersion> {
     seed_library()
         .into_iter()
