@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use optline_policy::template::review::{ReviewPolicy, Role};
+
 use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use base64::engine::general_purpose::STANDARD;
@@ -165,6 +167,23 @@ pub fn test_program() -> ProgramConfig {
     }
 }
 
+/// When the harness loads the seed template library.
+pub const SEEDED_AT: &str = "2026-01-01T00:00:00Z";
+
+/// The test deployment's template reviewers: id, roles, bearer token.
+pub const REVIEWERS: [(&str, &[Role], &str); 5] = [
+    ("ana.author", &[], "token-ana"),
+    ("olu.ops", &[Role::Operations], "token-olu"),
+    ("cy.compliance", &[Role::Compliance], "token-cy"),
+    ("lee.legal", &[Role::Legal], "token-lee"),
+    ("kim.clinical", &[Role::Clinical], "token-kim"),
+];
+
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 impl Harness {
     /// A harness on a fresh stack.
     pub async fn new(name: &str) -> Self {
@@ -189,11 +208,21 @@ impl Harness {
             public_base_url: Some(PUBLIC_BASE_URL.to_owned()),
             api_token: Some(API_TOKEN.to_owned()),
             ehr_hmac_secret: None,
+            approval_valid_days: 365,
+            template_lint: None,
         };
         let store = Arc::new(DynamoStore::new(
             dynamodb.clone(),
             resources.table_name.clone(),
         ));
+        // Every deployment starts from the seed library, published. Tests
+        // run at fixed instants in 2026, so it is seeded at the year's start
+        // (approvals count for 365 days from then).
+        let lint = optline_policy::template::lint::LintConfig::embedded().expect("lint table");
+        optline_library::Library::new(store.as_ref(), ReviewPolicy::default(), lint)
+            .seed(SEEDED_AT.parse().expect("seed instant"))
+            .await
+            .expect("seed the template library");
         Self {
             endpoint,
             resources,
@@ -356,6 +385,41 @@ impl Harness {
                 self.sqs.clone(),
                 self.resources.dlq_url.clone(),
             ))),
+            lint: Arc::new(
+                optline_policy::template::lint::LintConfig::embedded()
+                    .expect("lint table")
+                    .clone(),
+            ),
+        }
+    }
+
+    /// The templates API's deps, with reviewers identified by their tokens:
+    /// [`REVIEWERS`] lists who holds which role.
+    pub fn templates(&self) -> optline_templates::Deps {
+        let reviewers = REVIEWERS
+            .iter()
+            .map(|(id, roles, token)| {
+                let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                (
+                    (*id).to_owned(),
+                    serde_json::json!({
+                        "roles": roles,
+                        "token_sha256": hex_sha256(token),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>();
+        optline_templates::Deps {
+            store: self.store.clone(),
+            identity: optline_templates::Identity::Tokens,
+            reviewers: optline_library::Reviewers::parse(
+                &serde_json::Value::Object(reviewers).to_string(),
+            )
+            .expect("reviewers parse"),
+            policy: ReviewPolicy::default(),
+            lint: optline_policy::template::lint::LintConfig::embedded()
+                .expect("lint table")
+                .clone(),
         }
     }
 
@@ -456,10 +520,20 @@ pub struct SentSms {
 
 /// A JSON API request with the harness's bearer token.
 pub fn api_request(method: &str, path: &str, body: Option<serde_json::Value>) -> Request {
+    api_request_as(API_TOKEN, method, path, body)
+}
+
+/// A JSON API request with the given bearer token.
+pub fn api_request_as(
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Request {
     let builder = lambda_http::http::Request::builder()
         .method(method)
         .uri(path)
-        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json");
     let body = body.map_or(Body::Empty, |b| Body::from(b.to_string()));
     builder.body(body).expect("request builds")

@@ -12,9 +12,14 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::{DateTime, Duration, Utc};
 use optline_aws::DispatchMessage;
 use optline_config::Config;
+use optline_library::Library;
 use optline_policy::caps::PriorSend;
 use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest};
-use optline_policy::template::{find_seed, TemplateVersion};
+use optline_policy::template::lint::{
+    has_errors, lint_rendered, LintConfig, Severity, LINT_VERSION,
+};
+use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
+use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
     consent_facts, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord, OutboundSms,
@@ -42,6 +47,8 @@ pub struct Deps {
     pub config: Arc<Config>,
     /// Where undecodable messages go, with their reason.
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// Lint lists for the rendered text.
+    pub lint: Arc<LintConfig>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -265,24 +272,25 @@ pub async fn dispatch_step(
         }
     };
 
-    let template = find_seed(&step.template_id, step.template_version);
-    let program = deps.config.program(Some(&step.program));
-    let rendered = match (&template, program) {
-        (Some(t), Some(p)) => {
-            let mut values = step.variables.clone();
-            values.insert("program".to_owned(), p.name.clone());
-            t.render(&values).map_err(|e| e.to_string())
-        }
-        (None, _) => Err("the pinned template version is not published".to_owned()),
-        (_, None) => Err("the step's program is not configured".to_owned()),
-    };
-    let body = match rendered {
-        Ok(b) => b,
-        Err(reason) => {
-            let reasons = vec!["template.render".to_owned()];
+    // Only the published, approved version the step pins; rendered, then
+    // linted again (values can add words, links and length).
+    let library = Library::new(
+        store,
+        ReviewPolicy {
+            approval_valid_days: deps.config.approval_valid_days,
+        },
+        &deps.lint,
+    );
+    let template = match library
+        .sendable(&step.template_id, step.template_version, now)
+        .await?
+    {
+        Ok(stored) => stored.version,
+        Err((rule_id, reason)) => {
+            let reasons = vec![rule_id.to_owned()];
             let rules = vec![RuleOutcome::new(
-                "template.render",
-                "1",
+                rule_id,
+                REVIEW_VERSION,
                 Verdict::Fail,
                 reason,
             )];
@@ -290,6 +298,49 @@ pub async fn dispatch_step(
             return Ok(Outcome::Suppressed(reasons));
         }
     };
+    let program = deps.config.program(Some(&step.program));
+    let rendered = match program {
+        Some(p) => {
+            let mut values = step.variables.clone();
+            values.insert("program".to_owned(), p.name.clone());
+            values.insert("help_contact".to_owned(), p.support_contact.clone());
+            template.render(&values).map_err(|e| e.to_string())
+        }
+        None => Err("the step's program is not configured".to_owned()),
+    };
+    let body = match rendered {
+        Ok(b) => b,
+        Err(reason) => {
+            let reasons = vec!["template.render".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "template.render",
+                LINT_VERSION,
+                Verdict::Fail,
+                reason,
+            )];
+            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+            return Ok(Outcome::Suppressed(reasons));
+        }
+    };
+    let findings = lint_rendered(&template, &body, &deps.lint);
+    if has_errors(&findings) {
+        let rules: Vec<RuleOutcome> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| {
+                RuleOutcome::new(
+                    f.rule.clone(),
+                    LINT_VERSION,
+                    Verdict::Fail,
+                    f.message.clone(),
+                )
+            })
+            .collect();
+        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
+        reasons.dedup();
+        finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+        return Ok(Outcome::Suppressed(reasons));
+    }
 
     let events = store.consent_events(&contact.id, &contact.phone).await?;
     let history = store
@@ -305,7 +356,7 @@ pub async fn dispatch_step(
             workflow: Some(h.subject),
         })
         .collect();
-    let request = send_request(&step, &contact, template.as_ref(), &body, deps, now);
+    let request = send_request(&step, &contact, Some(&template), &body, deps, now);
     let state = PolicyState {
         consent: consent_facts(&events),
         history,

@@ -23,6 +23,9 @@ async fn main() -> Result<(), Error> {
             .ok()
             .filter(|u| !u.is_empty())
             .map(|url| Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)) as _),
+        lint: Arc::new(optline_library::lint_config(
+            config.template_lint.as_deref(),
+        )?),
         config: Arc::new(config),
     };
     let deps = &deps;

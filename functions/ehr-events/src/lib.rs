@@ -13,8 +13,10 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use optline_api::{body_bytes, error, json, json_reason, port_error, ApiAuth};
+use optline_library::Library;
 use optline_policy::decision::Urgency;
-use optline_policy::template::find_seed;
+use optline_policy::template::lint::LintConfig;
+use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{ContactId, Step, StepId, StepOutcome, StepStatus, Store};
 use serde::Deserialize;
 
@@ -204,11 +206,24 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
             start.format("%-I:%M %p").to_string(),
         ),
     };
-    let Some(template) = find_seed("appointment_reminder", 1) else {
+    // New steps pin the newest published version; a deployment without one
+    // cannot plan reminders, and says so.
+    let Ok(lint) = LintConfig::embedded() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "reminder template missing",
+            "the embedded lint table is invalid",
         );
+    };
+    let library = Library::new(deps.store.as_ref(), ReviewPolicy::default(), lint);
+    let template = match library.latest_sendable("appointment_reminder", now).await {
+        Ok(Some(stored)) => stored.version,
+        Ok(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                "no published appointment_reminder template: load or publish one first",
+            )
+        }
+        Err(e) => return port_error(&e),
     };
     let step = Step {
         id: step_id.clone(),

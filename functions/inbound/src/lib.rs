@@ -20,14 +20,11 @@ use lambda_http::{Body, Request, Response};
 use optline_api::{body_bytes, error};
 use optline_aws::twilio_signature;
 use optline_config::{Config, ProgramConfig};
-use optline_policy::classify::{
-    classify, Classification, Intent, ReplyContext, ReplyGrammar, Tier,
-};
+use optline_policy::classify::{classify, Classification, Intent, ReplyContext, Tier};
 use optline_policy::consent::{
     standing, ConsentAction, ConsentKind, ConsentScope, ConsentStanding,
 };
 use optline_policy::phone::E164;
-use optline_policy::template::find_seed;
 use optline_ports::{
     consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EventId, Evidence,
     NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry, SmsSender, StepId, Store,
@@ -392,16 +389,21 @@ pub async fn handle_reply(
             }
         }
     }
-    let grammar = latest
+    // The reply grammar of the version last sent, read from the library
+    // (any state: a retired version's codes still mean what they meant).
+    let pinned = latest
         .as_ref()
         .and_then(|(_, e)| e.template.as_deref())
         .and_then(|t| t.split_once('@'))
-        .and_then(|(id, version)| find_seed(id, version.parse().ok()?))
-        .filter(|t| !t.confirm_codes.is_empty() || !t.reschedule_codes.is_empty())
-        .map(|t| ReplyGrammar {
-            confirm: t.confirm_codes,
-            reschedule: t.reschedule_codes,
-        });
+        .and_then(|(id, version)| Some((id.to_owned(), version.parse::<u32>().ok()?)));
+    let grammar = match pinned {
+        Some((id, version)) => deps
+            .store
+            .template_version(&id, version)
+            .await?
+            .and_then(|t| t.version.grammar()),
+        None => None,
+    };
     let context = ReplyContext { grammar, opted_out };
     let classification = classify(&sms.body, &context);
     info!(

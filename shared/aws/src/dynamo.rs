@@ -13,11 +13,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use optline_policy::phone::E164;
+use optline_policy::template::review::Lifecycle;
 use optline_ports::{
     chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
     ContactDirectory, ContactId, DeliveryUpdate, EventId, NewAuditRecord, PortError, ReviewItem,
     RevocationRequest, SendHistoryEntry, Step, StepId, StepOutcome, StepStatus, StepStore,
-    GENESIS_HASH,
+    StoredTemplate, TemplateStore, GENESIS_HASH,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -83,6 +84,17 @@ fn phone_pk(phone: &E164) -> String {
 fn step_pk(id: &StepId) -> String {
     format!("STEP#{id}")
 }
+
+fn template_pk(id: &str) -> String {
+    format!("TEMPLATE#{id}")
+}
+
+fn template_sk(version: u32) -> String {
+    format!("V#{version:010}")
+}
+
+/// The partition listing every template id.
+const TEMPLATE_CATALOG_PK: &str = "TEMPLATES";
 
 fn audit_pk(id: &ContactId) -> String {
     format!("AUDIT#{id}")
@@ -831,4 +843,120 @@ impl Casework for DynamoStore {
             .map_err(|e| unavailable("record delivery", e))?;
         Ok(Some(step_id))
     }
+}
+
+#[async_trait]
+impl TemplateStore for DynamoStore {
+    async fn create_template_version(&self, template: &StoredTemplate) -> Result<bool, PortError> {
+        let id = template.version.id.as_str();
+        // The catalog entry first: harmless if the version write then loses.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(TEMPLATE_CATALOG_PK))
+            .item("sk", s(format!("T#{id}")))
+            .item("kind", s("template"))
+            .send()
+            .await
+            .map_err(|e| unavailable("put template catalog entry", e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(template_pk(id)))
+            .item("sk", s(template_sk(template.version.version)))
+            .item("kind", s("template_version"))
+            .item("content", s(to_json(&template.version)?))
+            .item("data", s(to_json(&template.lifecycle)?))
+            .item("state", s(template.lifecycle.state.as_str()))
+            .item(
+                "revision",
+                AttributeValue::N(template.lifecycle.revision.to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("put template version", e)),
+        }
+    }
+
+    async fn template_version(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<StoredTemplate>, PortError> {
+        match self.get(template_pk(id), &template_sk(version)).await? {
+            Some(item) => Ok(Some(stored_template(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn template_versions(&self, id: &str) -> Result<Vec<StoredTemplate>, PortError> {
+        let items = self.query_prefix(&template_pk(id), "V#").await?;
+        items.iter().map(stored_template).collect()
+    }
+
+    async fn template_ids(&self) -> Result<Vec<String>, PortError> {
+        let items = self.query_prefix(TEMPLATE_CATALOG_PK, "T#").await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.strip_prefix("T#").map(str::to_owned),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn update_template_lifecycle(
+        &self,
+        id: &str,
+        version: u32,
+        expected_revision: u32,
+        lifecycle: &Lifecycle,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(template_pk(id)))
+            .key("sk", s(template_sk(version)))
+            .update_expression("SET #data = :data, #state = :state, revision = :next")
+            .condition_expression("attribute_exists(pk) AND revision = :expected")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":data", s(to_json(lifecycle)?))
+            .expression_attribute_values(":state", s(lifecycle.state.as_str()))
+            .expression_attribute_values(":next", AttributeValue::N(lifecycle.revision.to_string()))
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_revision.to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("update template lifecycle", e)),
+        }
+    }
+}
+
+fn stored_template(item: &Item) -> Result<StoredTemplate, PortError> {
+    let content = match item.get("content") {
+        Some(AttributeValue::S(json)) => {
+            serde_json::from_str(json).map_err(|e| PortError::Corrupt(e.to_string()))?
+        }
+        _ => {
+            return Err(PortError::Corrupt(
+                "template item has no content".to_owned(),
+            ))
+        }
+    };
+    Ok(StoredTemplate {
+        version: content,
+        lifecycle: from_item(item)?,
+    })
 }

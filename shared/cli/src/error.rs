@@ -31,6 +31,9 @@ pub enum CliError {
     /// A time that is not RFC 3339.
     #[error("invalid time {0:?}: expected rfc 3339, e.g. 2026-11-29T15:00:00Z")]
     InvalidTime(String),
+    /// A template that cannot be rendered or read.
+    #[error("template: {0}")]
+    Template(String),
     /// A file or stdin that could not be read.
     #[error("cannot read {what}: {source}")]
     Read {

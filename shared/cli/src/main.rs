@@ -23,6 +23,7 @@ mod phone;
 mod quiet_hours;
 mod segments;
 mod table;
+mod template;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,7 @@ enum Command {
     Phone(phone::Args),
     QuietHours(quiet_hours::Args),
     Evaluate(evaluate::Args),
+    Template(template::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +98,29 @@ fn main() -> ExitCode {
                 evaluate::human,
             ),
             None => lines(evaluate::answer_line),
+        },
+        Command::Template(args) => match args.command {
+            template::TemplateCommand::Lint { file, json } => single(
+                Form::from_flag(json),
+                template::lint_answer(&file),
+                template::lint_human,
+            ),
+            template::TemplateCommand::Preview { file, values, json } => single(
+                Form::from_flag(json),
+                template::preview_answer(&file, &values),
+                template::preview_human,
+            ),
+            template::TemplateCommand::Diff { from, to, json } => single(
+                Form::from_flag(json),
+                template::diff_answer(&from, &to),
+                |c: &Vec<_>| template::diff_human(c),
+            ),
+            template::TemplateCommand::Seeds => {
+                for line in template::seeds() {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
         },
     }
 }

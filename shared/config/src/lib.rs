@@ -129,6 +129,10 @@ pub struct Config {
     pub api_token: Option<String>,
     /// HMAC secret for EHR event signatures.
     pub ehr_hmac_secret: Option<String>,
+    /// Days a template approval counts (`APPROVAL_VALID_DAYS`, default 365).
+    pub approval_valid_days: u32,
+    /// JSON replacing the embedded template lint lists (`TEMPLATE_LINT_CONFIG`).
+    pub template_lint: Option<String>,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -150,6 +154,7 @@ impl Config {
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
     /// - `PUBLIC_BASE_URL`, `API_TOKEN`, `EHR_HMAC_SECRET`
+    /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`
     pub fn from_env() -> Result<Self, ConfigError> {
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
             Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
@@ -207,6 +212,14 @@ impl Config {
             public_base_url: var("PUBLIC_BASE_URL"),
             api_token: var("API_TOKEN"),
             ehr_hmac_secret: var("EHR_HMAC_SECRET"),
+            approval_valid_days: match var("APPROVAL_VALID_DAYS") {
+                None => 365,
+                Some(days) => days.parse().map_err(|_| ConfigError::Invalid {
+                    name: "APPROVAL_VALID_DAYS",
+                    reason: "not a whole number of days".to_owned(),
+                })?,
+            },
+            template_lint: var("TEMPLATE_LINT_CONFIG"),
         })
     }
 

@@ -6,12 +6,17 @@
 //! optline-ops audit-verify pat-1001        # exit 0 if the chain verifies, 1 if broken
 //! optline-ops audit-export pat-1001 > chain.jsonl
 //! optline-ops redrive [--max 10000]        # DLQ -> dispatch queue, undecodable ones stay
+//! optline-ops template seed                 # load the seed template library
+//! optline-ops template list | show ID [V] | create FILE | submit ID V
+//! optline-ops template approve ID V --role compliance | publish ID V | retire ID V --reason ...
 //! ```
 
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool writes its answers to stdout"
 )]
+
+mod template;
 
 use clap::{Parser, Subcommand};
 use optline_aws::{redrive, DynamoStore};
@@ -46,6 +51,9 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         max: usize,
     },
+    /// The template library: seed, list, show, create, review, diff, preview.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 fn env(name: &'static str) -> Result<String, ConfigError> {
@@ -86,6 +94,20 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
                 println!("{}", serde_json::to_string(&record)?);
             }
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Template(command) => {
+            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
+            let sts = aws_sdk_sts::Client::new(&optline_config::aws_sdk_config().await);
+            match template::run(command, &store, &sts).await {
+                Ok(answer) => {
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("{}", serde_json::json!({ "error": e.to_string() }));
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+            }
         }
         Command::Redrive { max } => {
             let report = redrive(&clients.sqs, &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use optline_policy::consent::ConsentFact;
 use optline_policy::phone::E164;
+use optline_policy::template::review::Lifecycle;
 
 pub use audit::{chain_hash, verify_chain, AuditRecord, ChainBreak, NewAuditRecord, GENESIS_HASH};
 pub use error::PortError;
@@ -132,8 +133,40 @@ pub trait Casework: Send + Sync {
 }
 
 /// Everything the functions keep in the table.
-pub trait Store: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework {}
-impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework> Store for T {}
+pub trait Store:
+    ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework + TemplateStore
+{
+}
+impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework + TemplateStore> Store
+    for T
+{
+}
+
+/// The template library: immutable versions and their review lifecycle.
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Stores a new version; `false` when that id and version exist.
+    async fn create_template_version(&self, template: &StoredTemplate) -> Result<bool, PortError>;
+    /// One version.
+    async fn template_version(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<StoredTemplate>, PortError>;
+    /// Every version of a template, oldest first.
+    async fn template_versions(&self, id: &str) -> Result<Vec<StoredTemplate>, PortError>;
+    /// Every template id, sorted.
+    async fn template_ids(&self) -> Result<Vec<String>, PortError>;
+    /// Replaces a version's lifecycle if its revision is still
+    /// `expected_revision`; `false` when someone changed it first.
+    async fn update_template_lifecycle(
+        &self,
+        id: &str,
+        version: u32,
+        expected_revision: u32,
+        lifecycle: &Lifecycle,
+    ) -> Result<bool, PortError>;
+}
 
 /// The dispatch queue.
 #[async_trait]

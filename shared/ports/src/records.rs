@@ -510,3 +510,12 @@ pub struct DeliveryUpdate {
     /// When it was reported.
     pub at: DateTime<Utc>,
 }
+
+/// A template version with its review lifecycle, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTemplate {
+    /// The immutable content.
+    pub version: optline_policy::template::TemplateVersion,
+    /// Its review state, approvals and history.
+    pub lifecycle: optline_policy::template::review::Lifecycle,
+}
