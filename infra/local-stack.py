@@ -20,6 +20,7 @@ and stack.env with the variables to export.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -62,6 +63,24 @@ LOCAL_FUNCTION_ENV = {
     "PROGRAM_SUPPORT": "555-0100",
     "RUST_LOG": "info",
 }
+
+
+# Template reviewers for the local templates API: actor -> (roles, token).
+# Each person has their own bearer token, so four eyes can be tried locally.
+LOCAL_REVIEWERS = {
+    "ana.author": ([], "local-ana-token"),
+    "olu.ops": (["operations"], "local-olu-token"),
+    "cy.compliance": (["compliance"], "local-cy-token"),
+    "lee.legal": (["legal"], "local-lee-token"),
+    "kim.clinical": (["clinical"], "local-kim-token"),
+}
+
+
+def local_reviewers_json() -> str:
+    return json.dumps({
+        actor: {"roles": roles, "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
+        for actor, (roles, token) in LOCAL_REVIEWERS.items()
+    }, separators=(",", ":"))
 
 
 def log(msg: str) -> None:
@@ -226,7 +245,10 @@ def start() -> dict:
     # For `cargo lambda watch --env-file .local/lambda.env`: the stack plus
     # local-only settings (a bearer token instead of IAM, a Twilio test token).
     local = env | LOCAL_FUNCTION_ENV
-    (STATE / "lambda.env").write_text("".join(f"{k}=\"{v}\"\n" for k, v in local.items()))
+    (STATE / "lambda.env").write_text(
+        "".join(f"{k}=\"{v}\"\n" for k, v in local.items())
+        + f"TEMPLATE_REVIEWERS='{local_reviewers_json()}'\n"
+    )
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
     return state
 
