@@ -525,16 +525,22 @@ impl<'a> Library<'a> {
             .lifecycle
             .approvals
             .iter()
-            .map(|a| format!("{}:{}@{}", a.role.as_str(), a.actor, a.at.to_rfc3339()))
+            .map(|a| {
+                format!(
+                    "{} by {} at {}",
+                    a.role.as_str(),
+                    a.actor,
+                    a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
             .collect();
         let detail = format!(
-            "by {actor}; state {}; tier {:?}; approvals [{}]{}",
+            "by {actor}; state {}; tier {}; approvals [{}]{}",
             stored.lifecycle.state.as_str(),
-            stored.lifecycle.tier,
+            format!("{:?}", stored.lifecycle.tier).to_lowercase(),
             approvals.join(", "),
             note.map(|n| format!("; {n}")).unwrap_or_default()
-        )
-        .to_lowercase();
+        );
         self.store
             .append_audit(NewAuditRecord {
                 contact_id: audit_subject(&stored.version.id)?,
