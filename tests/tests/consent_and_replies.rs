@@ -380,7 +380,7 @@ async fn start_after_stop_restores_only_what_was_revoked() {
     )
     .await;
     assert!(
-        body_text(&start).contains("resubscribed"),
+        body_text(&start).contains("You are subscribed"),
         "{}",
         body_text(&start)
     );

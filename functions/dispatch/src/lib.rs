@@ -304,6 +304,7 @@ pub async fn dispatch_step(
             let mut values = step.variables.clone();
             values.insert("program".to_owned(), p.name.clone());
             values.insert("help_contact".to_owned(), p.support_contact.clone());
+            values.insert("frequency".to_owned(), p.frequency.clone());
             template.render(&values).map_err(|e| e.to_string())
         }
         None => Err("the step's program is not configured".to_owned()),

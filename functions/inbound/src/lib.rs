@@ -12,6 +12,7 @@
 //! TwiML answer, through a lane suppression cannot block, exactly once per
 //! revocation: its claim is keyed by the `MessageSid` too.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -20,11 +21,14 @@ use lambda_http::{Body, Request, Response};
 use optline_api::{body_bytes, error};
 use optline_aws::twilio_signature;
 use optline_config::{Config, ProgramConfig};
+use optline_library::Library;
 use optline_policy::classify::{classify, Classification, Intent, ReplyContext, Tier};
 use optline_policy::consent::{
     standing, ConsentAction, ConsentKind, ConsentScope, ConsentStanding,
 };
 use optline_policy::phone::E164;
+use optline_policy::template::lint::{has_errors, lint_rendered, LintConfig};
+use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{
     consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EventId, Evidence,
     NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry, SmsSender, StepId, Store,
@@ -456,7 +460,14 @@ pub async fn handle_reply(
                 .first_sighting(&format!("confirm-{}", sms.message_sid))
                 .await?
             {
-                let text = program.stop_confirmation_text();
+                let text = program_text(
+                    store,
+                    "program_stop_confirmation",
+                    program,
+                    now,
+                    program.stop_confirmation_text(),
+                )
+                .await;
                 audit_all(store, &contacts, now, "reply", "opt_out_confirmation", &event, &classification, "opt-out confirmation sent as the webhook answer (within the 5-minute presumption)").await?;
                 return Ok(Some(text));
             }
@@ -492,7 +503,16 @@ pub async fn handle_reply(
                 .first_sighting(&format!("confirm-{}", sms.message_sid))
                 .await?
             {
-                return Ok(Some(program.opt_in_confirmation_text()));
+                return Ok(Some(
+                    program_text(
+                        store,
+                        "program_opt_in_confirmation",
+                        program,
+                        now,
+                        program.opt_in_confirmation_text(),
+                    )
+                    .await,
+                ));
             }
             Ok(None)
         }
@@ -501,7 +521,9 @@ pub async fn handle_reply(
                 .first_sighting(&format!("reply-{}", sms.message_sid))
                 .await?
             {
-                return Ok(Some(program.help_text()));
+                return Ok(Some(
+                    program_text(store, "program_help", program, now, program.help_text()).await,
+                ));
             }
             Ok(None)
         }
@@ -743,4 +765,34 @@ pub async fn handle_two_way_sqs(
         }
     }
     response
+}
+
+/// The program's own text (HELP, STOP or opt-in confirmation) from the
+/// newest published version of its template in the library, rendered with
+/// the program's name and support contact. These answers are owed to the
+/// person whatever the library's state, so when no version is published, or
+/// it cannot be rendered cleanly, the built-in CTIA text is sent instead.
+async fn program_text(
+    store: &dyn Store,
+    template_id: &str,
+    program: &ProgramConfig,
+    now: DateTime<Utc>,
+    fallback: String,
+) -> String {
+    let Ok(lint) = LintConfig::embedded() else {
+        return fallback;
+    };
+    let library = Library::new(store, ReviewPolicy::default(), lint);
+    let Ok(Some(stored)) = library.latest_sendable(template_id, now).await else {
+        return fallback;
+    };
+    let values = BTreeMap::from([
+        ("program".to_owned(), program.name.clone()),
+        ("help_contact".to_owned(), program.support_contact.clone()),
+        ("frequency".to_owned(), program.frequency.clone()),
+    ]);
+    match stored.version.render(&values) {
+        Ok(text) if !has_errors(&lint_rendered(&stored.version, &text, lint)) => text,
+        _ => fallback,
+    }
 }

@@ -350,7 +350,8 @@ fn var(name: &str, kind: VariableKind, max_len: usize, data_class: DataClass) ->
 /// The seed library: the product brief's use cases and the program's own
 /// texts (HELP, STOP confirmation, opt-in confirmation, with the CTIA
 /// elements each needs). `{{program}}` is filled from the program's
-/// configuration, `{{help_contact}}` with its support phone or URL.
+/// configuration, `{{help_contact}}` with its support phone or URL and
+/// `{{frequency}}` with its stated message frequency.
 /// Loading them into a deployment records them as published; see
 /// `docs/templates.md`.
 pub fn seed_library() -> Vec<TemplateVersion> {
@@ -385,6 +386,7 @@ pub fn seed_library() -> Vec<TemplateVersion> {
         )
     };
     let link = || var("link", VariableKind::Link, 60, DataClass::PortalLink);
+    let frequency = || var("frequency", VariableKind::Text, 40, DataClass::Identifier);
     let date = || var("date", VariableKind::Date, 12, DataClass::Scheduling);
     let time = || var("time", VariableKind::Time, 8, DataClass::Scheduling);
     let with_codes = |mut t: TemplateVersion| {
@@ -453,8 +455,8 @@ pub fn seed_library() -> Vec<TemplateVersion> {
             "program_help",
             "help",
             "program",
-            "{{program}}: for help call or visit {{help_contact}}. Msg frequency varies. Msg & data rates may apply. Reply STOP to opt out.",
-            vec![program(), help_contact()],
+            "{{program}}: Help at {{help_contact}}. {{frequency}}. Msg & data rates may apply. Reply STOP to opt out.",
+            vec![program(), help_contact(), frequency()],
         ),
         TemplateVersion {
             recurring: false,
@@ -462,7 +464,7 @@ pub fn seed_library() -> Vec<TemplateVersion> {
                 "program_stop_confirmation",
                 "stop_confirmation",
                 "program",
-                "{{program}}: you are unsubscribed and will receive no more messages. Reply START to resubscribe.",
+                "{{program}}: You are unsubscribed and will receive no further messages. Reply START to resubscribe.",
                 vec![program()],
             )
         },
@@ -470,8 +472,8 @@ pub fn seed_library() -> Vec<TemplateVersion> {
             "program_opt_in_confirmation",
             "opt_in_confirmation",
             "program",
-            "{{program}}: you are subscribed to appointment and care messages. Msg frequency varies. Msg & data rates may apply. Reply HELP for help, STOP to opt out.",
-            vec![program()],
+            "{{program}}: You are subscribed to appointment and care messages. {{frequency}}. Msg & data rates may apply. Reply HELP for help, STOP to opt out.",
+            vec![program(), frequency()],
         ),
     ]
 }

@@ -415,7 +415,10 @@ fn program_text_findings(
     let rates = lower.contains("msg & data rates")
         || lower.contains("msg&data rates")
         || lower.contains("message and data rates");
-    let frequency = lower.contains("frequency") || lower.contains("msgs/");
+    let frequency = lower.contains("frequency")
+        || lower.contains("msgs/")
+        || lower.contains("msgs per")
+        || used.contains(&"frequency");
     match version.purpose.as_str() {
         "help" => {
             if !has_contact(version, used, literal) {
