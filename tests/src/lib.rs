@@ -17,6 +17,7 @@
     reason = "test support: a failed setup should stop the test loudly"
 )]
 
+pub mod calls;
 pub mod scenario;
 pub mod twilio_standin;
 
@@ -143,6 +144,8 @@ pub struct Harness {
     pub sns: aws_sdk_sns::Client,
     /// The table adapter.
     pub store: Arc<DynamoStore>,
+    /// AWS calls made through this harness's clients, by operation.
+    pub calls: calls::CallCounter,
 }
 
 impl std::fmt::Debug for Harness {
@@ -190,9 +193,22 @@ impl Harness {
         let endpoint = local_endpoint();
         let resources = fresh_stack(name);
         let shared = sdk_config(&endpoint).await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
-        let sqs = aws_sdk_sqs::Client::new(&shared);
-        let sns = aws_sdk_sns::Client::new(&shared);
+        let calls = calls::CallCounter::default();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&shared)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&shared)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&shared)
+                .interceptor(calls.clone())
+                .build(),
+        );
         let program = test_program();
         let config = Config {
             table_name: resources.table_name.clone(),
@@ -231,6 +247,7 @@ impl Harness {
             sqs,
             sns,
             store,
+            calls,
         }
     }
 
@@ -251,14 +268,29 @@ impl Harness {
         clone
     }
 
-    /// Seeds a contact with an `appointments` grant and one pending step due
-    /// at `due`, straight through the store (fast setup for volume tests).
+    /// Seeds a contact with an `appointments` grant and one step due at
+    /// `due`, already queued (as the sweep leaves it), straight through the
+    /// store (fast setup for dispatch tests).
     pub async fn seed_step(
         &self,
         contact: &str,
         phone: &str,
         step: &str,
         due: chrono::DateTime<chrono::Utc>,
+    ) -> optline_ports::StepId {
+        self.seed_step_in(contact, phone, step, due, optline_ports::StepStatus::Queued)
+            .await
+    }
+
+    /// [`Harness::seed_step`] with the step in `status` (pending puts it in
+    /// the sweep's due index).
+    pub async fn seed_step_in(
+        &self,
+        contact: &str,
+        phone: &str,
+        step: &str,
+        due: chrono::DateTime<chrono::Utc>,
+        status: optline_ports::StepStatus,
     ) -> optline_ports::StepId {
         use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope};
         use optline_ports::{ConsentLedger, ContactDirectory, StepStore};
@@ -327,7 +359,7 @@ impl Harness {
             expires_at: Some(due + chrono::Duration::days(3)),
             urgency: optline_policy::decision::Urgency::TimeSensitive,
             healthcare_exempt: false,
-            status: optline_ports::StepStatus::Queued,
+            status,
             source_event: None,
         };
         self.store.put_step(&planned).await.expect("put step");

@@ -98,11 +98,15 @@ impl DispatchMetrics {
     }
 
     /// Writes the documents to stdout, where Lambda ships them to CloudWatch.
+    /// `OPTLINE_METRICS=off` silences them (benchmarks that print a table).
     #[allow(
         clippy::print_stdout,
         reason = "EMF documents must be top-level JSON lines on stdout"
     )]
     pub fn emit(&self, now: DateTime<Utc>) {
+        if std::env::var("OPTLINE_METRICS").as_deref() == Ok("off") {
+            return;
+        }
         for doc in self.documents(now) {
             println!("{doc}");
         }
