@@ -441,3 +441,80 @@ async fn the_audit_chain_detects_an_edited_or_deleted_record() {
     let broken = verify_chain(&h.store.audit_chain(&contact).await.unwrap()).unwrap_err();
     assert_eq!(broken.seq, 2);
 }
+
+#[tokio::test]
+async fn a_stop_committed_while_the_step_is_in_flight_means_zero_sends_after_it() {
+    let h = Harness::new("stopinflight").await;
+    // Ten steps for ten people, due now: the sweep queues them all.
+    let mut steps = Vec::new();
+    for i in 0..10 {
+        steps.push(
+            h.seed_step_in(
+                &format!("f{i}"),
+                &format!("+1212555{:04}", 300 + i),
+                &format!("inflight-{i}"),
+                noon() - Duration::minutes(1),
+                StepStatus::Pending,
+            )
+            .await,
+        );
+    }
+    let report = optline_sweep::sweep(&h.sweep(), noon()).await.unwrap();
+    assert_eq!(report.enqueued, 10);
+
+    // While they sit in the queue, half the people text STOP; each
+    // revocation is committed when the webhook answers.
+    let mut revoked = std::collections::HashSet::new();
+    for i in (0..10).step_by(2) {
+        let phone = format!("+1212555{:04}", 300 + i);
+        let response = optline_inbound::handle(
+            optline_tests::twilio_inbound_request(&format!("SM{:032}", 700 + i), &phone, "STOP"),
+            &h.inbound(),
+            noon(),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        revoked.insert(phone);
+    }
+
+    // Dispatch drains the queue as Lambda would.
+    let before = h.sns_sms().await.len();
+    loop {
+        let batch = h.receive_dispatch_batch(10).await;
+        if batch.records.is_empty() {
+            break;
+        }
+        let response = optline_dispatch::handle_batch(batch.clone(), &h.dispatch(), noon()).await;
+        assert!(response.batch_item_failures.is_empty());
+        h.delete_messages(&batch, &[]).await;
+    }
+    let sent: Vec<_> = h.sns_sms().await.into_iter().skip(before).collect();
+    assert_eq!(sent.len(), 5, "only the five who did not opt out");
+    for sms in &sent {
+        assert!(
+            !revoked.contains(&sms.phone_number),
+            "a text went to a number after its STOP was committed"
+        );
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let stored = h.store.step(step).await.unwrap().unwrap();
+        let want = if i % 2 == 0 {
+            StepStatus::Suppressed
+        } else {
+            StepStatus::Sent
+        };
+        assert_eq!(stored.status, want, "step {i}");
+    }
+    // The suppression names the revocation it honoured.
+    let chain = h
+        .store
+        .audit_chain(&ContactId::parse("f0").unwrap())
+        .await
+        .unwrap();
+    let last = chain.last().unwrap();
+    assert_eq!(last.content.action, "suppress");
+    assert!(last
+        .content
+        .reasons
+        .contains(&"consent.revocation".to_owned()));
+}

@@ -343,7 +343,6 @@ pub async fn dispatch_step(
         return Ok(Outcome::Suppressed(reasons));
     }
 
-    let events = store.consent_events(&contact.id, &contact.phone).await?;
     let history = store
         .send_history(&contact.id, now - Duration::days(8))
         .await?
@@ -357,6 +356,9 @@ pub async fn dispatch_step(
             workflow: Some(h.subject),
         })
         .collect();
+    // Consent is read last, right before the decision and the carrier call,
+    // so that a revocation committed while the step was in flight is seen.
+    let events = store.consent_events(&contact.id, &contact.phone).await?;
     let request = send_request(&step, &contact, Some(&template), &body, deps, now);
     let state = PolicyState {
         consent: consent_facts(&events),
