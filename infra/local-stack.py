@@ -186,8 +186,8 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
         "cloudformation", endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id="local", aws_secret_access_key="local",
     )
-    body = json.dumps(cloudformation_template())
-    cfn.create_stack(StackName=name, TemplateBody=body)
+    template = cloudformation_template()
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     for _ in range(50):
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
         if stack["StackStatus"].endswith("_COMPLETE"):
@@ -196,12 +196,35 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise SystemExit(f"stack creation ended in {stack['StackStatus']}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    apply_time_to_live(endpoint, template, outputs)
     env = {}
     for logical, (var, _) in ENV_FOR.items():
         value = outputs.get(f"{logical}Ref")
         if value:
             env[var] = value
     return env
+
+
+def apply_time_to_live(endpoint: str, template: dict, outputs: dict) -> None:
+    """moto's CloudFormation ignores a table's TimeToLiveSpecification; apply
+    it from the same template so the local table matches the cloud's."""
+    import boto3  # type: ignore
+
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )
+    for logical, resource in template.get("Resources", {}).items():
+        spec = resource.get("Properties", {}).get("TimeToLiveSpecification")
+        table = outputs.get(f"{logical}Ref")
+        if resource.get("Type") == "AWS::DynamoDB::Table" and spec and table:
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={
+                    "AttributeName": spec["AttributeName"],
+                    "Enabled": bool(spec.get("Enabled", True)),
+                },
+            )
 
 
 def base_env(endpoint: str) -> dict:

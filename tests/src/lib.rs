@@ -226,6 +226,7 @@ impl Harness {
             ehr_hmac_secret: None,
             approval_valid_days: 365,
             template_lint: None,
+            retention_days: None,
         };
         let store = Arc::new(DynamoStore::new(
             dynamodb.clone(),

@@ -518,3 +518,69 @@ async fn a_stop_committed_while_the_step_is_in_flight_means_zero_sends_after_it(
         .reasons
         .contains(&"consent.revocation".to_owned()));
 }
+
+#[tokio::test]
+async fn retention_expires_send_records_but_never_consent_or_the_audit_trail() {
+    let h = Harness::new("retention").await;
+    assert!(
+        optline_aws::DynamoStore::new(h.dynamodb.clone(), h.resources.table_name.clone())
+            .with_retention(Some(30))
+            .is_err(),
+        "less than six years is refused"
+    );
+    let mut h = h.clone();
+    h.store = std::sync::Arc::new(
+        optline_aws::DynamoStore::new(h.dynamodb.clone(), h.resources.table_name.clone())
+            .with_retention(Some(2190))
+            .unwrap(),
+    );
+    let step = h
+        .seed_step("keep1", "+12125550777", "keep-step", noon())
+        .await;
+    let outcome = optline_dispatch::dispatch_step(&step, &h.dispatch(), noon())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Sent(_)));
+
+    let items = h
+        .dynamodb
+        .scan()
+        .table_name(&h.resources.table_name)
+        .send()
+        .await
+        .unwrap();
+    let six_years = noon() + Duration::days(2190);
+    for item in items.items() {
+        let pk = item["pk"].as_s().unwrap();
+        let ttl = item
+            .get("ttl")
+            .map(|v| v.as_n().unwrap().parse::<i64>().unwrap());
+        if pk == "STEP#keep-step"
+            || pk.starts_with("CARRIER#")
+            || item["sk"].as_s().unwrap().starts_with("SENT#")
+        {
+            assert_eq!(
+                ttl,
+                Some(six_years.timestamp()),
+                "{pk} expires after six years"
+            );
+        } else if pk.starts_with("AUDIT#")
+            || item["sk"].as_s().unwrap().starts_with("CONSENT#")
+            || pk.starts_with("TEMPLATE#")
+        {
+            assert_eq!(ttl, None, "{pk} is never expired");
+        }
+    }
+    let ttl = h
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&h.resources.table_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some("ttl")
+    );
+}

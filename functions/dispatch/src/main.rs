@@ -14,10 +14,10 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            config.table_name.clone(),
-        )),
+        store: Arc::new(
+            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                .with_retention(config.retention_days)?,
+        ),
         sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
         dead_letters: std::env::var("DLQ_URL")
             .ok()

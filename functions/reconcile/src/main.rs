@@ -13,10 +13,10 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            config.table_name.clone(),
-        )),
+        store: Arc::new(
+            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                .with_retention(config.retention_days)?,
+        ),
         carrier: Arc::new(SnsOptOutList::new(clients.sns.clone())),
         programs: config.programs.keys().cloned().collect(),
     };

@@ -17,10 +17,10 @@ async fn main() -> Result<(), Error> {
         .clone()
         .ok_or(ConfigError::Missing("QUEUE_URL"))?;
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            config.table_name.clone(),
-        )),
+        store: Arc::new(
+            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                .with_retention(config.retention_days)?,
+        ),
         queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
     };
     let deps = &deps;

@@ -33,10 +33,10 @@ async fn main() -> Result<(), Error> {
         Identity::Tokens
     };
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            config.table_name.clone(),
-        )),
+        store: Arc::new(
+            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                .with_retention(config.retention_days)?,
+        ),
         identity,
         reviewers,
         policy,

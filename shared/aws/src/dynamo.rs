@@ -34,6 +34,23 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long ended steps, send records and carrier-id mappings are kept
+    /// (DynamoDB TTL); `None` keeps them. Consent events, disclosure texts,
+    /// templates and audit records never get a TTL.
+    retention: Option<chrono::Duration>,
+}
+
+/// How long a carrier-message dedup marker is kept: carriers retry a
+/// webhook for hours, never for weeks.
+pub const DEDUP_MARKER_DAYS: i64 = 30;
+
+/// The shortest retention a deployment may configure for send records:
+/// six years, the HIPAA documentation retention (45 CFR 164.316(b)(2)),
+/// which also covers the TCPA's four-year limitation period (28 U.S.C. 1658).
+pub const MIN_RETENTION_DAYS: u32 = 2190;
+
+fn ttl_at(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp().to_string())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -117,7 +134,59 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            retention: None,
         }
+    }
+
+    /// Expires ended steps, send records and carrier-id mappings `days`
+    /// after they end. Refused below [`MIN_RETENTION_DAYS`].
+    pub fn with_retention(mut self, days: Option<u32>) -> Result<Self, PortError> {
+        if let Some(days) = days {
+            if days < MIN_RETENTION_DAYS {
+                return Err(PortError::Invalid(format!(
+                    "retention must be at least {MIN_RETENTION_DAYS} days (six years)"
+                )));
+            }
+            self.retention = Some(chrono::Duration::days(i64::from(days)));
+        }
+        Ok(self)
+    }
+
+    /// Puts items without conditions in one `BatchWriteItem`, retrying the
+    /// unprocessed ones.
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| PortError::Invalid(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        for attempt in 0..8u32 {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| unavailable("batch write", e))?;
+            requests = out
+                .unprocessed_items()
+                .and_then(|m| m.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+        }
+        Err(PortError::Unavailable(
+            "batch write left items unprocessed".to_owned(),
+        ))
     }
 
     /// The table name.
@@ -354,6 +423,10 @@ impl ConsentLedger for DynamoStore {
             .item("pk", s(format!("CARRIER_MSG#{carrier_message_id}")))
             .item("sk", s("SEEN"))
             .item("kind", s("carrier_message"))
+            .item(
+                "ttl",
+                ttl_at(Utc::now() + chrono::Duration::days(DEDUP_MARKER_DAYS)),
+            )
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -537,6 +610,7 @@ impl StepStore for DynamoStore {
 
     async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError> {
         let id = &step.id;
+        let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
         if outcome.status == StepStatus::Sent {
             let entry = SendHistoryEntry {
                 step_id: Some(id.clone()),
@@ -546,42 +620,55 @@ impl StepStore for DynamoStore {
                 program: step.program.clone(),
                 healthcare_exempt: step.healthcare_exempt,
             };
-            // Keyed by step id: a retried finish rewrites the same item.
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(contact_pk(&step.contact_id)))
-                .item("sk", s(format!("SENT#{id}")))
-                .item("kind", s("send"))
-                .item("step_id", s(id.as_str()))
-                .item("data", s(to_json(&entry)?))
-                .send()
-                .await
-                .map_err(|e| unavailable("record send", e))?;
+            // Keyed by step id: a retried finish rewrites the same items.
+            let mut history: Item = HashMap::from([
+                ("pk".to_owned(), s(contact_pk(&step.contact_id))),
+                ("sk".to_owned(), s(format!("SENT#{id}"))),
+                ("kind".to_owned(), s("send")),
+                ("step_id".to_owned(), s(id.as_str())),
+                ("data".to_owned(), s(to_json(&entry)?)),
+            ]);
+            if let Some(expires) = &expires {
+                history.insert("ttl".to_owned(), expires.clone());
+            }
+            let mut items = vec![history];
             if let Some(carrier_id) = &outcome.carrier_message_id {
                 // Delivery reports name the carrier's id; this finds the step.
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .item("pk", s(format!("CARRIER#{carrier_id}")))
-                    .item("sk", s("STEP"))
-                    .item("kind", s("carrier_mapping"))
-                    .item("step_id", s(id.as_str()))
-                    .item("contact_id", s(step.contact_id.as_str()))
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("record carrier id", e))?;
+                let mut mapping: Item = HashMap::from([
+                    ("pk".to_owned(), s(format!("CARRIER#{carrier_id}"))),
+                    ("sk".to_owned(), s("STEP")),
+                    ("kind".to_owned(), s("carrier_mapping")),
+                    ("step_id".to_owned(), s(id.as_str())),
+                    ("contact_id".to_owned(), s(step.contact_id.as_str())),
+                ]);
+                if let Some(expires) = &expires {
+                    mapping.insert("ttl".to_owned(), expires.clone());
+                }
+                items.push(mapping);
             }
+            self.batch_put(items).await?;
+        }
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let mut values = HashMap::from([
+            (":status".to_owned(), s(outcome.status.as_str())),
+            (":outcome".to_owned(), s(to_json(outcome)?)),
+        ]);
+        if let Some(expires) = &expires {
+            names.insert("#ttl".to_owned(), "ttl".to_owned());
+            values.insert(":ttl".to_owned(), expires.clone());
         }
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(step_pk(id)))
             .key("sk", s("STEP"))
-            .update_expression("SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(outcome.status.as_str()))
-            .expression_attribute_values(":outcome", s(to_json(outcome)?))
+            .update_expression(if expires.is_some() {
+                "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
+            } else {
+                "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
+            })
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await
             .map_err(|e| unavailable("finish step", e))?;

@@ -133,6 +133,9 @@ pub struct Config {
     pub approval_valid_days: u32,
     /// JSON replacing the embedded template lint lists (`TEMPLATE_LINT_CONFIG`).
     pub template_lint: Option<String>,
+    /// Days ended steps and send records are kept (`RETENTION_DAYS`; unset
+    /// keeps them; at least six years when set).
+    pub retention_days: Option<u32>,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -154,7 +157,7 @@ impl Config {
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
     /// - `PUBLIC_BASE_URL`, `API_TOKEN`, `EHR_HMAC_SECRET`
-    /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`
+    /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
     pub fn from_env() -> Result<Self, ConfigError> {
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
             Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
@@ -220,6 +223,13 @@ impl Config {
                 })?,
             },
             template_lint: var("TEMPLATE_LINT_CONFIG"),
+            retention_days: match var("RETENTION_DAYS") {
+                None => None,
+                Some(days) => Some(days.parse().map_err(|_| ConfigError::Invalid {
+                    name: "RETENTION_DAYS",
+                    reason: "not a whole number of days".to_owned(),
+                })?),
+            },
         })
     }
 
