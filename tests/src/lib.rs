@@ -167,6 +167,7 @@ pub fn test_program() -> ProgramConfig {
         origination_number: None,
         messaging_service_sid: None,
         from_number: Some("+15005550006".to_owned()),
+        messages_per_second: 50,
     }
 }
 
@@ -423,6 +424,7 @@ impl Harness {
                     .expect("lint table")
                     .clone(),
             ),
+            pacer: self.store.clone(),
         }
     }
 

@@ -27,7 +27,7 @@ pub enum Scripted {
 }
 
 /// A request the stand-in accepted as a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordedSend {
     /// `To`.
     pub to: String,
@@ -37,6 +37,8 @@ pub struct RecordedSend {
     pub idempotency_token: Option<String>,
     /// The message SID it answered with.
     pub sid: String,
+    /// When the stand-in received it (wall clock).
+    pub received_at: std::time::SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +255,7 @@ impl TwilioStandIn {
             body: text.clone(),
             idempotency_token: token,
             sid: sid.clone(),
+            received_at: std::time::SystemTime::now(),
         });
         (201, message_body(&sid, &to, &text, &self.account_sid))
     }

@@ -584,3 +584,93 @@ async fn retention_expires_send_records_but_never_consent_or_the_audit_trail() {
         Some("ttl")
     );
 }
+
+#[tokio::test]
+async fn the_senders_rate_holds_across_concurrent_invocations() {
+    let base = Harness::new("pacing").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    let mut h = base.with_twilio(&standin.base_url);
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.messages_per_second = 4;
+    }
+    h.config = std::sync::Arc::new(config);
+    let mut steps = Vec::new();
+    for i in 0..16 {
+        steps.push(
+            h.seed_step(
+                &format!("p{i}"),
+                &format!("+1212555{:04}", 500 + i),
+                &format!("paced-{i}"),
+                noon(),
+            )
+            .await,
+        );
+    }
+    // Four invocations at once, as Lambda runs up to MaximumConcurrency.
+    let handles: Vec<_> = steps
+        .chunks(4)
+        .enumerate()
+        .map(|(n, chunk)| {
+            let deps = h.dispatch();
+            let records: Vec<SqsMessage> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, s)| message(&format!("m{n}-{i}"), s))
+                .collect();
+            tokio::spawn(async move {
+                let mut event = SqsEvent::default();
+                event.records = records;
+                optline_dispatch::handle_batch(event, &deps, noon()).await
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert!(handle.await.unwrap().batch_item_failures.is_empty());
+    }
+    let sends = standin.sends();
+    assert_eq!(sends.len(), 16);
+    // The shared counters: no second gave out more than four slots, and
+    // the sixteen sends took sixteen slots.
+    let pace = h
+        .dynamodb
+        .query()
+        .table_name(&h.resources.table_name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                "PACE#MG00000000000000000000000000000000".to_owned(),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let used: Vec<u64> = pace
+        .items()
+        .iter()
+        .map(|i| i["used"].as_n().unwrap().parse().unwrap())
+        .collect();
+    assert!(used.iter().all(|n| *n <= 4), "slots per second: {used:?}");
+    assert_eq!(used.iter().sum::<u64>(), 16);
+    assert!(
+        used.len() >= 4,
+        "16 sends at 4/s take at least 4 seconds: {used:?}"
+    );
+    // What the carrier saw, by the second it received each request (a
+    // request can land just after its slot's second ends, hence the 5).
+    let mut per_second: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    for send in &sends {
+        let second = send
+            .received_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        *per_second.entry(second).or_insert(0) += 1;
+    }
+    assert!(
+        per_second.values().all(|n| *n <= 5),
+        "sends per second: {per_second:?}"
+    );
+}

@@ -23,7 +23,7 @@ use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
     consent_facts, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord, OutboundSms,
-    PortError, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
+    PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -49,6 +49,8 @@ pub struct Deps {
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
     /// Lint lists for the rendered text.
     pub lint: Arc<LintConfig>,
+    /// The per-sender send rate shared across invocations.
+    pub pacer: Arc<dyn SendPacer>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -87,6 +89,35 @@ pub enum DispatchError {
     /// Another invocation holds a fresh claim on the step.
     #[error("step is being sent by another invocation")]
     InFlight,
+    /// The sender's rate stayed full for the whole wait.
+    #[error("the sender's rate is full; retry later")]
+    Paced,
+}
+
+/// The longest dispatch waits for a send slot before handing the message
+/// back to SQS (the function times out after 30 s).
+pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits for a slot in the sender's shared per-second rate.
+async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<(), DispatchError> {
+    // The rate belongs to the sending number (or Messaging Service), which
+    // programs may share.
+    let key = program
+        .messaging_service_sid
+        .as_deref()
+        .or(program.from_number.as_deref())
+        .or(program.origination_number.as_deref())
+        .unwrap_or(&program.id);
+    let started = std::time::Instant::now();
+    loop {
+        match deps.pacer.acquire(key, program.messages_per_second).await? {
+            None => return Ok(()),
+            Some(wait) if started.elapsed() + wait <= PACE_MAX_WAIT => {
+                tokio::time::sleep(wait).await;
+            }
+            Some(_) => return Err(DispatchError::Paced),
+        }
+    }
 }
 
 /// Handles an SQS batch and reports the messages to retry.
@@ -403,6 +434,12 @@ pub async fn dispatch_step(
                 program: step.program.clone(),
                 idempotency_key: step.id.as_str().to_owned(),
             };
+            if let Some(program) = deps.config.program(Some(&step.program)) {
+                if let Err(e) = pace(deps, program).await {
+                    store.release_claim(id).await?;
+                    return Err(e);
+                }
+            }
             match deps.sender.send(&sms).await {
                 Ok(receipt) => {
                     let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);

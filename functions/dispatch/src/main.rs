@@ -13,11 +13,13 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let store = Arc::new(
+        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+            .with_retention(config.retention_days)?,
+    );
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: store.clone(),
+        pacer: store,
         sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
         dead_letters: std::env::var("DLQ_URL")
             .ok()

@@ -17,8 +17,8 @@ use optline_policy::template::review::Lifecycle;
 use optline_ports::{
     chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
     ContactDirectory, ContactId, DeliveryUpdate, EventId, NewAuditRecord, PortError, ReviewItem,
-    RevocationRequest, SendHistoryEntry, Step, StepId, StepOutcome, StepStatus, StepStore,
-    StoredTemplate, TemplateStore, GENESIS_HASH,
+    RevocationRequest, SendHistoryEntry, SendPacer, Step, StepId, StepOutcome, StepStatus,
+    StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -1046,4 +1046,42 @@ fn stored_template(item: &Item) -> Result<StoredTemplate, PortError> {
         version: content,
         lifecycle: from_item(item)?,
     })
+}
+
+#[async_trait]
+impl SendPacer for DynamoStore {
+    async fn acquire(
+        &self,
+        sender: &str,
+        per_second: u32,
+    ) -> Result<Option<std::time::Duration>, PortError> {
+        // One counter item per sender and wall-clock second; the condition
+        // makes the count exact across every concurrent invocation.
+        let now = Utc::now();
+        let second = now.timestamp();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PACE#{sender}")))
+            .key("sk", s(second.to_string()))
+            .update_expression("ADD used :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(used) OR used < :limit")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":limit", AttributeValue::N(per_second.to_string()))
+            .expression_attribute_values(":ttl", ttl_at(now + chrono::Duration::hours(1)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) if is_conditional(&e) => {
+                let into_second = u64::from(now.timestamp_subsec_millis());
+                Ok(Some(std::time::Duration::from_millis(
+                    1000_u64.saturating_sub(into_second).max(1),
+                )))
+            }
+            Err(e) => Err(unavailable("pace send", e)),
+        }
+    }
 }

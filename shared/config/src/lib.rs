@@ -64,6 +64,16 @@ pub struct ProgramConfig {
     /// Twilio `From` number when no Messaging Service is used.
     #[serde(default)]
     pub from_number: Option<String>,
+    /// Most texts per second from this program's sender, across every
+    /// concurrent dispatch invocation. Use the number's carrier throughput:
+    /// a 10DLC campaign's tier (often 1 to 75), a toll-free number's 3, a
+    /// short code's 100, or the account's SNS SMS rate.
+    #[serde(default = "default_messages_per_second")]
+    pub messages_per_second: u32,
+}
+
+fn default_messages_per_second() -> u32 {
+    3
 }
 
 fn default_frequency() -> String {
@@ -152,7 +162,7 @@ impl Config {
     /// - `TABLE_NAME` (required), `QUEUE_URL`
     /// - `PROGRAMS_JSON`: a JSON array of [`ProgramConfig`]; without it, one
     ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`,
-    ///   `SENDER` (`sns`|`twilio`), `SNS_ORIGINATION_NUMBER`,
+    ///   `SENDER` (`sns`|`twilio`), `SENDER_MESSAGES_PER_SECOND`, `SNS_ORIGINATION_NUMBER`,
     ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
@@ -185,6 +195,18 @@ impl Config {
                     origination_number: var("SNS_ORIGINATION_NUMBER"),
                     messaging_service_sid: var("TWILIO_MESSAGING_SERVICE_SID"),
                     from_number: var("TWILIO_FROM"),
+                    messages_per_second: match var("SENDER_MESSAGES_PER_SECOND") {
+                        None => default_messages_per_second(),
+                        Some(n) => {
+                            n.parse()
+                                .ok()
+                                .filter(|n| *n > 0)
+                                .ok_or(ConfigError::Invalid {
+                                    name: "SENDER_MESSAGES_PER_SECOND",
+                                    reason: "a whole number above 0".to_owned(),
+                                })?
+                        }
+                    },
                 }]
             }
         };

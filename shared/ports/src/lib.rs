@@ -168,6 +168,19 @@ pub trait TemplateStore: Send + Sync {
     ) -> Result<bool, PortError>;
 }
 
+/// A send rate shared by every concurrent dispatch invocation.
+#[async_trait]
+pub trait SendPacer: Send + Sync {
+    /// Takes one send slot for `sender` in the current wall-clock second if
+    /// fewer than `per_second` are taken: `Ok(None)`. Otherwise
+    /// `Ok(Some(wait))`, how long until the next second starts.
+    async fn acquire(
+        &self,
+        sender: &str,
+        per_second: u32,
+    ) -> Result<Option<std::time::Duration>, PortError>;
+}
+
 /// The dispatch queue.
 #[async_trait]
 pub trait StepQueue: Send + Sync {
