@@ -316,12 +316,17 @@ def main() -> None:
     elif command == "stop":
         stop()
     elif command == "stack":
-        # A fresh, isolated set of resources (tests create one each).
-        state = read_state()
-        if not alive(state):
-            raise SystemExit("the local stack is not running: python3 infra/local-stack.py start")
+        # A fresh, isolated set of resources (tests create one each), in the
+        # running emulator or in the one at OPTLINE_EMULATOR_ENDPOINT (a
+        # test's private emulator).
+        endpoint = os.environ.get("OPTLINE_EMULATOR_ENDPOINT")
+        if not endpoint:
+            state = read_state()
+            if not alive(state):
+                raise SystemExit("the local stack is not running: python3 infra/local-stack.py start")
+            endpoint = state["endpoint"]
         name = sys.argv[2] if len(sys.argv) > 2 else f"optline-{os.getpid()}"
-        print(json.dumps(create_stack(state["endpoint"], name)))
+        print(json.dumps(create_stack(endpoint, name)))
     elif command == "template":
         print(json.dumps(cloudformation_template(), indent=2))
     else:

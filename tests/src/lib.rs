@@ -91,15 +91,25 @@ pub struct StackResources {
 
 /// Creates an isolated stack named `name` (made unique) from the template.
 pub fn fresh_stack(name: &str) -> StackResources {
+    fresh_stack_in(name, None)
+}
+
+/// [`fresh_stack`] in the emulator at `endpoint` (the shared one if `None`).
+pub fn fresh_stack_in(name: &str, endpoint: Option<&str>) -> StackResources {
     let unique = format!(
         "{}-{}",
         name.replace('_', "-"),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let out = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(repo_root().join("infra/local-stack.py"))
         .arg("stack")
-        .arg(&unique)
+        .arg(&unique);
+    if let Some(endpoint) = endpoint {
+        command.env("OPTLINE_EMULATOR_ENDPOINT", endpoint);
+    }
+    let out = command
         .output()
         .expect("python3 runs infra/local-stack.py stack");
     assert!(
@@ -110,9 +120,27 @@ pub fn fresh_stack(name: &str) -> StackResources {
     serde_json::from_slice(&out.stdout).expect("stack outputs parse")
 }
 
-/// SDK configuration pointing at the emulator with dummy credentials.
+/// SDK configuration pointing at the emulator with dummy credentials, and
+/// short timeouts so that an emulator outage fails calls instead of hanging
+/// them (as Lambda's own timeout would end them in the cloud).
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    sdk_config_with(endpoint, std::time::Duration::from_secs(5)).await
+}
+
+/// [`sdk_config`] with each attempt limited to `attempt` (and the whole
+/// operation, retries included, to three times that).
+pub async fn sdk_config_with(
+    endpoint: &str,
+    attempt: std::time::Duration,
+) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(attempt)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(attempt * 3)
+                .build(),
+        )
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .http_client(optline_config::http_client())
@@ -171,6 +199,70 @@ pub fn test_program() -> ProgramConfig {
     }
 }
 
+/// An emulator of a test's own, which the test may pause (SIGSTOP: every
+/// call to it hangs, then times out) and resume (SIGCONT: it answers again
+/// with its data intact), to stage an outage in the middle of a batch
+/// without disturbing the tests that share the main emulator.
+#[derive(Debug)]
+pub struct PrivateEmulator {
+    child: std::process::Child,
+    /// Its endpoint.
+    pub endpoint: String,
+}
+
+impl PrivateEmulator {
+    /// Starts moto on a free loopback port (the venv the local stack made).
+    pub fn start() -> Self {
+        local_endpoint(); // makes sure the venv exists
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(repo_root().join(".venv/bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, endpoint }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Freezes the emulator: calls hang until they time out.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets it answer again.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for PrivateEmulator {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// When the harness loads the seed template library.
 pub const SEEDED_AT: &str = "2026-01-01T00:00:00Z";
 
@@ -191,9 +283,20 @@ fn hex_sha256(text: &str) -> String {
 impl Harness {
     /// A harness on a fresh stack.
     pub async fn new(name: &str) -> Self {
-        let endpoint = local_endpoint();
-        let resources = fresh_stack(name);
-        let shared = sdk_config(&endpoint).await;
+        Self::new_in(name, None).await
+    }
+
+    /// A harness on a fresh stack in the emulator at `endpoint` (a private
+    /// one, see [`PrivateEmulator`]), or the shared one.
+    pub async fn new_in(name: &str, endpoint: Option<&str>) -> Self {
+        // A private emulator is one a test will pause: fail its calls fast.
+        let attempt = std::time::Duration::from_millis(if endpoint.is_some() { 700 } else { 5000 });
+        let endpoint = match endpoint {
+            Some(e) => e.to_owned(),
+            None => local_endpoint(),
+        };
+        let resources = fresh_stack_in(name, Some(&endpoint));
+        let shared = sdk_config_with(&endpoint, attempt).await;
         let calls = calls::CallCounter::default();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&shared)

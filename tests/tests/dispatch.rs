@@ -674,3 +674,90 @@ async fn the_senders_rate_holds_across_concurrent_invocations() {
         "sends per second: {per_second:?}"
     );
 }
+
+#[tokio::test]
+async fn an_emulator_outage_in_the_middle_of_a_batch_loses_nothing_and_sends_nothing_twice() {
+    let emulator = optline_tests::PrivateEmulator::start();
+    let base = Harness::new_in("outage", Some(&emulator.endpoint)).await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    let h = base.with_twilio(&standin.base_url);
+    let mut steps = Vec::new();
+    for i in 0..10 {
+        steps.push(
+            h.seed_step(
+                &format!("o{i}"),
+                &format!("+1212555{:04}", 600 + i),
+                &format!("outage-{i}"),
+                noon(),
+            )
+            .await,
+        );
+    }
+    let mut event = SqsEvent::default();
+    event.records = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| message(&format!("o-{i}"), s))
+        .collect();
+    let deps = h.dispatch();
+    let batch =
+        tokio::spawn(async move { optline_dispatch::handle_batch(event, &deps, noon()).await });
+
+    // Freeze the emulator once a few texts are out, mid-batch.
+    let waited = std::time::Instant::now();
+    while standin.sends().len() < 3 && waited.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    emulator.pause();
+    let response = batch.await.unwrap();
+    emulator.resume();
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert!(!failed.is_empty(), "the outage failed part of the batch");
+
+    // SQS redelivers what failed; after the claim lease a claim left by the
+    // outage is completed with the same idempotency token.
+    let deps = h.dispatch();
+    let later = noon() + optline_dispatch::CLAIM_LEASE + Duration::minutes(1);
+    for round in 0..3 {
+        if failed.is_empty() {
+            break;
+        }
+        let mut again = SqsEvent::default();
+        again.records = failed
+            .iter()
+            .map(|id| {
+                let i: usize = id.trim_start_matches("o-").parse().unwrap();
+                message(id, &steps[i])
+            })
+            .collect();
+        let response =
+            optline_dispatch::handle_batch(again, &deps, later + Duration::minutes(round)).await;
+        failed = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+    }
+    assert!(
+        failed.is_empty(),
+        "still failing after the outage: {failed:?}"
+    );
+    for step in &steps {
+        assert_eq!(
+            h.store.step(step).await.unwrap().unwrap().status,
+            StepStatus::Sent,
+            "{step} ends sent"
+        );
+    }
+    let sends = standin.sends();
+    assert_eq!(sends.len(), 10, "exactly one text per step");
+    let mut to: Vec<_> = sends.iter().map(|s| s.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 10);
+}

@@ -266,6 +266,15 @@ impl Config {
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
+        // A call that hangs must fail well inside the functions' 30-second
+        // limit, so the handler can hand the message back to SQS itself.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .operation_attempt_timeout(std::time::Duration::from_secs(5))
+                .operation_timeout(std::time::Duration::from_secs(12))
+                .build(),
+        )
         .load()
         .await
 }
