@@ -528,6 +528,7 @@ impl Harness {
                     .clone(),
             ),
             pacer: self.store.clone(),
+            warm: Arc::default(),
         }
     }
 

@@ -297,10 +297,10 @@ async fn a_claim_left_by_a_dead_invocation_is_never_sent_twice_through_sns() {
     let h = Harness::new("deadclaim").await;
     let step = h.seed_step("k1", "+14155550401", "claim-1", noon()).await;
     // An invocation claimed the step and died before recording the outcome.
-    assert_eq!(
+    assert!(matches!(
         h.store.claim_send(&step, noon()).await.unwrap(),
-        optline_ports::Claim::Won
-    );
+        optline_ports::Claim::Won(_)
+    ));
     // Redelivered while the claim is fresh: handed back to SQS, nothing sent.
     let soon = optline_dispatch::handle_message(
         &message("m", &step),
@@ -332,10 +332,10 @@ async fn a_claim_left_by_a_dead_invocation_is_finished_through_twilio_with_the_s
         TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
     let h = base.with_twilio(&standin.base_url);
     let step = h.seed_step("k2", "+14155550402", "claim-2", noon()).await;
-    assert_eq!(
+    assert!(matches!(
         h.store.claim_send(&step, noon()).await.unwrap(),
-        optline_ports::Claim::Won
-    );
+        optline_ports::Claim::Won(_)
+    ));
     let late = optline_dispatch::handle_message(
         &message("m", &step),
         &h.dispatch(),
@@ -631,8 +631,8 @@ async fn the_senders_rate_holds_across_concurrent_invocations() {
     }
     let sends = standin.sends();
     assert_eq!(sends.len(), 16);
-    // The shared counters: no second gave out more than four slots, and
-    // the sixteen sends took sixteen slots.
+    // The shared counters: no second gave out more than four slots (an
+    // invocation takes several at once and may leave some unused).
     let pace = h
         .dynamodb
         .query()
@@ -653,7 +653,7 @@ async fn the_senders_rate_holds_across_concurrent_invocations() {
         .map(|i| i["used"].as_n().unwrap().parse().unwrap())
         .collect();
     assert!(used.iter().all(|n| *n <= 4), "slots per second: {used:?}");
-    assert_eq!(used.iter().sum::<u64>(), 16);
+    assert!(used.iter().sum::<u64>() >= 16, "{used:?}");
     assert!(
         used.len() >= 4,
         "16 sends at 4/s take at least 4 seconds: {used:?}"

@@ -23,7 +23,7 @@ use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
     consent_facts, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord, OutboundSms,
-    PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
+    Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -51,7 +51,46 @@ pub struct Deps {
     pub lint: Arc<LintConfig>,
     /// The per-sender send rate shared across invocations.
     pub pacer: Arc<dyn SendPacer>,
+    /// What a warm container keeps between messages: sendable template
+    /// versions and send slots already taken for the current second.
+    pub warm: Arc<Warm>,
 }
+
+/// State a warm container keeps between messages and batches.
+#[derive(Debug, Default)]
+pub struct Warm {
+    /// Sendable template versions.
+    pub templates: optline_library::TemplateCache,
+    /// Send slots taken but not used yet, by sender: (epoch second, count).
+    slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl Warm {
+    /// Uses a slot taken earlier in this wall-clock second, if any.
+    fn take_slot(&self, key: &str) -> bool {
+        let second = Utc::now().timestamp();
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        match slots.get_mut(key) {
+            Some((s, n)) if *s == second && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn keep_slots(&self, key: &str, second: i64, count: u32) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.insert(key.to_owned(), (second, count));
+        }
+    }
+}
+
+/// Slots taken per call to the shared counter: a batch's worth, so that a
+/// busy sender costs one counter update per batch rather than per text.
+pub const SLOTS_PER_TAKE: u32 = 10;
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,14 +147,26 @@ async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<()
         .or(program.from_number.as_deref())
         .or(program.origination_number.as_deref())
         .unwrap_or(&program.id);
+    if deps.warm.take_slot(key) {
+        return Ok(());
+    }
     let started = std::time::Instant::now();
+    let want = SLOTS_PER_TAKE.min(program.messages_per_second).max(1);
     loop {
-        match deps.pacer.acquire(key, program.messages_per_second).await? {
-            None => return Ok(()),
-            Some(wait) if started.elapsed() + wait <= PACE_MAX_WAIT => {
+        match deps
+            .pacer
+            .acquire(key, program.messages_per_second, want)
+            .await?
+        {
+            Pace::Granted { second, slots } => {
+                // One for this text; the rest for the next ones this second.
+                deps.warm.keep_slots(key, second, slots.saturating_sub(1));
+                return Ok(());
+            }
+            Pace::Full { wait } if started.elapsed() + wait <= PACE_MAX_WAIT => {
                 tokio::time::sleep(wait).await;
             }
-            Some(_) => return Err(DispatchError::Paced),
+            Pace::Full { .. } => return Err(DispatchError::Paced),
         }
     }
 }
@@ -217,14 +268,15 @@ pub async fn dispatch_step(
     now: DateTime<Utc>,
 ) -> Result<Outcome, DispatchError> {
     let store = deps.store.as_ref();
-    let Some(step) = store.step(id).await? else {
-        warn!(step_id = %id, "no such step; dropping message");
-        return Ok(Outcome::Skipped("no such step"));
-    };
-    match store.claim_send(id, now).await? {
-        Claim::Won => {}
+    let step = match store.claim_send(id, now).await? {
+        Claim::Won(step) => *step,
+        Claim::Missing => {
+            warn!(step_id = %id, "no such step; dropping message");
+            return Ok(Outcome::Skipped("no such step"));
+        }
         Claim::AlreadyDone => return Ok(Outcome::Skipped("already handled")),
-        Claim::InFlight { since } => {
+        Claim::InFlight { since, step } => {
+            let step = *step;
             let stale = since.is_none_or(|s| now - s >= CLAIM_LEASE);
             if !stale {
                 // Another invocation is sending it: let SQS bring the message
@@ -284,12 +336,17 @@ pub async fn dispatch_step(
             if !store.reclaim_stale(id, now - CLAIM_LEASE, now).await? {
                 return Ok(Outcome::Skipped("claim moved on"));
             }
+            step
         }
-    }
+    };
 
     // Everything after the claim must end the step one way or another.
-    let contact = match store.contact(&step.contact_id).await? {
-        Some(c) => c,
+    // The contact, its own consent events and its recent sends: one read.
+    let record = store
+        .contact_record(&step.contact_id, now - Duration::days(8))
+        .await?;
+    let (contact, contact_consent, sends) = match record {
+        Some(r) => (r.contact, r.consent, r.sends),
         None => {
             let reasons = vec!["dispatch.unknown_contact".to_owned()];
             let rules = vec![RuleOutcome::new(
@@ -313,7 +370,12 @@ pub async fn dispatch_step(
         &deps.lint,
     );
     let template = match library
-        .sendable(&step.template_id, step.template_version, now)
+        .sendable_cached(
+            &deps.warm.templates,
+            &step.template_id,
+            step.template_version,
+            now,
+        )
         .await?
     {
         Ok(stored) => stored.version,
@@ -374,9 +436,7 @@ pub async fn dispatch_step(
         return Ok(Outcome::Suppressed(reasons));
     }
 
-    let history = store
-        .send_history(&contact.id, now - Duration::days(8))
-        .await?
+    let history = sends
         .into_iter()
         .map(|h| PriorSend {
             at: h.at,
@@ -387,9 +447,12 @@ pub async fn dispatch_step(
             workflow: Some(h.subject),
         })
         .collect();
-    // Consent is read last, right before the decision and the carrier call,
-    // so that a revocation committed while the step was in flight is seen.
-    let events = store.consent_events(&contact.id, &contact.phone).await?;
+    // Revocations sent from the handset (phone-scoped) are read last, right
+    // before the decision and the carrier call, so that a STOP committed
+    // while the step was in flight is seen.
+    let mut events = contact_consent;
+    events.extend(store.phone_consent_events(&contact.phone).await?);
+    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
     let request = send_request(&step, &contact, Some(&template), &body, deps, now);
     let state = PolicyState {
         consent: consent_facts(&events),

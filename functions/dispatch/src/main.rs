@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         store: store.clone(),
         pacer: store,
+        warm: Arc::default(),
         sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
         dead_letters: std::env::var("DLQ_URL")
             .ok()

@@ -16,9 +16,9 @@ use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 use optline_ports::{
     chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
-    ContactDirectory, ContactId, DeliveryUpdate, EventId, NewAuditRecord, PortError, ReviewItem,
-    RevocationRequest, SendHistoryEntry, SendPacer, Step, StepId, StepOutcome, StepStatus,
-    StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
+    ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EventId, NewAuditRecord, Pace,
+    PortError, ReviewItem, RevocationRequest, SendHistoryEntry, SendPacer, Step, StepId,
+    StepOutcome, StepStatus, StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -473,15 +473,7 @@ impl StepStore for DynamoStore {
 
     async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError> {
         match self.get(step_pk(id), "STEP").await? {
-            Some(item) => {
-                let mut step: Step = from_item(&item)?;
-                // `status` is the authoritative attribute; `data` keeps the plan.
-                if let Some(AttributeValue::S(status)) = item.get("status") {
-                    step.status = serde_json::from_value(serde_json::Value::String(status.clone()))
-                        .map_err(|e| PortError::Corrupt(e.to_string()))?;
-                }
-                Ok(Some(step))
-            }
+            Some(item) => Ok(Some(step_from_item(&item)?)),
             None => Ok(None),
         }
     }
@@ -549,13 +541,20 @@ impl StepStore for DynamoStore {
             .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
             .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
             .expression_attribute_values(":at", s(ts(at)))
+            // The claimed step comes back with the claim: no separate read.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Won),
+            Ok(out) => match out.attributes() {
+                Some(item) => Ok(Claim::Won(Box::new(step_from_item(item)?))),
+                None => Err(PortError::Corrupt("claim returned no step".to_owned())),
+            },
             Err(e) if is_conditional(&e) => {
-                let item = self.get(step_pk(id), "STEP").await?;
-                let attr = |name: &str| match item.as_ref().and_then(|i| i.get(name)) {
+                let Some(item) = self.get(step_pk(id), "STEP").await? else {
+                    return Ok(Claim::Missing);
+                };
+                let attr = |name: &str| match item.get(name) {
                     Some(AttributeValue::S(v)) => Some(v.clone()),
                     _ => None,
                 };
@@ -564,6 +563,7 @@ impl StepStore for DynamoStore {
                         since: attr("claimed_at")
                             .and_then(|c| DateTime::parse_from_rfc3339(&c).ok())
                             .map(|c| c.with_timezone(&Utc)),
+                        step: Box::new(step_from_item(&item)?),
                     },
                     _ => Claim::AlreadyDone,
                 })
@@ -734,6 +734,65 @@ impl StepStore for DynamoStore {
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.at));
         Ok(entries)
+    }
+
+    async fn contact_record(
+        &self,
+        contact: &ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<ContactRecord>, PortError> {
+        // Profile, consent events and sends share the contact's partition:
+        // one query reads them all.
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("query contact", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        let mut profile = None;
+        let mut consent = Vec::new();
+        let mut sends = Vec::new();
+        for item in &items {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == "PROFILE" => {
+                    profile = Some(from_item::<Contact>(item)?);
+                }
+                Some(AttributeValue::S(sk)) if sk.starts_with("CONSENT#") => {
+                    consent.push(from_item::<ConsentEvent>(item)?);
+                }
+                Some(AttributeValue::S(sk)) if sk.starts_with("SENT#") => {
+                    let entry: SendHistoryEntry = from_item(item)?;
+                    if entry.at >= since {
+                        sends.push(entry);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(contact) = profile else {
+            return Ok(None);
+        };
+        consent.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+        sends.sort_by_key(|e| std::cmp::Reverse(e.at));
+        Ok(Some(ContactRecord {
+            contact,
+            consent,
+            sends,
+        }))
     }
 }
 
@@ -1031,6 +1090,17 @@ impl TemplateStore for DynamoStore {
     }
 }
 
+/// A step from its item: `status` is the authoritative attribute; `data`
+/// keeps the plan.
+fn step_from_item(item: &Item) -> Result<Step, PortError> {
+    let mut step: Step = from_item(item)?;
+    if let Some(AttributeValue::S(status)) = item.get("status") {
+        step.status = serde_json::from_value(serde_json::Value::String(status.clone()))
+            .map_err(|e| PortError::Corrupt(e.to_string()))?;
+    }
+    Ok(step)
+}
+
 fn stored_template(item: &Item) -> Result<StoredTemplate, PortError> {
     let content = match item.get("content") {
         Some(AttributeValue::S(json)) => {
@@ -1050,38 +1120,44 @@ fn stored_template(item: &Item) -> Result<StoredTemplate, PortError> {
 
 #[async_trait]
 impl SendPacer for DynamoStore {
-    async fn acquire(
-        &self,
-        sender: &str,
-        per_second: u32,
-    ) -> Result<Option<std::time::Duration>, PortError> {
+    async fn acquire(&self, sender: &str, per_second: u32, want: u32) -> Result<Pace, PortError> {
         // One counter item per sender and wall-clock second; the condition
-        // makes the count exact across every concurrent invocation.
+        // makes the count exact across every concurrent invocation. Ask for
+        // `want` slots, then for one if the second is too full for that.
         let now = Utc::now();
         let second = now.timestamp();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("PACE#{sender}")))
-            .key("sk", s(second.to_string()))
-            .update_expression("ADD used :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(used) OR used < :limit")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .expression_attribute_values(":limit", AttributeValue::N(per_second.to_string()))
-            .expression_attribute_values(":ttl", ttl_at(now + chrono::Duration::hours(1)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(e) if is_conditional(&e) => {
-                let into_second = u64::from(now.timestamp_subsec_millis());
-                Ok(Some(std::time::Duration::from_millis(
-                    1000_u64.saturating_sub(into_second).max(1),
-                )))
-            }
-            Err(e) => Err(unavailable("pace send", e)),
+        let want = want.clamp(1, per_second.max(1));
+        let mut asks = vec![want];
+        if want > 1 {
+            asks.push(1);
         }
+        for n in asks {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("PACE#{sender}")))
+                .key("sk", s(second.to_string()))
+                .update_expression("ADD used :n SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(used) OR used <= :room")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+                .expression_attribute_values(
+                    ":room",
+                    AttributeValue::N((i64::from(per_second) - i64::from(n)).to_string()),
+                )
+                .expression_attribute_values(":ttl", ttl_at(now + chrono::Duration::hours(1)))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Pace::Granted { second, slots: n }),
+                Err(e) if is_conditional(&e) => continue,
+                Err(e) => return Err(unavailable("pace send", e)),
+            }
+        }
+        let into_second = u64::from(now.timestamp_subsec_millis());
+        Ok(Pace::Full {
+            wait: std::time::Duration::from_millis(1000_u64.saturating_sub(into_second).max(1)),
+        })
     }
 }

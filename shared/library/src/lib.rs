@@ -208,6 +208,35 @@ impl Reviewers {
     }
 }
 
+/// Sendable template versions kept in memory by a warm function.
+#[derive(Debug, Default)]
+pub struct TemplateCache(
+    std::sync::Mutex<
+        std::collections::HashMap<(String, u32), (std::time::Instant, StoredTemplate)>,
+    >,
+);
+
+impl TemplateCache {
+    /// How long an entry is trusted.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+    fn get(&self, id: &str, version: u32) -> Option<StoredTemplate> {
+        let map = self.0.lock().ok()?;
+        map.get(&(id.to_owned(), version))
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, stored: StoredTemplate) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(
+                (stored.version.id.clone(), stored.version.version),
+                (std::time::Instant::now(), stored),
+            );
+        }
+    }
+}
+
 /// The library over a store.
 #[derive(Clone, Copy)]
 pub struct Library<'a> {
@@ -395,6 +424,30 @@ impl<'a> Library<'a> {
             )));
         }
         Ok(Ok(stored))
+    }
+
+    /// [`Library::sendable`] through `cache`: a version found sendable is
+    /// kept for [`TemplateCache::TTL`] (its lifecycle is still checked at
+    /// `now` on every use, so expiring approvals are seen at once; a retire
+    /// reaches a warm dispatcher within the TTL). Refusals are not cached.
+    pub async fn sendable_cached(
+        &self,
+        cache: &TemplateCache,
+        id: &str,
+        version: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<StoredTemplate, (&'static str, String)>, PortError> {
+        if let Some(stored) = cache.get(id, version) {
+            if let Err(why) = sendable(&stored.lifecycle, now, &self.policy) {
+                return Ok(Err(why));
+            }
+            return Ok(Ok(stored));
+        }
+        let found = self.sendable(id, version, now).await?;
+        if let Ok(stored) = &found {
+            cache.put(stored.clone());
+        }
+        Ok(found)
     }
 
     /// The newest sendable version of a template (what new steps pin).

@@ -94,6 +94,15 @@ pub trait StepStore: Send + Sync {
         contact: &ContactId,
         since: DateTime<Utc>,
     ) -> Result<Vec<SendHistoryEntry>, PortError>;
+
+    /// The contact, its contact-scoped consent events and its sends since
+    /// `since` (newest first), as dispatch needs them. Stores that keep
+    /// them together override this to read them in one call.
+    async fn contact_record(
+        &self,
+        contact: &ContactId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<ContactRecord>, PortError>;
 }
 
 /// The per-contact, hash-chained audit trail.
@@ -171,14 +180,27 @@ pub trait TemplateStore: Send + Sync {
 /// A send rate shared by every concurrent dispatch invocation.
 #[async_trait]
 pub trait SendPacer: Send + Sync {
-    /// Takes one send slot for `sender` in the current wall-clock second if
-    /// fewer than `per_second` are taken: `Ok(None)`. Otherwise
-    /// `Ok(Some(wait))`, how long until the next second starts.
-    async fn acquire(
-        &self,
-        sender: &str,
-        per_second: u32,
-    ) -> Result<Option<std::time::Duration>, PortError>;
+    /// Takes up to `want` send slots for `sender` in the current wall-clock
+    /// second, never more than `per_second` in all; or says how long until
+    /// the next second when none is left.
+    async fn acquire(&self, sender: &str, per_second: u32, want: u32) -> Result<Pace, PortError>;
+}
+
+/// What a [`SendPacer`] grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// `slots` slots (at least one) in wall-clock `second` (epoch seconds).
+    Granted {
+        /// The second they belong to.
+        second: i64,
+        /// How many.
+        slots: u32,
+    },
+    /// The second is full; try again after `wait`.
+    Full {
+        /// Until the next second.
+        wait: std::time::Duration,
+    },
 }
 
 /// The dispatch queue.

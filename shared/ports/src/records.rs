@@ -368,10 +368,10 @@ impl StepOutcome {
 }
 
 /// What a send claim found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This invocation owns the send.
-    Won,
+    /// This invocation owns the send; the step as claimed.
+    Won(Box<Step>),
     /// Another invocation already sent or finished the step: do nothing.
     AlreadyDone,
     /// A claim exists without an outcome: a send under way, or one whose
@@ -379,7 +379,11 @@ pub enum Claim {
     InFlight {
         /// When the claim was taken.
         since: Option<DateTime<Utc>>,
+        /// The step.
+        step: Box<Step>,
     },
+    /// No such step.
+    Missing,
 }
 
 /// A send counted for caps.
@@ -518,4 +522,15 @@ pub struct StoredTemplate {
     pub version: optline_policy::template::TemplateVersion,
     /// Its review state, approvals and history.
     pub lifecycle: optline_policy::template::review::Lifecycle,
+}
+
+/// A contact with what dispatch reads about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRecord {
+    /// The contact.
+    pub contact: Contact,
+    /// Its contact-scoped consent events, oldest first.
+    pub consent: Vec<ConsentEvent>,
+    /// Its sends since the time asked for, newest first.
+    pub sends: Vec<SendHistoryEntry>,
 }
