@@ -271,6 +271,7 @@ def start() -> dict:
     (STATE / "lambda.env").write_text(
         "".join(f"{k}=\"{v}\"\n" for k, v in local.items())
         + f"TEMPLATE_REVIEWERS='{local_reviewers_json()}'\n"
+        + "EHR_SOURCES='{\"local-ehr\":{\"hmac_sha256_secret\":\"local-ehr-hmac-secret\"}}'\n"
     )
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
     return state

@@ -263,6 +263,11 @@ impl Drop for PrivateEmulator {
     }
 }
 
+/// The test deployment's one signed EHR source and its secret.
+pub const EHR_SOURCE: &str = "test-ehr";
+/// Its HMAC secret.
+pub const EHR_SECRET: &str = "test-ehr-hmac-secret";
+
 /// When the harness loads the seed template library.
 pub const SEEDED_AT: &str = "2026-01-01T00:00:00Z";
 
@@ -327,7 +332,6 @@ impl Harness {
             }),
             public_base_url: Some(PUBLIC_BASE_URL.to_owned()),
             api_token: Some(API_TOKEN.to_owned()),
-            ehr_hmac_secret: None,
             approval_valid_days: 365,
             template_lint: None,
             retention_days: None,
@@ -485,6 +489,7 @@ impl Harness {
         optline_ehr_events::Deps {
             store: self.store.clone(),
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
+            sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
         }
     }
 
@@ -676,6 +681,25 @@ pub fn api_request_as(
         .header("content-type", "application/json");
     let body = body.map_or(Body::Empty, |b| Body::from(b.to_string()));
     builder.body(body).expect("request builds")
+}
+
+/// A request signed as the test EHR source signs it (HMAC-SHA256 over
+/// `"<timestamp>.<body>"`), at `timestamp` (unix seconds).
+pub fn signed_ehr_request(path: &str, content_type: &str, body: &str, timestamp: i64) -> Request {
+    let signature = hex::encode(optline_ehr_events::verify::signature(
+        EHR_SECRET,
+        timestamp,
+        body.as_bytes(),
+    ));
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", content_type)
+        .header("x-optline-source", EHR_SOURCE)
+        .header("x-optline-timestamp", timestamp.to_string())
+        .header("x-optline-signature", format!("v1={signature}"))
+        .body(Body::from(body.to_owned()))
+        .expect("request builds")
 }
 
 /// A FHIR request with the harness's bearer token.

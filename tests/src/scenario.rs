@@ -14,7 +14,10 @@ use optline_dispatch::Outcome;
 use optline_ports::{verify_chain, AuditTrail, ContactId, StepId, StepStore};
 use serde_json::json;
 
-use crate::{api_request, body_json, body_text, fhir_request, twilio_inbound_request, Harness};
+use crate::{
+    api_request, body_json, body_text, fhir_request, signed_ehr_request, twilio_inbound_request,
+    Harness,
+};
 
 /// What the story showed, for a test to assert and a person to read.
 #[derive(Debug, Default)]
@@ -166,11 +169,13 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         grant["disclosure_sha256"].as_str().unwrap_or("?").get(..12).unwrap_or("?")
     ));
 
-    // 2. The EHR books an appointment.
+    // 2. The EHR books an appointment, signed with its HMAC secret.
     let booked = optline_ehr_events::handle(
-        fhir_request(
+        signed_ehr_request(
             "/ehr/fhir/Appointment",
-            &appointment("appt-5001", "2026-12-10T10:00:00-08:00", "booked"),
+            "application/fhir+json",
+            &appointment("appt-5001", "2026-12-10T10:00:00-08:00", "booked").to_string(),
+            (t0 - Duration::days(1)).timestamp(),
         ),
         &h.ehr_events(),
         t0 - Duration::days(1),
@@ -178,7 +183,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     .await;
     let plan = body_json(&booked);
     report.say(format!(
-        "ehr-events POST /ehr/fhir/Appointment (booked, Thu Dec 10 10:00 PST) -> {}; reminder planned for {}",
+        "ehr-events POST /ehr/fhir/Appointment (booked, Thu Dec 10 10:00 PST; HMAC-signed by its source) -> {}; reminder planned for {}",
         booked.status(),
         plan["planned"][0]["due_at"].as_str().unwrap_or("?")
     ));

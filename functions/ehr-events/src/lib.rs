@@ -6,6 +6,12 @@
 //! expires at the start; a `cancelled` or `noshow` one cancels the reminder
 //! if it has not been sent. Step ids derive from the appointment id, so a
 //! replayed event changes nothing.
+//!
+//! Every request is verified first: a configured source by its HMAC
+//! signature or bearer token ([`verify`]), anything else by the deployment's
+//! API authentication.
+
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -28,8 +34,10 @@ pub const REMINDER_LEAD: Duration = Duration::hours(72);
 pub struct Deps {
     /// The table.
     pub store: Arc<dyn Store>,
-    /// Caller authentication.
+    /// Caller authentication when the request names no source.
     pub auth: ApiAuth,
+    /// Source systems and how each proves itself.
+    pub sources: verify::EhrSources,
 }
 
 impl std::fmt::Debug for Deps {
@@ -83,8 +91,18 @@ pub fn patient_id(reference: &str) -> Option<&str> {
 
 /// Routes one request.
 pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
-    if let Err(denied) = deps.auth.check(&request) {
-        return denied;
+    let body = match body_bytes(&request) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match verify::verify(&deps.sources, request.headers(), body, now) {
+        Ok(verify::Verified::Source(_)) => {}
+        Ok(verify::Verified::NoSource) => {
+            if let Err(denied) = deps.auth.check(&request) {
+                return denied;
+            }
+        }
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     }
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {

@@ -19,6 +19,12 @@ async fn main() -> Result<(), Error> {
                 .with_retention(config.retention_days)?,
         ),
         auth: ApiAuth::from_env(config.api_token.as_deref()),
+        sources: match std::env::var("EHR_SOURCES") {
+            Ok(json) if !json.trim().is_empty() => {
+                optline_ehr_events::verify::EhrSources::parse(&json)?
+            }
+            _ => optline_ehr_events::verify::EhrSources::default(),
+        },
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |request: Request| async move {

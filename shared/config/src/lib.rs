@@ -137,8 +137,6 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Bearer token for the consent and EHR APIs (local use; IAM in the cloud).
     pub api_token: Option<String>,
-    /// HMAC secret for EHR event signatures.
-    pub ehr_hmac_secret: Option<String>,
     /// Days a template approval counts (`APPROVAL_VALID_DAYS`, default 365).
     pub approval_valid_days: u32,
     /// JSON replacing the embedded template lint lists (`TEMPLATE_LINT_CONFIG`).
@@ -166,7 +164,7 @@ impl Config {
     ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
-    /// - `PUBLIC_BASE_URL`, `API_TOKEN`, `EHR_HMAC_SECRET`
+    /// - `PUBLIC_BASE_URL`, `API_TOKEN` (EHR sources: `EHR_SOURCES`, read by ehr-events)
     /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
     pub fn from_env() -> Result<Self, ConfigError> {
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
@@ -236,7 +234,6 @@ impl Config {
             twilio,
             public_base_url: var("PUBLIC_BASE_URL"),
             api_token: var("API_TOKEN"),
-            ehr_hmac_secret: var("EHR_HMAC_SECRET"),
             approval_valid_days: match var("APPROVAL_VALID_DAYS") {
                 None => 365,
                 Some(days) => days.parse().map_err(|_| ConfigError::Invalid {
