@@ -470,6 +470,7 @@ impl Harness {
             healthcare_exempt: false,
             status,
             source_event: None,
+            source_version: None,
         };
         self.store.put_step(&planned).await.expect("put step");
         id

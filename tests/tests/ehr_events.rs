@@ -138,3 +138,156 @@ async fn a_signed_event_is_accepted_and_a_forged_stale_or_unknown_one_is_refused
     }
     assert_eq!(EHR_SOURCE, "test-ehr");
 }
+
+fn appointment(id: &str, status: &str, start: &str, last_updated: &str) -> String {
+    json!({
+        "resourceType": "Appointment",
+        "id": id,
+        "meta": {"versionId": "1", "lastUpdated": last_updated},
+        "status": status,
+        "start": start,
+        "participant": [
+            {"actor": {"reference": "https://ehr.example/fhir/Patient/pat-ehr-1/_history/3"}},
+            {"actor": {"reference": "Practitioner/dr-9"}}
+        ]
+    })
+    .to_string()
+}
+
+async fn send(h: &Harness, body: &str) -> serde_json::Value {
+    let response = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            body,
+            now().timestamp(),
+        ),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    assert!(response.status().is_success(), "{}", body_json(&response));
+    body_json(&response)
+}
+
+#[tokio::test]
+async fn reordered_and_replayed_events_are_resolved_by_the_sources_version() {
+    let h = Harness::new("ehr-order").await;
+    contact(&h).await;
+    let step = |id: &str| StepId::parse(&format!("appt-{id}-reminder")).unwrap();
+
+    // A cancellation that arrives before its booking wins.
+    let cancelled = send(
+        &h,
+        &appointment(
+            "o-1",
+            "cancelled",
+            "2026-12-10T10:00:00-05:00",
+            "2026-11-30T12:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(cancelled["before_booking"], true);
+    let late_booking = send(
+        &h,
+        &appointment(
+            "o-1",
+            "booked",
+            "2026-12-10T10:00:00-05:00",
+            "2026-11-30T11:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(late_booking["result"], "cancelled");
+    let stored = h.store.step(&step("o-1")).await.unwrap().unwrap();
+    assert_eq!(stored.status, optline_ports::StepStatus::Cancelled);
+
+    // A newer booking with another time reschedules; replaying the older
+    // booking changes nothing.
+    let booked = send(
+        &h,
+        &appointment(
+            "o-2",
+            "booked",
+            "2026-12-10T10:00:00-05:00",
+            "2026-11-30T09:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(booked["result"], "created");
+    let moved = send(
+        &h,
+        &appointment(
+            "o-2",
+            "booked",
+            "2026-12-12T15:30:00-05:00",
+            "2026-11-30T10:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(moved["result"], "rescheduled");
+    let replayed = send(
+        &h,
+        &appointment(
+            "o-2",
+            "booked",
+            "2026-12-10T10:00:00-05:00",
+            "2026-11-30T09:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(replayed["result"], "stale");
+    let stored = h.store.step(&step("o-2")).await.unwrap().unwrap();
+    assert_eq!(
+        stored.expires_at,
+        Some(Utc.with_ymd_and_hms(2026, 12, 12, 20, 30, 0).unwrap())
+    );
+    assert_eq!(
+        stored.due_at,
+        Utc.with_ymd_and_hms(2026, 12, 9, 20, 30, 0).unwrap()
+    );
+    assert_eq!(stored.variables["time"], "3:30 PM");
+
+    // Cancelled, then booked again by a newer version: planned again.
+    send(
+        &h,
+        &appointment(
+            "o-2",
+            "cancelled",
+            "2026-12-12T15:30:00-05:00",
+            "2026-11-30T11:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(
+        h.store.step(&step("o-2")).await.unwrap().unwrap().status,
+        optline_ports::StepStatus::Cancelled
+    );
+    // A booking older than that cancellation, arriving late, stays cancelled.
+    let older = send(
+        &h,
+        &appointment(
+            "o-2",
+            "booked",
+            "2026-12-13T09:00:00-05:00",
+            "2026-11-30T10:30:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(older["result"], "cancelled");
+    let rebooked = send(
+        &h,
+        &appointment(
+            "o-2",
+            "booked",
+            "2026-12-14T09:00:00-05:00",
+            "2026-11-30T12:00:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(rebooked["result"], "rebooked");
+    assert_eq!(
+        h.store.step(&step("o-2")).await.unwrap().unwrap().status,
+        optline_ports::StepStatus::Pending
+    );
+}

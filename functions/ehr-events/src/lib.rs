@@ -23,7 +23,7 @@ use optline_library::Library;
 use optline_policy::decision::Urgency;
 use optline_policy::template::lint::LintConfig;
 use optline_policy::template::review::ReviewPolicy;
-use optline_ports::{ContactId, Step, StepId, StepOutcome, StepStatus, Store};
+use optline_ports::{ContactId, Step, StepId, StepStatus, Store};
 use serde::Deserialize;
 
 /// How long before the appointment the reminder is due.
@@ -61,6 +61,52 @@ pub struct FhirAppointment {
     /// Participants; the patient is the one whose actor references `Patient/…`.
     #[serde(default)]
     pub participant: Vec<FhirParticipant>,
+    /// Resource metadata: its version, for ordering changes.
+    #[serde(default)]
+    pub meta: Option<FhirMeta>,
+}
+
+/// FHIR `Meta`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirMeta {
+    /// The server's version id.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    /// When the resource last changed.
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+/// A sortable version of a resource: `meta.lastUpdated` as a UTC instant,
+/// else a numeric `meta.versionId`, zero-padded.
+pub fn fhir_version(meta: Option<&FhirMeta>) -> Option<String> {
+    let meta = meta?;
+    if let Some(at) = meta
+        .last_updated
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        return Some(format!(
+            "t{}",
+            at.with_timezone(&Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        ));
+    }
+    meta.version_id
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|v| format!("v{v:020}"))
+}
+
+/// Whether `incoming` is known to be older than or the same as `stored`.
+fn stale(incoming: Option<&str>, stored: Option<&str>) -> bool {
+    matches!((incoming, stored), (Some(i), Some(s)) if i <= s)
+}
+
+/// Whether `incoming` is known to be newer than `stored`.
+fn newer(incoming: Option<&str>, stored: Option<&str>) -> bool {
+    matches!((incoming, stored), (Some(i), Some(s)) if i > s)
 }
 
 /// An Appointment participant.
@@ -158,10 +204,11 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
 
+    let version = fhir_version(appt.meta.as_ref());
     match appt.status.as_str() {
         "booked" => {}
         "cancelled" | "noshow" | "entered-in-error" => {
-            return cancel(deps, &step_id, now).await;
+            return cancel(deps, &step_id, &contact_id, version, now).await;
         }
         "proposed" | "pending" | "arrived" | "fulfilled" | "checked-in" | "waitlist" => {
             return json(
@@ -262,46 +309,132 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
         healthcare_exempt: false,
         status: StepStatus::Pending,
         source_event: Some(format!("fhir:Appointment/{appt_id}")),
+        source_version: version,
     };
-    match deps.store.put_step(&step).await {
-        Ok(created) => json(
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
+    plan(deps, step).await
+}
+
+/// Plans a step, or changes the plan already there: a booking creates it; a
+/// newer booking with another time reschedules a pending one; a booking
+/// after a cancellation brings it back only if the source says it is newer
+/// (so a cancellation that arrived first still wins); anything already on
+/// its way or done stays as it is.
+async fn plan(deps: &Deps, step: Step) -> Response<Body> {
+    let answer = |status: StatusCode, what: &str, step: &Step| {
+        json(
+            status,
             &serde_json::json!({
                 "accepted": true,
+                "result": what,
                 "planned": [{ "step_id": step.id, "due_at": step.due_at, "expires_at": step.expires_at }],
-                "created": created,
+                "created": what == "created",
             }),
-        ),
+        )
+    };
+    let existing = match deps.store.step(&step.id).await {
+        Ok(s) => s,
+        Err(e) => return port_error(&e),
+    };
+    let Some(current) = existing else {
+        return match deps.store.put_step(&step).await {
+            Ok(true) => answer(StatusCode::CREATED, "created", &step),
+            Ok(false) => answer(StatusCode::OK, "unchanged", &step),
+            Err(e) => port_error(&e),
+        };
+    };
+    let incoming = step.source_version.as_deref();
+    let stored = current.source_version.as_deref();
+    let changed = current.due_at != step.due_at
+        || current.expires_at != step.expires_at
+        || current.variables != step.variables;
+    let (when, what): (&[StepStatus], &str) = match current.status {
+        StepStatus::Cancelled if newer(incoming, stored) => (&[StepStatus::Cancelled], "rebooked"),
+        StepStatus::Cancelled => return answer(StatusCode::OK, "cancelled", &current),
+        StepStatus::Pending if stale(incoming, stored) => {
+            return answer(StatusCode::OK, "stale", &current)
+        }
+        StepStatus::Pending if changed => (&[StepStatus::Pending], "rescheduled"),
+        _ => return answer(StatusCode::OK, "unchanged", &current),
+    };
+    match deps.store.replace_step(&step, when).await {
+        Ok(true) => answer(StatusCode::OK, what, &step),
+        Ok(false) => answer(StatusCode::OK, "unchanged", &current),
         Err(e) => port_error(&e),
     }
 }
 
-async fn cancel(deps: &Deps, step_id: &StepId, now: DateTime<Utc>) -> Response<Body> {
+async fn cancel(
+    deps: &Deps,
+    step_id: &StepId,
+    contact_id: &ContactId,
+    version: Option<String>,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let step = match deps.store.step(step_id).await {
         Ok(s) => s,
         Err(e) => return port_error(&e),
     };
-    let cancellable = step
-        .as_ref()
-        .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Queued));
-    if let Some(step) = cancellable {
-        let outcome = StepOutcome::ended(
-            StepStatus::Cancelled,
-            now,
-            vec!["episode.cancelled".to_owned()],
+    let Some(step) = step else {
+        // Cancelled before the booking arrived: leave a cancelled step in
+        // its place, so the late booking finds it and plans nothing.
+        let tombstone = Step {
+            id: step_id.clone(),
+            contact_id: contact_id.clone(),
+            program: String::new(),
+            category: "appointments".to_owned(),
+            class: optline_policy::MessageClass::Transactional,
+            purpose: "appointment_reminder".to_owned(),
+            template_id: "appointment_reminder".to_owned(),
+            template_version: 0,
+            variables: std::collections::BTreeMap::new(),
+            subject: step_id.as_str().to_owned(),
+            due_at: now,
+            expires_at: Some(now),
+            urgency: Urgency::TimeSensitive,
+            healthcare_exempt: false,
+            status: StepStatus::Cancelled,
+            source_event: Some("cancelled before its booking arrived".to_owned()),
+            source_version: version,
+        };
+        return match deps.store.put_step(&tombstone).await {
+            Ok(_) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "accepted": true, "cancelled": [step_id], "before_booking": true }),
+            ),
+            Err(e) => port_error(&e),
+        };
+    };
+    if stale(version.as_deref(), step.source_version.as_deref()) {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "accepted": true, "result": "stale", "cancelled": [] }),
         );
-        if let Err(e) = deps.store.finish_step(step, &outcome).await {
-            return port_error(&e);
-        }
     }
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "accepted": true, "cancelled": if cancellable.is_some() { vec![step_id.clone()] } else { vec![] } }),
-    )
+    if !matches!(step.status, StepStatus::Pending | StepStatus::Queued) {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "accepted": true, "cancelled": [] }),
+        );
+    }
+    // The step keeps the cancellation's version, so an older booking that
+    // arrives later cannot bring it back. A queued step's message finds it
+    // no longer queued and sends nothing.
+    let cancelled = Step {
+        status: StepStatus::Cancelled,
+        source_version: version.or(step.source_version.clone()),
+        ..step
+    };
+    match deps
+        .store
+        .replace_step(&cancelled, &[StepStatus::Pending, StepStatus::Queued])
+        .await
+    {
+        Ok(done) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "accepted": true, "cancelled": if done { vec![step_id.clone()] } else { vec![] } }),
+        ),
+        Err(e) => port_error(&e),
+    }
 }
 
 #[cfg(test)]

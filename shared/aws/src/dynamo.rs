@@ -441,26 +441,11 @@ impl ConsentLedger for DynamoStore {
 #[async_trait]
 impl StepStore for DynamoStore {
     async fn put_step(&self, step: &Step) -> Result<bool, PortError> {
-        let mut item: Item = HashMap::from([
-            ("pk".to_owned(), s(step_pk(&step.id))),
-            ("sk".to_owned(), s("STEP")),
-            ("kind".to_owned(), s("step")),
-            ("status".to_owned(), s(step.status.as_str())),
-            ("contact_id".to_owned(), s(step.contact_id.as_str())),
-            ("data".to_owned(), s(to_json(step)?)),
-        ]);
-        if step.status == StepStatus::Pending {
-            item.insert(
-                "due_pk".to_owned(),
-                s(format!("DUE#{}", due_shard(&step.id))),
-            );
-            item.insert("due_sk".to_owned(), s(due_sk(&step.id, step.due_at)));
-        }
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(step_item(step)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -468,6 +453,34 @@ impl StepStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if is_conditional(&e) => Ok(false),
             Err(e) => Err(unavailable("put step", e)),
+        }
+    }
+
+    async fn replace_step(&self, step: &Step, when: &[StepStatus]) -> Result<bool, PortError> {
+        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        let mut names = Vec::new();
+        for (i, status) in when.iter().enumerate() {
+            let name = format!(":s{i}");
+            values.insert(name.clone(), s(status.as_str()));
+            names.push(name);
+        }
+        if names.is_empty() {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(step_item(step)?))
+            .condition_expression(format!("#status IN ({})", names.join(", ")))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("replace step", e)),
         }
     }
 
@@ -1088,6 +1101,27 @@ impl TemplateStore for DynamoStore {
             Err(e) => Err(unavailable("update template lifecycle", e)),
         }
     }
+}
+
+/// A step's item: the plan as JSON, the status beside it, and the due-index
+/// attributes while it is pending.
+fn step_item(step: &Step) -> Result<Item, PortError> {
+    let mut item: Item = HashMap::from([
+        ("pk".to_owned(), s(step_pk(&step.id))),
+        ("sk".to_owned(), s("STEP")),
+        ("kind".to_owned(), s("step")),
+        ("status".to_owned(), s(step.status.as_str())),
+        ("contact_id".to_owned(), s(step.contact_id.as_str())),
+        ("data".to_owned(), s(to_json(step)?)),
+    ]);
+    if step.status == StepStatus::Pending {
+        item.insert(
+            "due_pk".to_owned(),
+            s(format!("DUE#{}", due_shard(&step.id))),
+        );
+        item.insert("due_sk".to_owned(), s(due_sk(&step.id, step.due_at)));
+    }
+    Ok(item)
 }
 
 /// A step from its item: `status` is the authoritative attribute; `data`

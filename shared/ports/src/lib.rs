@@ -60,6 +60,9 @@ pub trait ConsentLedger: Send + Sync {
 pub trait StepStore: Send + Sync {
     /// Creates a step; a step with the same id is left as it is (idempotent).
     async fn put_step(&self, step: &Step) -> Result<bool, PortError>;
+    /// Replaces a step whose status is one of `when` (a rescheduled or
+    /// re-booked plan); `false` when it is in any other state.
+    async fn replace_step(&self, step: &Step, when: &[StepStatus]) -> Result<bool, PortError>;
     /// Reads a step.
     async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError>;
     /// Pending steps due at or before `now`, through the due index.

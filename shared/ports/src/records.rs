@@ -338,6 +338,11 @@ pub struct Step {
     /// Source event that created it.
     #[serde(default)]
     pub source_event: Option<String>,
+    /// The source's version of what the step was planned from (FHIR
+    /// `meta.lastUpdated`, an HL7 message time, an event's version): a
+    /// change older than this is stale and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
 }
 
 /// A step's final state.
