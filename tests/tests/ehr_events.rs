@@ -291,3 +291,134 @@ async fn reordered_and_replayed_events_are_resolved_by_the_sources_version() {
         optline_ports::StepStatus::Pending
     );
 }
+
+async fn event(h: &Harness, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let response = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/events",
+            "application/json",
+            &body.to_string(),
+            now().timestamp(),
+        ),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    (response.status(), body_json(&response))
+}
+
+#[tokio::test]
+async fn normalized_events_plan_each_use_case_and_completion_cancels() {
+    let h = Harness::new("ehr-json").await;
+    contact(&h).await;
+    // The patient agreed to forms and results texts.
+    let granted = optline_consent_api::handle(
+        api_request(
+            "POST",
+            "/contacts/pat-ehr-1/preferences",
+            Some(json!({
+                "categories": {"forms": true, "results": true, "billing": true, "referrals": true},
+                "channel": "web_form", "actor": "portal",
+                "disclosure_text": "Riverside Clinic may text you about forms, results, bills and referrals. Reply STOP to opt out.",
+                "disclosure_version": "2026-11"
+            })),
+        ),
+        &h.consent_api(),
+        now() - Duration::days(1),
+    )
+    .await;
+    assert!(granted.status().is_success(), "{}", body_json(&granted));
+
+    for (kind, subject, template) in [
+        ("document.outstanding", "form-778", "intake_form"),
+        ("results.ready", "res-31", "results_ready"),
+        ("billing.due", "stmt-12", "billing_reminder"),
+        ("referral.pending", "ref-5", "referral_follow_up"),
+    ] {
+        let (status, body) = event(
+            &h,
+            json!({"id": format!("evt-{subject}"), "type": kind, "patient": "pat-ehr-1",
+                   "subject": subject, "link": "https://portal.riverside.example/t/8f2k"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{kind}: {body}");
+        let id = body["planned"][0]["step_id"].as_str().unwrap().to_owned();
+        let step = h
+            .store
+            .step(&StepId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(step.template_id, template, "{kind}");
+        assert_eq!(
+            step.variables["link"],
+            "https://portal.riverside.example/t/8f2k"
+        );
+    }
+
+    // A replay plans nothing new.
+    let (status, body) = event(
+        &h,
+        json!({"id": "evt-form-778", "type": "document.outstanding", "patient": "pat-ehr-1",
+               "subject": "form-778", "link": "https://portal.riverside.example/t/8f2k"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (StatusCode::OK, Some("unchanged"))
+    );
+
+    // The form is completed before the reminder goes out: cancelled.
+    let (status, body) = event(
+        &h,
+        json!({"id": "evt-form-778-done", "type": "document.completed", "patient": "pat-ehr-1", "subject": "form-778"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["cancelled"][0], "doc-form-778-reminder");
+
+    // The results alert goes out, with the portal link and no result in it.
+    let results = StepId::parse("results-res-31-reminder").unwrap();
+    let mut queued = h.store.step(&results).await.unwrap().unwrap();
+    queued.status = optline_ports::StepStatus::Queued;
+    queued.id = StepId::parse("results-res-31-now").unwrap();
+    assert!(h.store.put_step(&queued).await.unwrap());
+    // Tuesday 10:00 in New York.
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).unwrap();
+    let outcome = optline_dispatch::dispatch_step(&queued.id, &h.dispatch(), at)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, optline_dispatch::Outcome::Sent(_)),
+        "{outcome:?}"
+    );
+    let text = h.sns_sms().await.last().unwrap().message.clone();
+    assert_eq!(
+        text,
+        "Riverside Clinic: you have a new message in your patient portal: https://portal.riverside.example/t/8f2k Reply STOP to opt out."
+    );
+
+    // Bad input is refused with a reason, and plans nothing.
+    for (body, reason) in [
+        (
+            json!({"id": "e1", "type": "lab.result", "patient": "pat-ehr-1", "subject": "x"}),
+            "unknown event type",
+        ),
+        (
+            json!({"id": "e2", "type": "results.ready", "patient": "pat-ehr-1", "subject": "x", "link": "http://portal.example/t/1"}),
+            "link must be an https URL",
+        ),
+        (
+            json!({"id": "e3", "type": "results.ready", "patient": "pat-ehr-1", "subject": "x"}),
+            "this event type needs a portal link",
+        ),
+        (
+            json!({"id": "e4", "type": "results.ready", "patient": "pat-ehr-1", "subject": "x", "link": "https://p.example/t", "version": "yesterday"}),
+            "version must be a non-negative integer or an RFC 3339 instant",
+        ),
+    ] {
+        let (status, answer) = event(&h, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"], reason);
+    }
+}

@@ -11,6 +11,7 @@
 //! signature or bearer token ([`verify`]), anything else by the deployment's
 //! API authentication.
 
+pub mod events;
 pub mod verify;
 
 use std::sync::Arc;
@@ -153,6 +154,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/ehr/fhir/Appointment") => appointment(&request, deps, now).await,
+        (&Method::POST, "/ehr/events") => normalized(body, deps, now).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -271,47 +273,189 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
             start.format("%-I:%M %p").to_string(),
         ),
     };
-    // New steps pin the newest published version; a deployment without one
-    // cannot plan reminders, and says so.
-    let Ok(lint) = LintConfig::embedded() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the embedded lint table is invalid",
-        );
-    };
-    let library = Library::new(deps.store.as_ref(), ReviewPolicy::default(), lint);
-    let template = match library.latest_sendable("appointment_reminder", now).await {
-        Ok(Some(stored)) => stored.version,
-        Ok(None) => {
-            return error(
-                StatusCode::CONFLICT,
-                "no published appointment_reminder template: load or publish one first",
-            )
-        }
-        Err(e) => return port_error(&e),
-    };
-    let step = Step {
-        id: step_id.clone(),
-        contact_id: contact.id.clone(),
-        program: contact.program.clone(),
-        category: template.category.clone(),
-        class: template.class,
-        purpose: template.purpose.clone(),
-        template_id: template.id.clone(),
-        template_version: template.version,
+    let planned = Planned {
+        step_id,
+        template: "appointment_reminder",
         variables: [("date".to_owned(), date), ("time".to_owned(), time)]
             .into_iter()
             .collect(),
         subject: format!("appt-{appt_id}"),
         due_at: (start_utc - REMINDER_LEAD).max(now),
         expires_at: Some(start_utc),
-        urgency: Urgency::TimeSensitive,
-        healthcare_exempt: false,
-        status: StepStatus::Pending,
-        source_event: Some(format!("fhir:Appointment/{appt_id}")),
+        source_event: format!("fhir:Appointment/{appt_id}"),
         source_version: version,
     };
-    plan(deps, step).await
+    match planned.into_step(deps, &contact, now).await {
+        Ok(step) => plan(deps, step).await,
+        Err(response) => response,
+    }
+}
+
+/// A step to plan, before its template version is pinned.
+struct Planned {
+    step_id: StepId,
+    template: &'static str,
+    variables: std::collections::BTreeMap<String, String>,
+    subject: String,
+    due_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    source_event: String,
+    source_version: Option<String>,
+}
+
+impl Planned {
+    /// Pins the newest published version of the template; a deployment
+    /// without one cannot plan, and says so.
+    async fn into_step(
+        self,
+        deps: &Deps,
+        contact: &optline_ports::Contact,
+        now: DateTime<Utc>,
+    ) -> Result<Step, Response<Body>> {
+        let Ok(lint) = LintConfig::embedded() else {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the embedded lint table is invalid",
+            ));
+        };
+        let library = Library::new(deps.store.as_ref(), ReviewPolicy::default(), lint);
+        let template = match library.latest_sendable(self.template, now).await {
+            Ok(Some(stored)) => stored.version,
+            Ok(None) => {
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    &format!(
+                        "no published {} template: load or publish one first",
+                        self.template
+                    ),
+                ))
+            }
+            Err(e) => return Err(port_error(&e)),
+        };
+        Ok(Step {
+            id: self.step_id,
+            contact_id: contact.id.clone(),
+            program: contact.program.clone(),
+            category: template.category.clone(),
+            class: template.class,
+            purpose: template.purpose.clone(),
+            template_id: template.id.clone(),
+            template_version: template.version,
+            variables: self.variables,
+            subject: self.subject,
+            due_at: self.due_at,
+            expires_at: self.expires_at,
+            urgency: Urgency::TimeSensitive,
+            healthcare_exempt: false,
+            status: StepStatus::Pending,
+            source_event: Some(self.source_event),
+            source_version: self.source_version,
+        })
+    }
+}
+
+/// `POST /ehr/events`: see [`events`].
+async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let event: events::NormalizedEvent = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &json_reason(&e)),
+    };
+    let Some(effect) = events::effect(&event.kind) else {
+        return error(StatusCode::BAD_REQUEST, "unknown event type");
+    };
+    let version = match events::version_key(event.version.as_ref()) {
+        Ok(v) => v,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let contact_id = match ContactId::parse(&event.patient) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let prefix = match effect {
+        events::Effect::Plan { prefix, .. } | events::Effect::Cancel { prefix } => prefix,
+    };
+    let step_id = match StepId::parse(&events::step_key(prefix, &event.subject)) {
+        Ok(id) => id,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "subject must be 1 to 100 characters of A-Za-z0-9._:-",
+            )
+        }
+    };
+    let (template, lifetime) = match effect {
+        events::Effect::Cancel { .. } => {
+            return cancel(deps, &step_id, &contact_id, version, now).await
+        }
+        events::Effect::Plan {
+            template, lifetime, ..
+        } => (template, lifetime),
+    };
+    let contact = match deps.store.contact(&contact_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the patient is not a known contact",
+            )
+        }
+        Err(e) => return port_error(&e),
+    };
+    let mut variables = std::collections::BTreeMap::new();
+    let (due_at, expires_at) = if template == "appointment_reminder" {
+        let Some(start) = event.start else {
+            return error(StatusCode::BAD_REQUEST, "appointment.booked needs start");
+        };
+        let start_utc = start.with_timezone(&Utc);
+        if start_utc <= now {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the appointment has already started",
+            );
+        }
+        let local = contact
+            .time_zone
+            .as_deref()
+            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+            .map(|tz| start_utc.with_timezone(&tz).fixed_offset())
+            .unwrap_or(start);
+        variables.insert("date".to_owned(), local.format("%a %b %-d").to_string());
+        variables.insert("time".to_owned(), local.format("%-I:%M %p").to_string());
+        ((start_utc - REMINDER_LEAD).max(now), Some(start_utc))
+    } else {
+        let Some(link) = event.link.as_deref() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "this event type needs a portal link",
+            );
+        };
+        if !link.starts_with("https://") {
+            return error(StatusCode::BAD_REQUEST, "link must be an https URL");
+        }
+        variables.insert("link".to_owned(), link.to_owned());
+        let due = event.due_at.unwrap_or(now).max(now);
+        (due, Some(event.expires_at.unwrap_or(due + lifetime)))
+    };
+    if expires_at.is_some_and(|e| e <= due_at) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the event has already expired",
+        );
+    }
+    let planned = Planned {
+        step_id,
+        template,
+        variables,
+        subject: format!("{prefix}-{}", event.subject),
+        due_at,
+        expires_at,
+        source_event: format!("event:{}", event.id),
+        source_version: version,
+    };
+    match planned.into_step(deps, &contact, now).await {
+        Ok(step) => plan(deps, step).await,
+        Err(response) => response,
+    }
 }
 
 /// Plans a step, or changes the plan already there: a booking creates it; a
