@@ -422,3 +422,163 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
         assert_eq!(answer["error"], reason);
     }
 }
+
+fn siu(trigger: &str, control: &str, sent: &str, start: &str, pid: &str) -> String {
+    [
+        format!("MSH|^~\\&|EPIC|RIVERSIDE|OPTLINE|OPTLINE|{sent}||SIU^{trigger}^SIU_{trigger}|{control}|P|2.5"),
+        format!("SCH|APT-7001^EPIC|APT-7001^EPIC|||||ROUTINE^Routine^HL70276|OFFICE^Office visit|30|MIN|^^30^{start}||||||||||||||Booked"),
+        pid.to_owned(),
+        "AIG|1||DR9^Alvarez^Maria".to_owned(),
+        format!("AIS|1||OFFICE^Office visit|{start}|0|MIN|30|MIN"),
+    ]
+    .join("\r")
+        + "\r"
+}
+
+const PID: &str = "PID|1||pat-ehr-1^^^RIVERSIDE^MR||Doe^Jane||19800101|F";
+
+async fn hl7(h: &Harness, message: &str) -> (StatusCode, String) {
+    let response = optline_ehr_events::handle(
+        signed_ehr_request("/ehr/hl7", "application/hl7-v2", message, now().timestamp()),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    let status = response.status();
+    let body = String::from_utf8(response.body().to_vec()).unwrap();
+    (status, body)
+}
+
+#[tokio::test]
+async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
+    let h = Harness::new("ehr-hl7").await;
+    contact(&h).await;
+    let step = StepId::parse("appt-APT-7001-reminder").unwrap();
+
+    let (status, ack) = hl7(
+        &h,
+        &siu(
+            "S12",
+            "MSG00001",
+            "20261130120000-0500",
+            "20261210100000-0500",
+            PID,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert!(
+        ack.starts_with("MSH|^~\\&|OPTLINE|OPTLINE|EPIC|RIVERSIDE|"),
+        "{ack}"
+    );
+    assert!(ack.contains("|ACK^S12^ACK|"), "{ack}");
+    assert!(ack.contains("\rMSA|AA|MSG00001\r"), "{ack}");
+    let planned = h.store.step(&step).await.unwrap().unwrap();
+    assert_eq!(
+        planned.expires_at,
+        Some(Utc.with_ymd_and_hms(2026, 12, 10, 15, 0, 0).unwrap())
+    );
+    assert_eq!(planned.variables["time"], "10:00 AM");
+
+    // S13 moves it; a replay of the older S12 changes nothing.
+    let (status, ack) = hl7(
+        &h,
+        &siu(
+            "S13",
+            "MSG00002",
+            "20261130130000-0500",
+            "202612111430-0500",
+            PID,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    hl7(
+        &h,
+        &siu(
+            "S12",
+            "MSG00001",
+            "20261130120000-0500",
+            "20261210100000-0500",
+            PID,
+        ),
+    )
+    .await;
+    let moved = h.store.step(&step).await.unwrap().unwrap();
+    assert_eq!(moved.variables["date"], "Fri Dec 11");
+    assert_eq!(moved.variables["time"], "2:30 PM");
+
+    // A start without an offset is read in the patient's zone.
+    let (status, _) = hl7(
+        &h,
+        &siu(
+            "S14",
+            "MSG00003",
+            "20261130140000-0500",
+            "20261212090000",
+            PID,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        h.store.step(&step).await.unwrap().unwrap().expires_at,
+        Some(Utc.with_ymd_and_hms(2026, 12, 12, 14, 0, 0).unwrap())
+    );
+
+    // S15 cancels.
+    let (status, ack) = hl7(
+        &h,
+        &siu(
+            "S15",
+            "MSG00004",
+            "20261130150000-0500",
+            "20261212090000-0500",
+            PID,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert!(ack.contains("MSA|AA|MSG00004"));
+    assert_eq!(
+        h.store.step(&step).await.unwrap().unwrap().status,
+        optline_ports::StepStatus::Cancelled
+    );
+
+    // Rejected with a reason the sender can read, and nothing planned.
+    let (status, ack) = hl7(
+        &h,
+        &siu(
+            "S12",
+            "MSG00005",
+            "20261130160000-0500",
+            "20261210100000-0500",
+            "PID|1",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        ack.contains("MSA|AR|MSG00005|PID-3 must identify the patient"),
+        "{ack}"
+    );
+    let (status, ack) = hl7(&h, "EVN|A01|20261130").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        ack.contains("MSA|AR||the message must start with an MSH segment"),
+        "{ack}"
+    );
+    let unknown = siu(
+        "S12",
+        "MSG00006",
+        "20261130160000-0500",
+        "20261210100000-0500",
+        "PID|1||pat-nobody^^^RIVERSIDE^MR",
+    );
+    let (status, ack) = hl7(&h, &unknown).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        ack.contains("MSA|AE|MSG00006|the patient is not a known contact"),
+        "{ack}"
+    );
+}

@@ -12,6 +12,7 @@
 //! API authentication.
 
 pub mod events;
+pub mod hl7;
 pub mod verify;
 
 use std::sync::Arc;
@@ -155,6 +156,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     match (request.method(), path.as_str()) {
         (&Method::POST, "/ehr/fhir/Appointment") => appointment(&request, deps, now).await,
         (&Method::POST, "/ehr/events") => normalized(body, deps, now).await,
+        (&Method::POST, "/ehr/hl7") => hl7_message(body, deps, now).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -255,24 +257,7 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
             "the appointment has already started",
         );
     }
-    // Show the time as the patient will read it: their zone, else the EHR's offset.
-    let (date, time) = match contact
-        .time_zone
-        .as_deref()
-        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-    {
-        Some(tz) => {
-            let local = start_utc.with_timezone(&tz);
-            (
-                local.format("%a %b %-d").to_string(),
-                local.format("%-I:%M %p").to_string(),
-            )
-        }
-        None => (
-            start.format("%a %b %-d").to_string(),
-            start.format("%-I:%M %p").to_string(),
-        ),
-    };
+    let (date, time) = display_time(&contact, start);
     let planned = Planned {
         step_id,
         template: "appointment_reminder",
@@ -288,6 +273,142 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
     match planned.into_step(deps, &contact, now).await {
         Ok(step) => plan(deps, step).await,
         Err(response) => response,
+    }
+}
+
+/// The appointment's date and time as the patient will read them: in their
+/// zone, else at the source's offset.
+fn display_time(
+    contact: &optline_ports::Contact,
+    start: DateTime<FixedOffset>,
+) -> (String, String) {
+    let local = contact
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+        .map(|tz| start.with_timezone(&tz).fixed_offset())
+        .unwrap_or(start);
+    (
+        local.format("%a %b %-d").to_string(),
+        local.format("%-I:%M %p").to_string(),
+    )
+}
+
+/// An HL7 answer: the ACK as `application/hl7-v2`.
+fn hl7_answer(status: StatusCode, ack: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(ack));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/hl7-v2"),
+    );
+    response
+}
+
+/// The `error` of a JSON answer.
+fn error_text(response: &Response<Body>) -> String {
+    let bytes: &[u8] = response.body().as_ref();
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "not processed".to_owned())
+}
+
+/// `POST /ehr/hl7`: see [`hl7`].
+async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+    let reject = |message: Option<&hl7::Message>, reason: &str| {
+        hl7_answer(
+            StatusCode::BAD_REQUEST,
+            hl7::ack(message, "AR", Some(reason), now),
+        )
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return reject(None, "the message is not UTF-8");
+    };
+    let message = match hl7::Message::parse(text) {
+        Ok(m) => m,
+        Err(e) => return reject(None, &e.0),
+    };
+    let siu = match hl7::siu(&message) {
+        Ok(s) => s,
+        Err(e) => return reject(Some(&message), &e.0),
+    };
+    let (Ok(contact_id), Ok(step_id)) = (
+        ContactId::parse(&siu.patient_id),
+        StepId::parse(&format!("appt-{}-reminder", siu.appointment_id)),
+    ) else {
+        return reject(
+            Some(&message),
+            "PID-3 or the appointment id has characters outside A-Za-z0-9._:-",
+        );
+    };
+    let answered = |response: Response<Body>| {
+        if response.status().is_success() {
+            hl7_answer(StatusCode::OK, hl7::ack(Some(&message), "AA", None, now))
+        } else {
+            hl7_answer(
+                response.status(),
+                hl7::ack(Some(&message), "AE", Some(&error_text(&response)), now),
+            )
+        }
+    };
+    if matches!(siu.trigger.as_str(), "S15" | "S26") {
+        return answered(cancel(deps, &step_id, &contact_id, siu.version, now).await);
+    }
+    let contact = match deps.store.contact(&contact_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return hl7_answer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                hl7::ack(
+                    Some(&message),
+                    "AE",
+                    Some("the patient is not a known contact"),
+                    now,
+                ),
+            )
+        }
+        Err(e) => return answered(port_error(&e)),
+    };
+    let zone = contact
+        .time_zone
+        .as_deref()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+    let Some(raw_start) = siu.start.as_deref() else {
+        return reject(Some(&message), "AIS-4 or SCH-11.4 must give the start");
+    };
+    let start = match hl7::parse_dtm(raw_start, zone) {
+        Ok(s) => s,
+        Err(e) => return reject(Some(&message), &e.0),
+    };
+    let start_utc = start.with_timezone(&Utc);
+    if start_utc <= now {
+        return hl7_answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            hl7::ack(
+                Some(&message),
+                "AE",
+                Some("the appointment has already started"),
+                now,
+            ),
+        );
+    }
+    let (date, time) = display_time(&contact, start);
+    let planned = Planned {
+        step_id,
+        template: "appointment_reminder",
+        variables: [("date".to_owned(), date), ("time".to_owned(), time)]
+            .into_iter()
+            .collect(),
+        subject: format!("appt-{}", siu.appointment_id),
+        due_at: (start_utc - REMINDER_LEAD).max(now),
+        expires_at: Some(start_utc),
+        source_event: format!("hl7:SIU^{}/{}", siu.trigger, siu.control_id),
+        source_version: siu.version,
+    };
+    match planned.into_step(deps, &contact, now).await {
+        Ok(step) => answered(plan(deps, step).await),
+        Err(response) => answered(response),
     }
 }
 
@@ -413,14 +534,9 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
                 "the appointment has already started",
             );
         }
-        let local = contact
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-            .map(|tz| start_utc.with_timezone(&tz).fixed_offset())
-            .unwrap_or(start);
-        variables.insert("date".to_owned(), local.format("%a %b %-d").to_string());
-        variables.insert("time".to_owned(), local.format("%-I:%M %p").to_string());
+        let (date, time) = display_time(&contact, start);
+        variables.insert("date".to_owned(), date);
+        variables.insert("time".to_owned(), time);
         ((start_utc - REMINDER_LEAD).max(now), Some(start_utc))
     } else {
         let Some(link) = event.link.as_deref() else {

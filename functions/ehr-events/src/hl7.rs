@@ -1,0 +1,256 @@
+//! HL7 v2.5 scheduling messages (SIU) in ER7 form, answered with an ACK.
+//!
+//! `POST /ehr/hl7` (`application/hl7-v2`, `x-application/hl7-v2+er7` or
+//! `text/plain`), one message per request, segments separated by carriage
+//! returns (`\r`; `\n` and `\r\n` are accepted too):
+//!
+//! | trigger | meaning | effect |
+//! |---|---|---|
+//! | S12 | new appointment booking | plan the reminder |
+//! | S13 | rescheduling | move the reminder |
+//! | S14 | modification | re-plan (time, details) |
+//! | S15 | cancellation | cancel the reminder |
+//! | S26 | patient did not show | cancel what is still planned |
+//!
+//! Fields read (HL7 v2.5, chapter 10): MSH-3/4 sending application and
+//! facility, MSH-7 message time (orders changes, like FHIR's
+//! `meta.lastUpdated`), MSH-9 type, MSH-10 control id, MSH-12 version; SCH-1
+//! placer or SCH-2 filler appointment id; the start from AIS-4, else SCH-11
+//! component 4; PID-3 first identifier (the contact id). A time without a
+//! UTC offset is read in the patient's own time zone; with neither, the
+//! message is refused rather than guessed.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+
+/// A parsed ER7 message: segments of fields of components (repetitions kept
+/// in the field text; only the first is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    segments: Vec<Vec<String>>,
+    component: char,
+    repetition: char,
+}
+
+/// Why a message cannot be used; the text goes back in the ACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hl7Error(pub String);
+
+fn fail<T>(text: &str) -> Result<T, Hl7Error> {
+    Err(Hl7Error(text.to_owned()))
+}
+
+impl Message {
+    /// Parses ER7 text.
+    pub fn parse(text: &str) -> Result<Self, Hl7Error> {
+        let text = text.trim_start_matches('\u{feff}').trim();
+        if !text.starts_with("MSH") {
+            return fail("the message must start with an MSH segment");
+        }
+        let mut chars = text.chars().skip(3);
+        let Some(field) = chars.next() else {
+            return fail("MSH has no field separator");
+        };
+        let encoding: Vec<char> = chars.take_while(|c| *c != field).collect();
+        let (Some(component), Some(repetition)) = (encoding.first(), encoding.get(1)) else {
+            return fail("MSH-2 must give the encoding characters");
+        };
+        let segments = text
+            .split(['\r', '\n'])
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                let mut fields: Vec<String> = s.split(field).map(str::to_owned).collect();
+                // MSH-1 is the field separator itself: shift MSH so that
+                // index n is MSH-n as the standard numbers them.
+                if fields.first().map(String::as_str) == Some("MSH") {
+                    fields.insert(1, field.to_string());
+                }
+                fields
+            })
+            .collect();
+        Ok(Self {
+            segments,
+            component: *component,
+            repetition: *repetition,
+        })
+    }
+
+    /// Field `n` of the first `name` segment (HL7 numbering).
+    pub fn field(&self, name: &str, n: usize) -> Option<&str> {
+        self.segments
+            .iter()
+            .find(|s| s.first().map(String::as_str) == Some(name))
+            .and_then(|s| s.get(n))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Component `c` (from 1) of the first repetition of a field.
+    pub fn component(&self, name: &str, n: usize, c: usize) -> Option<&str> {
+        let field = self.field(name, n)?;
+        let first = field.split(self.repetition).next()?;
+        first
+            .split(self.component)
+            .nth(c.checked_sub(1)?)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// MSH-9.2, the trigger event (`S12`…).
+    pub fn trigger(&self) -> Option<&str> {
+        self.component("MSH", 9, 2)
+    }
+}
+
+/// What an SIU message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Siu {
+    /// `S12`, `S13`, `S14`, `S15` or `S26`.
+    pub trigger: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// The appointment id (SCH-1.1, else SCH-2.1).
+    pub appointment_id: String,
+    /// The patient id (PID-3.1).
+    pub patient_id: String,
+    /// The start as written (HL7 DTM), if any.
+    pub start: Option<String>,
+    /// MSH-7 as a sortable version key.
+    pub version: Option<String>,
+}
+
+/// Reads the fields optline needs from an SIU message.
+pub fn siu(message: &Message) -> Result<Siu, Hl7Error> {
+    if message.component("MSH", 9, 1) != Some("SIU") {
+        return fail("MSH-9 must be an SIU message");
+    }
+    let Some(trigger) = message.trigger() else {
+        return fail("MSH-9.2 must name the trigger event");
+    };
+    if !matches!(trigger, "S12" | "S13" | "S14" | "S15" | "S26") {
+        return fail("only SIU S12, S13, S14, S15 and S26 are accepted");
+    }
+    let Some(control_id) = message.field("MSH", 10) else {
+        return fail("MSH-10 (message control id) is required");
+    };
+    let Some(appointment_id) = message
+        .component("SCH", 1, 1)
+        .or_else(|| message.component("SCH", 2, 1))
+    else {
+        return fail("SCH-1 or SCH-2 must identify the appointment");
+    };
+    let Some(patient_id) = message.component("PID", 3, 1) else {
+        return fail("PID-3 must identify the patient");
+    };
+    let start = message
+        .component("AIS", 4, 1)
+        .or_else(|| message.component("SCH", 11, 4))
+        .map(str::to_owned);
+    let version = message
+        .component("MSH", 7, 1)
+        .and_then(|t| parse_dtm(t, None).ok())
+        .map(|at| {
+            format!(
+                "t{}",
+                at.with_timezone(&Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        });
+    Ok(Siu {
+        trigger: trigger.to_owned(),
+        control_id: control_id.to_owned(),
+        appointment_id: appointment_id.to_owned(),
+        patient_id: patient_id.to_owned(),
+        start,
+        version,
+    })
+}
+
+/// An HL7 DTM (`YYYYMMDDHHMM[SS[.S…]][+/-ZZZZ]`) as an instant; without an
+/// offset, read in `zone` (or refused when there is none).
+pub fn parse_dtm(
+    text: &str,
+    zone: Option<chrono_tz::Tz>,
+) -> Result<DateTime<FixedOffset>, Hl7Error> {
+    let (digits, offset) = match text.find(['+', '-']) {
+        Some(i) => (text.get(..i).unwrap_or_default(), text.get(i..)),
+        None => (text, None),
+    };
+    let whole = digits.split('.').next().unwrap_or_default();
+    let padded = match whole.len() {
+        12 => format!("{whole}00"),
+        14 => whole.to_owned(),
+        _ => return fail("times must be YYYYMMDDHHMM[SS] with an optional +/-ZZZZ offset"),
+    };
+    let Ok(naive) = NaiveDateTime::parse_from_str(&padded, "%Y%m%d%H%M%S") else {
+        return fail("times must be YYYYMMDDHHMM[SS] with an optional +/-ZZZZ offset");
+    };
+    if let Some(offset) = offset {
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let hhmm = offset.get(1..5).and_then(|v| v.parse::<i32>().ok());
+        let Some(hhmm) = hhmm.filter(|_| offset.len() == 5) else {
+            return fail("a time offset must be +HHMM or -HHMM");
+        };
+        let seconds = sign * ((hhmm / 100) * 3600 + (hhmm % 100) * 60);
+        let Some(tz) = FixedOffset::east_opt(seconds) else {
+            return fail("a time offset must be +HHMM or -HHMM");
+        };
+        return tz
+            .from_local_datetime(&naive)
+            .single()
+            .ok_or_else(|| Hl7Error("the time does not exist at that offset".to_owned()));
+    }
+    match zone {
+        Some(zone) => zone
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|at| at.fixed_offset())
+            .ok_or_else(|| {
+                Hl7Error("the local time does not exist in the patient's zone".to_owned())
+            }),
+        None => fail("the start time has no UTC offset and the patient has no time zone"),
+    }
+}
+
+/// The ACK for `message`: `AA` (accepted), `AE` (error) or `AR` (rejected),
+/// with the reason in MSA-3 and ERR-8 when not accepted.
+pub fn ack(
+    message: Option<&Message>,
+    code: &str,
+    text: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
+    let get = |n: usize| {
+        message
+            .and_then(|m| m.field("MSH", n))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let trigger = message.and_then(Message::trigger).unwrap_or_default();
+    let control = get(10);
+    let clean = |t: &str| t.replace(['|', '^', '~', '\\', '&', '\r', '\n'], " ");
+    let mut out = format!(
+        "MSH|^~\\&|OPTLINE|OPTLINE|{}|{}|{}||ACK^{}^ACK|ACK{}|P|2.5\r",
+        get(3),
+        get(4),
+        now.format("%Y%m%d%H%M%S+0000"),
+        trigger,
+        if control.is_empty() {
+            now.timestamp_millis().to_string()
+        } else {
+            control.clone()
+        },
+    );
+    match text {
+        Some(reason) => {
+            let reason = clean(reason);
+            out.push_str(&format!("MSA|{code}|{control}|{reason}\r"));
+            let error = if code == "AR" {
+                "100^Segment sequence error"
+            } else {
+                "207^Application internal error"
+            };
+            out.push_str(&format!("ERR|||{error}^HL70357|E||||{reason}\r"));
+        }
+        None => out.push_str(&format!("MSA|{code}|{control}\r")),
+    }
+    out
+}
