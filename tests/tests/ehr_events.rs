@@ -582,3 +582,97 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
         "{ack}"
     );
 }
+
+async fn fhir(h: &Harness, body: &serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let response = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir",
+            "application/fhir+json",
+            &body.to_string(),
+            now().timestamp(),
+        ),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    (response.status(), body_json(&response))
+}
+
+#[tokio::test]
+async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_their_appointments() {
+    let h = Harness::new("ehr-bundle").await;
+    contact(&h).await;
+    let appointment = |id: &str| {
+        json!({
+            "resourceType": "Appointment",
+            "id": id,
+            "meta": {"lastUpdated": "2026-11-30T12:00:00Z"},
+            "contained": [{"resourceType": "Patient", "id": "p1",
+                           "identifier": [{"system": "urn:oid:1.2.3", "value": "pat-ehr-1"}]}],
+            "status": "booked",
+            "start": "2026-12-10T10:00:00-05:00",
+            "participant": [{"actor": {"reference": "#p1"}, "status": "accepted"}]
+        })
+    };
+    // R4B / R5: SubscriptionStatus first.
+    let r5 = json!({
+        "resourceType": "Bundle", "type": "subscription-notification",
+        "entry": [
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "SubscriptionStatus", "status": "active",
+             "type": "event-notification", "eventsSinceSubscriptionStart": "3",
+             "subscription": {"reference": "Subscription/appointments"}, "topic": "http://example.org/topic/appointment"}},
+            {"fullUrl": "https://ehr.example/fhir/Appointment/b-1", "resource": appointment("b-1"),
+             "request": {"method": "PUT", "url": "Appointment/b-1"}, "response": {"status": "200"}}
+        ]
+    });
+    let (status, body) = fhir(&h, &r5).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["answer"]["result"], "created");
+
+    // The R4 backport: Parameters first, Bundle.type history.
+    let backport = json!({
+        "resourceType": "Bundle", "type": "history",
+        "entry": [
+            {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Parameters", "parameter": [
+                {"name": "subscription", "valueReference": {"reference": "Subscription/appointments"}},
+                {"name": "topic", "valueCanonical": "http://example.org/topic/appointment"},
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": "event-notification"},
+                {"name": "events-since-subscription-start", "valueString": "4"}]}},
+            {"fullUrl": "https://ehr.example/fhir/Appointment/b-2", "resource": appointment("b-2"),
+             "request": {"method": "POST", "url": "Appointment"}, "response": {"status": "201"}}
+        ]
+    });
+    let (status, body) = fhir(&h, &backport).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in ["b-1", "b-2"] {
+        let step = StepId::parse(&format!("appt-{id}-reminder")).unwrap();
+        assert_eq!(
+            h.store
+                .step(&step)
+                .await
+                .unwrap()
+                .unwrap()
+                .contact_id
+                .as_str(),
+            "pat-ehr-1"
+        );
+    }
+
+    // A handshake plans nothing; an id-only notification is refused.
+    let mut handshake = backport.clone();
+    handshake["entry"][0]["resource"]["parameter"][3]["valueCode"] = json!("handshake");
+    handshake["entry"].as_array_mut().unwrap().truncate(1);
+    let (status, body) = fhir(&h, &handshake).await;
+    assert_eq!(
+        (status, body["notification"].as_str()),
+        (StatusCode::OK, Some("handshake"))
+    );
+    let mut id_only = r5.clone();
+    id_only["entry"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("resource");
+    let (status, _) = fhir(&h, &id_only).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

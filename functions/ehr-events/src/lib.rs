@@ -66,6 +66,26 @@ pub struct FhirAppointment {
     /// Resource metadata: its version, for ordering changes.
     #[serde(default)]
     pub meta: Option<FhirMeta>,
+    /// Contained resources (a `#id` patient reference points here).
+    #[serde(default)]
+    pub contained: Vec<serde_json::Value>,
+}
+
+/// The patient behind a contained reference (`#p1`): the contained
+/// Patient's first identifier value (its `id` is local to the resource).
+fn contained_patient<'a>(contained: &'a [serde_json::Value], reference: &str) -> Option<&'a str> {
+    let local = reference.strip_prefix('#')?;
+    contained
+        .iter()
+        .find(|r| {
+            r.get("resourceType").and_then(|t| t.as_str()) == Some("Patient")
+                && r.get("id").and_then(|i| i.as_str()) == Some(local)
+        })?
+        .get("identifier")?
+        .as_array()?
+        .first()?
+        .get("value")?
+        .as_str()
 }
 
 /// FHIR `Meta`.
@@ -154,7 +174,9 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     }
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/ehr/fhir/Appointment") => appointment(&request, deps, now).await,
+        (&Method::POST, "/ehr/fhir/Appointment" | "/ehr/fhir") => {
+            appointment(&request, deps, now).await
+        }
         (&Method::POST, "/ehr/events") => normalized(body, deps, now).await,
         (&Method::POST, "/ehr/hl7") => hl7_message(body, deps, now).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
@@ -178,13 +200,122 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
         Ok(b) => b,
         Err(r) => return r,
     };
-    let appt: FhirAppointment = match serde_json::from_slice(bytes) {
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &json_reason(&e)),
+    };
+    match value.get("resourceType").and_then(|t| t.as_str()) {
+        Some("Appointment") => appointment_resource(value, deps, now).await,
+        Some("Bundle") => notification_bundle(value, deps, now).await,
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "resourceType must be Appointment or a subscription notification Bundle",
+        ),
+    }
+}
+
+/// A FHIR subscription notification: R4B/R5 (`Bundle.type` `history` or
+/// `subscription-notification`, first entry a `SubscriptionStatus`) or the
+/// R4 backport (first entry a `Parameters`). Handshakes and heartbeats are
+/// acknowledged; an event notification's Appointment entries are each
+/// handled as if posted alone. Id-only payloads (no resource) are refused:
+/// configure the subscription for full-resource content.
+async fn notification_bundle(
+    bundle: serde_json::Value,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
+    let kind = bundle
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    if !matches!(kind, "history" | "subscription-notification") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bundle.type must be history or subscription-notification",
+        );
+    }
+    let entries = bundle
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(status) = entries.first().and_then(|e| e.get("resource")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a notification Bundle starts with its SubscriptionStatus or Parameters",
+        );
+    };
+    let notification_type = match status.get("resourceType").and_then(|t| t.as_str()) {
+        Some("SubscriptionStatus") => status
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
+        Some("Parameters") => status
+            .get("parameter")
+            .and_then(|p| p.as_array())
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("type"))
+            })
+            .and_then(|p| p.get("valueCode").and_then(|v| v.as_str()))
+            .map(str::to_owned),
+        _ => None,
+    };
+    let Some(notification_type) = notification_type else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the first entry must be a SubscriptionStatus or Parameters giving the notification type",
+        );
+    };
+    if notification_type != "event-notification" {
+        // handshake, heartbeat, query-status, query-event: nothing to plan.
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "accepted": true, "notification": notification_type, "results": [] }),
+        );
+    }
+    let mut results = Vec::new();
+    let mut failed = false;
+    for entry in entries.iter().skip(1) {
+        let Some(resource) = entry.get("resource").cloned() else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "id-only notifications are not supported: use full-resource content",
+            );
+        };
+        if resource.get("resourceType").and_then(|t| t.as_str()) != Some("Appointment") {
+            continue;
+        }
+        let response = appointment_resource(resource, deps, now).await;
+        failed |= !response.status().is_success();
+        let bytes: &[u8] = response.body().as_ref();
+        results.push(serde_json::json!({
+            "status": response.status().as_u16(),
+            "answer": serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default(),
+        }));
+    }
+    json(
+        if failed {
+            StatusCode::MULTI_STATUS
+        } else {
+            StatusCode::OK
+        },
+        &serde_json::json!({ "accepted": !failed, "notification": notification_type, "results": results }),
+    )
+}
+
+/// One FHIR R4 Appointment.
+async fn appointment_resource(
+    value: serde_json::Value,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Response<Body> {
+    let appt: FhirAppointment = match serde_json::from_value(value) {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, &json_reason(&e)),
     };
-    if appt.resource_type != "Appointment" {
-        return error(StatusCode::BAD_REQUEST, "resourceType must be Appointment");
-    }
     let Some(appt_id) = appt.id.as_deref() else {
         return error(StatusCode::BAD_REQUEST, "Appointment.id is required");
     };
@@ -192,7 +323,7 @@ async fn appointment(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Resp
         .participant
         .iter()
         .filter_map(|p| p.actor.as_ref()?.reference.as_deref())
-        .find_map(patient_id)
+        .find_map(|r| contained_patient(&appt.contained, r).or_else(|| patient_id(r)))
     else {
         return error(
             StatusCode::BAD_REQUEST,
