@@ -471,6 +471,7 @@ impl Harness {
             status,
             source_event: None,
             source_version: None,
+            audience: optline_ports::Audience::Everyone,
         };
         self.store.put_step(&planned).await.expect("put step");
         id

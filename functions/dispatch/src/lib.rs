@@ -22,8 +22,9 @@ use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
 use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord, OutboundSms,
-    Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus, Store,
+    consent_facts, Audience, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord,
+    OutboundSms, Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus,
+    Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -359,6 +360,26 @@ pub async fn dispatch_step(
             return Ok(Outcome::Suppressed(reasons));
         }
     };
+
+    // A follow-up for non-responders goes only to people who have not
+    // answered the episode (confirmed or asked to reschedule).
+    if step.audience == Audience::NonResponders {
+        let answered = store.outcomes(&step.subject).await?;
+        if let Some(outcome) = answered.first() {
+            let reasons = vec!["episode.responded".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "episode.responded",
+                "1",
+                Verdict::Fail,
+                format!(
+                    "the patient already answered this episode ({}); the follow-up is for non-responders",
+                    outcome.kind
+                ),
+            )];
+            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+            return Ok(Outcome::Suppressed(reasons));
+        }
+    }
 
     // Only the published, approved version the step pins; rendered, then
     // linted again (values can add words, links and length).

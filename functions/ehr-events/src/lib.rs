@@ -400,11 +400,9 @@ async fn appointment_resource(
         expires_at: Some(start_utc),
         source_event: format!("fhir:Appointment/{appt_id}"),
         source_version: version,
+        audience: optline_ports::Audience::Everyone,
     };
-    match planned.into_step(deps, &contact, now).await {
-        Ok(step) => plan(deps, step).await,
-        Err(response) => response,
-    }
+    plan_appointment(deps, &contact, planned, now).await
 }
 
 /// The appointment's date and time as the patient will read them: in their
@@ -536,14 +534,62 @@ async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<B
         expires_at: Some(start_utc),
         source_event: format!("hl7:SIU^{}/{}", siu.trigger, siu.control_id),
         source_version: siu.version,
+        audience: optline_ports::Audience::Everyone,
     };
-    match planned.into_step(deps, &contact, now).await {
-        Ok(step) => answered(plan(deps, step).await),
-        Err(response) => answered(response),
+    answered(plan_appointment(deps, &contact, planned, now).await)
+}
+
+/// How long before the appointment the non-responder follow-up is due.
+pub const FOLLOW_UP_LEAD: Duration = Duration::hours(24);
+
+/// An appointment's texts: the reminder (T-72 h, with the confirm and
+/// reschedule prompt) and, for people who have not answered it, one
+/// follow-up at T-24 h. Both expire at the appointment. The answer is the
+/// reminder's.
+async fn plan_appointment(
+    deps: &Deps,
+    contact: &optline_ports::Contact,
+    reminder: Planned,
+    now: DateTime<Utc>,
+) -> Response<Body> {
+    let follow_up_due = reminder
+        .expires_at
+        .map(|start| (start - FOLLOW_UP_LEAD).max(now));
+    let follow_up = match (
+        follow_up_due,
+        StepId::parse(&format!("{}-followup", reminder.subject)),
+    ) {
+        (Some(due), Ok(id)) if due > reminder.due_at => Some(Planned {
+            step_id: id,
+            template: "appointment_follow_up",
+            due_at: due,
+            audience: optline_ports::Audience::NonResponders,
+            ..reminder.clone()
+        }),
+        _ => None,
+    };
+    let response = match reminder.into_step(deps, contact, now).await {
+        Ok(step) => plan(deps, step).await,
+        Err(response) => return response,
+    };
+    if response.status().is_success() {
+        if let Some(follow_up) = follow_up {
+            match follow_up.into_step(deps, contact, now).await {
+                Ok(step) => {
+                    let answer = plan(deps, step).await;
+                    if !answer.status().is_success() {
+                        return answer;
+                    }
+                }
+                Err(answer) => return answer,
+            }
+        }
     }
+    response
 }
 
 /// A step to plan, before its template version is pinned.
+#[derive(Clone)]
 struct Planned {
     step_id: StepId,
     template: &'static str,
@@ -553,6 +599,7 @@ struct Planned {
     expires_at: Option<DateTime<Utc>>,
     source_event: String,
     source_version: Option<String>,
+    audience: optline_ports::Audience,
 }
 
 impl Planned {
@@ -602,6 +649,7 @@ impl Planned {
             status: StepStatus::Pending,
             source_event: Some(self.source_event),
             source_version: self.source_version,
+            audience: self.audience,
         })
     }
 }
@@ -698,7 +746,11 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
         expires_at,
         source_event: format!("event:{}", event.id),
         source_version: version,
+        audience: optline_ports::Audience::Everyone,
     };
+    if template == "appointment_reminder" {
+        return plan_appointment(deps, &contact, planned, now).await;
+    }
     match planned.into_step(deps, &contact, now).await {
         Ok(step) => plan(deps, step).await,
         Err(response) => response,
@@ -761,6 +813,28 @@ async fn cancel(
     version: Option<String>,
     now: DateTime<Utc>,
 ) -> Response<Body> {
+    // An appointment's non-responder follow-up goes with its reminder.
+    let follow_up = step_id
+        .as_str()
+        .strip_suffix("-reminder")
+        .filter(|base| base.starts_with("appt-"))
+        .and_then(|base| StepId::parse(&format!("{base}-followup")).ok());
+    if let Some(follow_up) = follow_up {
+        let answer = cancel_one(deps, &follow_up, contact_id, version.clone(), now).await;
+        if !answer.status().is_success() {
+            return answer;
+        }
+    }
+    cancel_one(deps, step_id, contact_id, version, now).await
+}
+
+async fn cancel_one(
+    deps: &Deps,
+    step_id: &StepId,
+    contact_id: &ContactId,
+    version: Option<String>,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let step = match deps.store.step(step_id).await {
         Ok(s) => s,
         Err(e) => return port_error(&e),
@@ -786,6 +860,7 @@ async fn cancel(
             status: StepStatus::Cancelled,
             source_event: Some("cancelled before its booking arrived".to_owned()),
             source_version: version,
+            audience: optline_ports::Audience::Everyone,
         };
         return match deps.store.put_step(&tombstone).await {
             Ok(_) => json(

@@ -30,8 +30,9 @@ use optline_policy::phone::E164;
 use optline_policy::template::lint::{has_errors, lint_rendered, LintConfig};
 use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{
-    consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EventId, Evidence,
-    NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry, SmsSender, StepId, Store,
+    consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EpisodeOutcome,
+    EventId, Evidence, NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry,
+    SmsSender, StepId, StepStatus, Store,
 };
 use tracing::{info, warn};
 
@@ -408,6 +409,7 @@ pub async fn handle_reply(
             .and_then(|t| t.version.grammar()),
         None => None,
     };
+    let context_has_grammar = grammar.is_some();
     let context = ReplyContext { grammar, opted_out };
     let classification = classify(&sms.body, &context);
     info!(
@@ -527,11 +529,50 @@ pub async fn handle_reply(
             }
             Ok(None)
         }
+        Intent::Confirm | Intent::Reschedule => {
+            let Some((contact, sent)) = latest.as_ref() else {
+                return Ok(None);
+            };
+            if !store
+                .first_sighting(&format!("reply-{}", sms.message_sid))
+                .await?
+            {
+                return Ok(None);
+            }
+            two_way(
+                store,
+                program,
+                sms,
+                contact,
+                sent,
+                classification.intent == Intent::Confirm,
+                &classification,
+                now,
+            )
+            .await
+        }
         _ => {
             if store
                 .first_sighting(&format!("reply-{}", sms.message_sid))
                 .await?
             {
+                // A reply to a text that asked for a code, which is no code:
+                // a person reads it.
+                if latest.is_some() && classification.intent == Intent::Other && context_has_grammar
+                {
+                    store
+                        .add_review(&ReviewItem {
+                            id: format!("review-{}", sms.message_sid),
+                            kind: "ambiguous_reply".to_owned(),
+                            at: now,
+                            phone_masked: sms.from.masked(),
+                            contact_ids: contacts.clone(),
+                            body: sms.body.clone(),
+                            rule: classification.rule.clone(),
+                            action_taken: "no action; waiting for a person".to_owned(),
+                        })
+                        .await?;
+                }
                 for contact in &contacts {
                     store
                         .append_audit(reply_record(
@@ -795,4 +836,102 @@ async fn program_text(
         Ok(text) if !has_errors(&lint_rendered(&stored.version, &text, lint)) => text,
         _ => fallback,
     }
+}
+
+/// A confirm or reschedule reply to the latest text: the episode's outcome
+/// is recorded (once), the non-responder follow-up is cancelled, a
+/// reschedule becomes a staff callback task, and the approved
+/// acknowledgement is the answer.
+#[allow(clippy::too_many_arguments, reason = "one reply's whole context")]
+async fn two_way(
+    store: &dyn Store,
+    program: &ProgramConfig,
+    sms: &InboundSms,
+    contact: &ContactId,
+    sent: &SendHistoryEntry,
+    confirmed: bool,
+    classification: &Classification,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, PortError> {
+    let kind = if confirmed {
+        "confirmed"
+    } else {
+        "reschedule_requested"
+    };
+    let outcome = EpisodeOutcome {
+        subject: sent.subject.clone(),
+        kind: kind.to_owned(),
+        at: now,
+        contact_id: contact.clone(),
+        step_id: sent.step_id.clone(),
+        source: format!("{}:{}", sms.carrier, sms.message_sid),
+    };
+    let first = store.record_outcome(&outcome).await?;
+    // The follow-up for non-responders is moot now.
+    if let Ok(follow_up) = StepId::parse(&format!("{}-followup", sent.subject)) {
+        if let Some(step) = store.step(&follow_up).await? {
+            if matches!(step.status, StepStatus::Pending | StepStatus::Queued) {
+                let cancelled = optline_ports::Step {
+                    status: StepStatus::Cancelled,
+                    ..step
+                };
+                store
+                    .replace_step(&cancelled, &[StepStatus::Pending, StepStatus::Queued])
+                    .await?;
+            }
+        }
+    }
+    if !confirmed {
+        store
+            .add_review(&ReviewItem {
+                id: format!("callback-{}", sms.message_sid),
+                kind: "callback".to_owned(),
+                at: now,
+                phone_masked: sms.from.masked(),
+                contact_ids: vec![contact.clone()],
+                body: sms.body.clone(),
+                rule: classification.rule.clone(),
+                action_taken: format!(
+                    "reschedule requested for {}; call the patient back",
+                    sent.subject
+                ),
+            })
+            .await?;
+    }
+    store
+        .append_audit(reply_record(
+            contact,
+            now,
+            classification,
+            None,
+            &format!("{kind} for {}", sent.subject),
+        ))
+        .await?;
+    info!(outcome = kind, first, "episode outcome recorded");
+    // The approved acknowledgement, with the appointment's date and time.
+    let ack_id = if confirmed {
+        "appointment_confirmed"
+    } else {
+        "appointment_reschedule_requested"
+    };
+    let Ok(lint) = LintConfig::embedded() else {
+        return Ok(None);
+    };
+    let library = Library::new(store, ReviewPolicy::default(), lint);
+    let Some(template) = library.latest_sendable(ack_id, now).await? else {
+        return Ok(None);
+    };
+    let mut values = BTreeMap::from([
+        ("program".to_owned(), program.name.clone()),
+        ("help_contact".to_owned(), program.support_contact.clone()),
+    ]);
+    if let Some(step_id) = &sent.step_id {
+        if let Some(step) = store.step(step_id).await? {
+            values.extend(step.variables);
+        }
+    }
+    Ok(match template.version.render(&values) {
+        Ok(text) if !has_errors(&lint_rendered(&template.version, &text, lint)) => Some(text),
+        _ => None,
+    })
 }

@@ -16,9 +16,9 @@ use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 use optline_ports::{
     chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
-    ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EventId, NewAuditRecord, Pace,
-    PortError, ReviewItem, RevocationRequest, SendHistoryEntry, SendPacer, Step, StepId,
-    StepOutcome, StepStatus, StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
+    ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EpisodeOutcome, EventId,
+    NewAuditRecord, Pace, PortError, ReviewItem, RevocationRequest, SendHistoryEntry, SendPacer,
+    Step, StepId, StepOutcome, StepStatus, StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -894,6 +894,32 @@ impl Casework for DynamoStore {
             Err(e) if is_conditional(&e) => Ok(false),
             Err(e) => Err(unavailable("add review", e)),
         }
+    }
+
+    async fn record_outcome(&self, outcome: &EpisodeOutcome) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("EPISODE#{}", outcome.subject)))
+            .item("sk", s(format!("OUTCOME#{}", outcome.kind)))
+            .item("kind", s("episode_outcome"))
+            .item("data", s(to_json(outcome)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("record outcome", e)),
+        }
+    }
+
+    async fn outcomes(&self, subject: &str) -> Result<Vec<EpisodeOutcome>, PortError> {
+        let items = self
+            .query_prefix(&format!("EPISODE#{subject}"), "OUTCOME#")
+            .await?;
+        items.iter().map(from_item).collect()
     }
 
     async fn reviews(&self) -> Result<Vec<ReviewItem>, PortError> {

@@ -122,6 +122,11 @@ pub trait AuditTrail: Send + Sync {
 pub trait Casework: Send + Sync {
     /// Adds a review item (idempotent by id).
     async fn add_review(&self, item: &ReviewItem) -> Result<bool, PortError>;
+    /// Records an episode outcome, once per kind (the first wins); `false`
+    /// when that kind was already recorded.
+    async fn record_outcome(&self, outcome: &EpisodeOutcome) -> Result<bool, PortError>;
+    /// An episode's outcomes.
+    async fn outcomes(&self, subject: &str) -> Result<Vec<EpisodeOutcome>, PortError>;
     /// Review items, oldest first.
     async fn reviews(&self) -> Result<Vec<ReviewItem>, PortError>;
     /// Stores a revocation request.

@@ -338,6 +338,9 @@ pub struct Step {
     /// Source event that created it.
     #[serde(default)]
     pub source_event: Option<String>,
+    /// Who the step is for within its episode.
+    #[serde(default)]
+    pub audience: Audience,
     /// The source's version of what the step was planned from (FHIR
     /// `meta.lastUpdated`, an HL7 message time, an event's version): a
     /// change older than this is stale and ignored.
@@ -538,4 +541,35 @@ pub struct ContactRecord {
     pub consent: Vec<ConsentEvent>,
     /// Its sends since the time asked for, newest first.
     pub sends: Vec<SendHistoryEntry>,
+}
+
+/// Something that happened in an episode: the patient confirmed, asked to
+/// reschedule, completed a form; the appointment was fulfilled or missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpisodeOutcome {
+    /// The episode (a step's `subject`, e.g. `appt-7001`).
+    pub subject: String,
+    /// `confirmed`, `reschedule_requested`, `completed`, `fulfilled`, `noshow`.
+    pub kind: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The contact.
+    pub contact_id: ContactId,
+    /// The step whose text it answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<StepId>,
+    /// Where it came from (a carrier message id, an EHR event).
+    pub source: String,
+}
+
+/// Who a step is for within its episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Everyone the step is planned for.
+    #[default]
+    Everyone,
+    /// Only people who have not answered the episode yet (no confirm or
+    /// reschedule outcome): the non-responder follow-up.
+    NonResponders,
 }
