@@ -13,7 +13,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
-use optline_ports::{StepId, StepStore};
+use optline_ports::{Casework, StepId, StepStore};
 use optline_tests::{api_request, body_json, signed_ehr_request, Harness, EHR_SOURCE};
 use serde_json::json;
 
@@ -376,6 +376,9 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["cancelled"][0], "doc-form-778-reminder");
+    let done = h.store.outcomes("doc-form-778").await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].kind, "completed");
 
     // The results alert goes out, with the portal link and no result in it.
     let results = StepId::parse("results-res-31-reminder").unwrap();

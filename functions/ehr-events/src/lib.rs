@@ -25,7 +25,7 @@ use optline_library::Library;
 use optline_policy::decision::Urgency;
 use optline_policy::template::lint::LintConfig;
 use optline_policy::template::review::ReviewPolicy;
-use optline_ports::{ContactId, Step, StepId, StepStatus, Store};
+use optline_ports::{ContactId, EpisodeOutcome, Step, StepId, StepStatus, Store};
 use serde::Deserialize;
 
 /// How long before the appointment the reminder is due.
@@ -340,6 +340,20 @@ async fn appointment_resource(
     };
 
     let version = fhir_version(appt.meta.as_ref());
+    // The appointment's final status is the episode's outcome.
+    if matches!(appt.status.as_str(), "fulfilled" | "noshow") {
+        let outcome = EpisodeOutcome {
+            subject: format!("appt-{appt_id}"),
+            kind: appt.status.clone(),
+            at: now,
+            contact_id: contact_id.clone(),
+            step_id: Some(step_id.clone()),
+            source: format!("fhir:Appointment/{appt_id}"),
+        };
+        if let Err(e) = deps.store.record_outcome(&outcome).await {
+            return port_error(&e);
+        }
+    }
     match appt.status.as_str() {
         "booked" => {}
         "cancelled" | "noshow" | "entered-in-error" => {
@@ -685,7 +699,21 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
     };
     let (template, lifetime) = match effect {
         events::Effect::Cancel { .. } => {
-            return cancel(deps, &step_id, &contact_id, version, now).await
+            // A completion is the episode's outcome; a cancellation is not.
+            if !event.kind.ends_with(".cancelled") {
+                let outcome = EpisodeOutcome {
+                    subject: format!("{prefix}-{}", event.subject),
+                    kind: "completed".to_owned(),
+                    at: now,
+                    contact_id: contact_id.clone(),
+                    step_id: Some(step_id.clone()),
+                    source: format!("event:{}", event.id),
+                };
+                if let Err(e) = deps.store.record_outcome(&outcome).await {
+                    return port_error(&e);
+                }
+            }
+            return cancel(deps, &step_id, &contact_id, version, now).await;
         }
         events::Effect::Plan {
             template, lifetime, ..
