@@ -767,3 +767,68 @@ async fn an_emulator_outage_in_the_middle_of_a_batch_loses_nothing_and_sends_not
     to.dedup();
     assert_eq!(to.len(), 10);
 }
+
+#[tokio::test]
+async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
+    let h = Harness::new("dryrun").await;
+    for (i, phone) in ["+12125550901", "+12125550902", "+12125550903"]
+        .iter()
+        .enumerate()
+    {
+        h.seed_step_in(
+            &format!("d{i}"),
+            phone,
+            &format!("dry-{i}"),
+            noon() - Duration::minutes(1),
+            StepStatus::Pending,
+        )
+        .await;
+    }
+    // The third person texted STOP.
+    let stop = optline_inbound::handle(
+        optline_tests::twilio_inbound_request(
+            "SM00000000000000000000000000000d03",
+            "+12125550903",
+            "STOP",
+        ),
+        &h.inbound(),
+        noon() - Duration::hours(1),
+    )
+    .await;
+    assert_eq!(stop.status(), 200);
+
+    let report = optline_dispatch::dry_run(&h.dispatch(), noon(), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.decisions.get("send"), Some(&2));
+    assert_eq!(report.decisions.get("suppress"), Some(&1));
+    assert_eq!(report.reasons.get("consent.revocation"), Some(&1));
+    let excluded: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.decision == "suppress")
+        .collect();
+    assert_eq!(excluded[0].contact_id, "d2");
+
+    // At 23:00 in New York everyone left would wait for the morning.
+    let night = optline_dispatch::dry_run(&h.dispatch(), noon() + Duration::hours(11), 100)
+        .await
+        .unwrap();
+    assert_eq!(night.decisions.get("defer"), Some(&2));
+    assert_eq!(night.reasons.get("quiet_hours.federal"), Some(&2));
+
+    // Nothing was queued, claimed or sent.
+    for i in 0..3 {
+        let step = StepId::parse(&format!("dry-{i}")).unwrap();
+        assert_eq!(
+            h.store.step(&step).await.unwrap().unwrap().status,
+            StepStatus::Pending
+        );
+    }
+    assert!(h.receive_dispatch_batch(10).await.records.is_empty());
+    assert!(!h
+        .sns_sms()
+        .await
+        .iter()
+        .any(|m| m.phone_number.starts_with("+1212555090")));
+}

@@ -342,144 +342,21 @@ pub async fn dispatch_step(
     };
 
     // Everything after the claim must end the step one way or another.
-    // The contact, its own consent events and its recent sends: one read.
-    let record = store
-        .contact_record(&step.contact_id, now - Duration::days(8))
-        .await?;
-    let (contact, contact_consent, sends) = match record {
-        Some(r) => (r.contact, r.consent, r.sends),
-        None => {
-            let reasons = vec!["dispatch.unknown_contact".to_owned()];
-            let rules = vec![RuleOutcome::new(
-                "dispatch.unknown_contact",
-                "1",
-                Verdict::Fail,
-                "the step's contact does not exist",
-            )];
-            finish_suppressed(deps, &step, None, now, reasons.clone(), rules).await?;
+    let (contact, body, decision) = match assess(&step, deps, now).await? {
+        Assessment::Refused {
+            contact,
+            reasons,
+            rules,
+        } => {
+            finish_suppressed(deps, &step, contact.as_ref(), now, reasons.clone(), rules).await?;
             return Ok(Outcome::Suppressed(reasons));
         }
+        Assessment::Decided {
+            contact,
+            body,
+            decision,
+        } => (*contact, body, decision),
     };
-
-    // A follow-up for non-responders goes only to people who have not
-    // answered the episode (confirmed or asked to reschedule).
-    if step.audience == Audience::NonResponders {
-        let answered = store.outcomes(&step.subject).await?;
-        if let Some(outcome) = answered.first() {
-            let reasons = vec!["episode.responded".to_owned()];
-            let rules = vec![RuleOutcome::new(
-                "episode.responded",
-                "1",
-                Verdict::Fail,
-                format!(
-                    "the patient already answered this episode ({}); the follow-up is for non-responders",
-                    outcome.kind
-                ),
-            )];
-            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
-            return Ok(Outcome::Suppressed(reasons));
-        }
-    }
-
-    // Only the published, approved version the step pins; rendered, then
-    // linted again (values can add words, links and length).
-    let library = Library::new(
-        store,
-        ReviewPolicy {
-            approval_valid_days: deps.config.approval_valid_days,
-        },
-        &deps.lint,
-    );
-    let template = match library
-        .sendable_cached(
-            &deps.warm.templates,
-            &step.template_id,
-            step.template_version,
-            now,
-        )
-        .await?
-    {
-        Ok(stored) => stored.version,
-        Err((rule_id, reason)) => {
-            let reasons = vec![rule_id.to_owned()];
-            let rules = vec![RuleOutcome::new(
-                rule_id,
-                REVIEW_VERSION,
-                Verdict::Fail,
-                reason,
-            )];
-            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
-            return Ok(Outcome::Suppressed(reasons));
-        }
-    };
-    let program = deps.config.program(Some(&step.program));
-    let rendered = match program {
-        Some(p) => {
-            let mut values = step.variables.clone();
-            values.insert("program".to_owned(), p.name.clone());
-            values.insert("help_contact".to_owned(), p.support_contact.clone());
-            values.insert("frequency".to_owned(), p.frequency.clone());
-            template.render(&values).map_err(|e| e.to_string())
-        }
-        None => Err("the step's program is not configured".to_owned()),
-    };
-    let body = match rendered {
-        Ok(b) => b,
-        Err(reason) => {
-            let reasons = vec!["template.render".to_owned()];
-            let rules = vec![RuleOutcome::new(
-                "template.render",
-                LINT_VERSION,
-                Verdict::Fail,
-                reason,
-            )];
-            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
-            return Ok(Outcome::Suppressed(reasons));
-        }
-    };
-    let findings = lint_rendered(&template, &body, &deps.lint);
-    if has_errors(&findings) {
-        let rules: Vec<RuleOutcome> = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .map(|f| {
-                RuleOutcome::new(
-                    f.rule.clone(),
-                    LINT_VERSION,
-                    Verdict::Fail,
-                    f.message.clone(),
-                )
-            })
-            .collect();
-        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
-        reasons.dedup();
-        finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
-        return Ok(Outcome::Suppressed(reasons));
-    }
-
-    let history = sends
-        .into_iter()
-        .map(|h| PriorSend {
-            at: h.at,
-            subject: h.subject.clone(),
-            provider: h.program,
-            healthcare_exempt: h.healthcare_exempt,
-            // Each episode (subject) is one workflow instance.
-            workflow: Some(h.subject),
-        })
-        .collect();
-    // Revocations sent from the handset (phone-scoped) are read last, right
-    // before the decision and the carrier call, so that a STOP committed
-    // while the step was in flight is seen.
-    let mut events = contact_consent;
-    events.extend(store.phone_consent_events(&contact.phone).await?);
-    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
-    let request = send_request(&step, &contact, Some(&template), &body, deps, now);
-    let state = PolicyState {
-        consent: consent_facts(&events),
-        history,
-    };
-    let decision = evaluate(&request, &state, now);
     let template_ref = format!("{}@{}", step.template_id, step.template_version);
 
     match decision {
@@ -589,6 +466,199 @@ pub async fn dispatch_step(
             }
         }
     }
+}
+
+/// What dispatch would do with a step, before any write: refused for a
+/// reason of its own (unknown contact, template, rendering, audience), or
+/// the policy's decision with the rendered text.
+#[derive(Debug)]
+pub enum Assessment {
+    /// Suppressed before the policy ran.
+    Refused {
+        /// The contact, when known.
+        contact: Option<Contact>,
+        /// Rule ids.
+        reasons: Vec<String>,
+        /// Rules consulted.
+        rules: Vec<RuleOutcome>,
+    },
+    /// The policy's decision.
+    Decided {
+        /// The contact.
+        contact: Box<Contact>,
+        /// The rendered text.
+        body: String,
+        /// The decision.
+        decision: Decision,
+    },
+}
+
+/// Assesses a step at `now` without claiming, writing or sending: what
+/// dispatch would decide (and the sweep's dry run reports).
+pub async fn assess(
+    step: &Step,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Assessment, DispatchError> {
+    let store = deps.store.as_ref();
+    // The contact, its own consent events and its recent sends: one read.
+    let record = store
+        .contact_record(&step.contact_id, now - Duration::days(8))
+        .await?;
+    let (contact, contact_consent, sends) = match record {
+        Some(r) => (r.contact, r.consent, r.sends),
+        None => {
+            let reasons = vec!["dispatch.unknown_contact".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "dispatch.unknown_contact",
+                "1",
+                Verdict::Fail,
+                "the step's contact does not exist",
+            )];
+            return Ok(Assessment::Refused {
+                contact: None,
+                reasons,
+                rules,
+            });
+        }
+    };
+
+    // A follow-up for non-responders goes only to people who have not
+    // answered the episode (confirmed or asked to reschedule).
+    if step.audience == Audience::NonResponders {
+        let answered = store.outcomes(&step.subject).await?;
+        if let Some(outcome) = answered.first() {
+            let reasons = vec!["episode.responded".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "episode.responded",
+                "1",
+                Verdict::Fail,
+                format!(
+                    "the patient already answered this episode ({}); the follow-up is for non-responders",
+                    outcome.kind
+                ),
+            )];
+            return Ok(Assessment::Refused {
+                contact: Some(contact),
+                reasons,
+                rules,
+            });
+        }
+    }
+
+    // Only the published, approved version the step pins; rendered, then
+    // linted again (values can add words, links and length).
+    let library = Library::new(
+        store,
+        ReviewPolicy {
+            approval_valid_days: deps.config.approval_valid_days,
+        },
+        &deps.lint,
+    );
+    let template = match library
+        .sendable_cached(
+            &deps.warm.templates,
+            &step.template_id,
+            step.template_version,
+            now,
+        )
+        .await?
+    {
+        Ok(stored) => stored.version,
+        Err((rule_id, reason)) => {
+            let reasons = vec![rule_id.to_owned()];
+            let rules = vec![RuleOutcome::new(
+                rule_id,
+                REVIEW_VERSION,
+                Verdict::Fail,
+                reason,
+            )];
+            return Ok(Assessment::Refused {
+                contact: Some(contact),
+                reasons,
+                rules,
+            });
+        }
+    };
+    let program = deps.config.program(Some(&step.program));
+    let rendered = match program {
+        Some(p) => {
+            let mut values = step.variables.clone();
+            values.insert("program".to_owned(), p.name.clone());
+            values.insert("help_contact".to_owned(), p.support_contact.clone());
+            values.insert("frequency".to_owned(), p.frequency.clone());
+            template.render(&values).map_err(|e| e.to_string())
+        }
+        None => Err("the step's program is not configured".to_owned()),
+    };
+    let body = match rendered {
+        Ok(b) => b,
+        Err(reason) => {
+            let reasons = vec!["template.render".to_owned()];
+            let rules = vec![RuleOutcome::new(
+                "template.render",
+                LINT_VERSION,
+                Verdict::Fail,
+                reason,
+            )];
+            return Ok(Assessment::Refused {
+                contact: Some(contact),
+                reasons,
+                rules,
+            });
+        }
+    };
+    let findings = lint_rendered(&template, &body, &deps.lint);
+    if has_errors(&findings) {
+        let rules: Vec<RuleOutcome> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| {
+                RuleOutcome::new(
+                    f.rule.clone(),
+                    LINT_VERSION,
+                    Verdict::Fail,
+                    f.message.clone(),
+                )
+            })
+            .collect();
+        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
+        reasons.dedup();
+        return Ok(Assessment::Refused {
+            contact: Some(contact),
+            reasons,
+            rules,
+        });
+    }
+
+    let history = sends
+        .into_iter()
+        .map(|h| PriorSend {
+            at: h.at,
+            subject: h.subject.clone(),
+            provider: h.program,
+            healthcare_exempt: h.healthcare_exempt,
+            // Each episode (subject) is one workflow instance.
+            workflow: Some(h.subject),
+        })
+        .collect();
+    // Revocations sent from the handset (phone-scoped) are read last, right
+    // before the decision and the carrier call, so that a STOP committed
+    // while the step was in flight is seen.
+    let mut events = contact_consent;
+    events.extend(store.phone_consent_events(&contact.phone).await?);
+    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    let request = send_request(step, &contact, Some(&template), &body, deps, now);
+    let state = PolicyState {
+        consent: consent_facts(&events),
+        history,
+    };
+    let decision = evaluate(&request, &state, now);
+    Ok(Assessment::Decided {
+        contact: Box::new(contact),
+        body,
+        decision,
+    })
 }
 
 fn send_request(
@@ -728,4 +798,83 @@ async fn record_carrier_opt_out(
         })
         .await?;
     Ok(())
+}
+
+/// One step in a dry run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRunStep {
+    /// The step.
+    pub step_id: StepId,
+    /// Its contact.
+    pub contact_id: String,
+    /// Template id and version.
+    pub template: String,
+    /// `send`, `defer` or `suppress`.
+    pub decision: &'static str,
+    /// Until when, for a deferral.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Why not now (rule ids).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// What a sweep at `at` would lead to, step by step, with counts per
+/// decision and per reason. Nothing is claimed, queued, sent or written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRun {
+    /// The instant assessed.
+    pub at: DateTime<Utc>,
+    /// Every due step.
+    pub steps: Vec<DryRunStep>,
+    /// Steps per decision.
+    pub decisions: std::collections::BTreeMap<&'static str, usize>,
+    /// Deferred or suppressed steps per reason.
+    pub reasons: std::collections::BTreeMap<String, usize>,
+}
+
+/// Assesses every step due at `at` (up to `limit`) as dispatch would.
+pub async fn dry_run(
+    deps: &Deps,
+    at: DateTime<Utc>,
+    limit: usize,
+) -> Result<DryRun, DispatchError> {
+    let due = deps.store.due_steps(at, limit).await?;
+    let mut report = DryRun {
+        at,
+        steps: Vec::with_capacity(due.len()),
+        decisions: std::collections::BTreeMap::new(),
+        reasons: std::collections::BTreeMap::new(),
+    };
+    for step in &due {
+        let (decision, until, reasons) = match assess(step, deps, at).await? {
+            Assessment::Refused { reasons, .. } => ("suppress", None, reasons),
+            Assessment::Decided { decision, .. } => match decision {
+                Decision::Send { .. } => ("send", None, Vec::new()),
+                Decision::Defer { until, rules } => (
+                    "defer",
+                    until,
+                    rules
+                        .iter()
+                        .filter(|r| r.verdict == Verdict::Defer || r.verdict == Verdict::Fail)
+                        .map(|r| r.id.to_string())
+                        .collect(),
+                ),
+                Decision::Suppress { reasons, .. } => ("suppress", None, reasons),
+            },
+        };
+        *report.decisions.entry(decision).or_insert(0) += 1;
+        for reason in &reasons {
+            *report.reasons.entry(reason.clone()).or_insert(0) += 1;
+        }
+        report.steps.push(DryRunStep {
+            step_id: step.id.clone(),
+            contact_id: step.contact_id.as_str().to_owned(),
+            template: format!("{}@{}", step.template_id, step.template_version),
+            decision,
+            until,
+            reasons,
+        });
+    }
+    Ok(report)
 }

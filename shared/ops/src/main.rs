@@ -6,6 +6,7 @@
 //! optline-ops audit-verify pat-1001        # exit 0 if the chain verifies, 1 if broken
 //! optline-ops audit-export pat-1001 > chain.jsonl
 //! optline-ops redrive [--max 10000]        # DLQ -> dispatch queue, undecodable ones stay
+//! optline-ops sweep-dry-run [--at 2026-12-07T17:00:00Z]   # who would get what, and why not
 //! optline-ops template seed                 # load the seed template library
 //! optline-ops template list | show ID [V] | create FILE | submit ID V
 //! optline-ops template approve ID V --role compliance | publish ID V | retire ID V --reason ...
@@ -51,6 +52,16 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         max: usize,
     },
+    /// What a sweep would send, defer or suppress now (or `--at`), and why,
+    /// with counts per reason. Reads only: nothing is queued or sent.
+    SweepDryRun {
+        /// The instant to assess (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Most due steps to assess.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// The template library: seed, list, show, create, review, diff, preview.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -93,6 +104,32 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             for record in store.audit_chain(&ContactId::parse(&contact)?).await? {
                 println!("{}", serde_json::to_string(&record)?);
             }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::SweepDryRun { at, limit } => {
+            let config = optline_config::Config::from_env()?;
+            let store = std::sync::Arc::new(
+                DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                    .with_retention(config.retention_days)?,
+            );
+            let deps = optline_dispatch::Deps {
+                store: store.clone(),
+                pacer: store,
+                sender: std::sync::Arc::new(optline_aws::ProgramSenders::from_config(
+                    &config,
+                    clients.sns.clone(),
+                )?),
+                dead_letters: None,
+                lint: std::sync::Arc::new(optline_library::lint_config(
+                    config.template_lint.as_deref(),
+                )?),
+                warm: std::sync::Arc::default(),
+                config: std::sync::Arc::new(config),
+            };
+            let report =
+                optline_dispatch::dry_run(&deps, at.unwrap_or_else(chrono::Utc::now), limit)
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Template(command) => {
