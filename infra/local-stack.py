@@ -38,15 +38,15 @@ TEMPLATE = ROOT / "infra" / "template.yaml"
 REQUIREMENTS = ROOT / "infra" / "requirements.txt"
 REGION = "us-east-1"
 STACK = "optline-local"
-KEEP = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic"}
+KEEP = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::Events::EventBus"}
 # Which environment variable receives which resource (as the SAM template
 # does with !Ref / !GetAtt in the cloud).
 ENV_FOR = {
     "OptlineTable": ("TABLE_NAME", "Ref"),
     "DispatchQueue": ("QUEUE_URL", "Ref"),
     "DispatchDeadLetterQueue": ("DLQ_URL", "Ref"),
-    "OutcomeTopic": ("OUTCOME_TOPIC_ARN", "Ref"),
     "TwoWaySmsTopic": ("TWO_WAY_TOPIC_ARN", "Ref"),
+    "OutcomeBus": ("OUTCOME_BUS_NAME", "Ref"),
 }
 
 
@@ -174,6 +174,10 @@ def cloudformation_template() -> dict:
     outputs = {}
     for name in kept:
         outputs[f"{name}Ref"] = {"Value": {"Ref": name}}
+        if kept[name]["Type"] == "AWS::Events::EventBus":
+            # moto's Ref of an event bus is not its name (AWS's is); read
+            # the name attribute instead.
+            outputs[f"{name}Ref"] = {"Value": {"Fn::GetAtt": [name, "Name"]}}
         if kept[name]["Type"] == "AWS::SQS::Queue":
             outputs[f"{name}Arn"] = {"Value": {"Fn::GetAtt": [name, "Arn"]}}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}

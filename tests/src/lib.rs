@@ -87,6 +87,9 @@ pub struct StackResources {
     /// Its dead-letter queue.
     #[serde(rename = "DLQ_URL")]
     pub dlq_url: String,
+    /// The outcome event bus.
+    #[serde(rename = "OUTCOME_BUS_NAME")]
+    pub outcome_bus: String,
 }
 
 /// Creates an isolated stack named `name` (made unique) from the template.
@@ -170,6 +173,8 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     /// SNS client.
     pub sns: aws_sdk_sns::Client,
+    /// EventBridge.
+    pub events: aws_sdk_eventbridge::Client,
     /// The table adapter.
     pub store: Arc<DynamoStore>,
     /// AWS calls made through this harness's clients, by operation.
@@ -318,6 +323,11 @@ impl Harness {
                 .interceptor(calls.clone())
                 .build(),
         );
+        let events = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&shared)
+                .interceptor(calls.clone())
+                .build(),
+        );
         let program = test_program();
         let config = Config {
             table_name: resources.table_name.clone(),
@@ -355,6 +365,7 @@ impl Harness {
             dynamodb,
             sqs,
             sns,
+            events,
             store,
             calls,
         }
@@ -492,7 +503,16 @@ impl Harness {
             store: self.store.clone(),
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
+            outcomes: Some(self.outcome_events()),
         }
+    }
+
+    /// The outcome publisher on this stack's bus.
+    pub fn outcome_events(&self) -> Arc<dyn optline_ports::OutcomeEvents> {
+        Arc::new(optline_aws::EventBridgeOutcomes::new(
+            self.events.clone(),
+            self.resources.outcome_bus.clone(),
+        ))
     }
 
     /// The inbound function's deps.
@@ -503,6 +523,7 @@ impl Harness {
             sender: Some(Arc::new(
                 ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
             )),
+            outcomes: Some(self.outcome_events()),
         }
     }
 

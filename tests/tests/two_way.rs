@@ -115,6 +115,49 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
         );
     }
 
+    // An EHR integration listens on the outcome bus through a queue.
+    let listener = h
+        .sqs
+        .create_queue()
+        .queue_name(format!("outcomes-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap();
+    let listener_url = listener.queue_url().unwrap().to_owned();
+    let listener_arn = h
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&listener_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    h.events
+        .put_rule()
+        .name("optline-outcomes")
+        .event_bus_name(&h.resources.outcome_bus)
+        .event_pattern(r#"{"source": ["optline"], "detail-type": ["optline.episode.outcome"]}"#)
+        .send()
+        .await
+        .unwrap();
+    h.events
+        .put_targets()
+        .rule("optline-outcomes")
+        .event_bus_name(&h.resources.outcome_bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("integration")
+                .arn(listener_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
     // T-72 h: the three reminders go out.
     let reminders = sweep_and_dispatch(&h, monday() - Duration::hours(1)).await;
     assert_eq!(
@@ -173,6 +216,42 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
         .collect();
     assert_eq!(callbacks.len(), 1);
     assert_eq!(callbacks[0].contact_ids[0].as_str(), "tw-2");
+
+    // Each outcome was announced once on the bus, without phone or text.
+    let received = h
+        .sqs
+        .receive_message()
+        .queue_url(&listener_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let mut kinds: Vec<String> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            let event: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(event["detail-type"], "optline.episode.outcome");
+            assert!(
+                !m.body().unwrap().contains("555016"),
+                "no phone number in events"
+            );
+            format!(
+                "{} {}",
+                event["detail"]["subject"].as_str().unwrap(),
+                event["detail"]["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            "appt-tw-a1 confirmed".to_owned(),
+            "appt-tw-a2 reschedule_requested".to_owned()
+        ]
+    );
 
     // The follow-ups of those who answered are cancelled; the non-responder's
     // goes out at T-24 h.

@@ -40,6 +40,8 @@ pub struct Deps {
     pub auth: ApiAuth,
     /// Source systems and how each proves itself.
     pub sources: verify::EhrSources,
+    /// Where episode outcomes (completed, fulfilled, no-show) are announced.
+    pub outcomes: Option<Arc<dyn optline_ports::OutcomeEvents>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -350,8 +352,10 @@ async fn appointment_resource(
             step_id: Some(step_id.clone()),
             source: format!("fhir:Appointment/{appt_id}"),
         };
-        if let Err(e) = deps.store.record_outcome(&outcome).await {
-            return port_error(&e);
+        match deps.store.record_outcome(&outcome).await {
+            Ok(true) => announce(deps, &outcome).await,
+            Ok(false) => {}
+            Err(e) => return port_error(&e),
         }
     }
     match appt.status.as_str() {
@@ -602,6 +606,16 @@ async fn plan_appointment(
     response
 }
 
+/// Publishes a newly recorded outcome; a bus that is down is logged (the
+/// outcome itself is recorded).
+async fn announce(deps: &Deps, outcome: &EpisodeOutcome) {
+    if let Some(events) = &deps.outcomes {
+        if let Err(e) = events.publish(outcome).await {
+            tracing::warn!(error = %e, kind = %outcome.kind, "outcome event not published");
+        }
+    }
+}
+
 /// A step to plan, before its template version is pinned.
 #[derive(Clone)]
 struct Planned {
@@ -709,8 +723,10 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
                     step_id: Some(step_id.clone()),
                     source: format!("event:{}", event.id),
                 };
-                if let Err(e) = deps.store.record_outcome(&outcome).await {
-                    return port_error(&e);
+                match deps.store.record_outcome(&outcome).await {
+                    Ok(true) => announce(deps, &outcome).await,
+                    Ok(false) => {}
+                    Err(e) => return port_error(&e),
                 }
             }
             return cancel(deps, &step_id, &contact_id, version, now).await;

@@ -31,8 +31,8 @@ use optline_policy::template::lint::{has_errors, lint_rendered, LintConfig};
 use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{
     consent_facts, CaptureChannel, ConsentEvent, ContactId, DeliveryUpdate, EpisodeOutcome,
-    EventId, Evidence, NewAuditRecord, OutboundSms, PortError, ReviewItem, SendHistoryEntry,
-    SmsSender, StepId, StepStatus, Store,
+    EventId, Evidence, NewAuditRecord, OutboundSms, OutcomeEvents, PortError, ReviewItem,
+    SendHistoryEntry, SmsSender, StepId, StepStatus, Store,
 };
 use tracing::{info, warn};
 
@@ -47,6 +47,8 @@ pub struct Deps {
     /// opt-out confirmation): it sends without consulting suppression.
     /// Twilio replies go back as TwiML instead.
     pub sender: Option<Arc<dyn SmsSender>>,
+    /// Where episode outcomes (confirm, reschedule) are announced.
+    pub outcomes: Option<Arc<dyn OutcomeEvents>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -541,6 +543,7 @@ pub async fn handle_reply(
             }
             two_way(
                 store,
+                deps.outcomes.as_deref(),
                 program,
                 sms,
                 contact,
@@ -845,6 +848,7 @@ async fn program_text(
 #[allow(clippy::too_many_arguments, reason = "one reply's whole context")]
 async fn two_way(
     store: &dyn Store,
+    events: Option<&dyn OutcomeEvents>,
     program: &ProgramConfig,
     sms: &InboundSms,
     contact: &ContactId,
@@ -867,6 +871,9 @@ async fn two_way(
         source: format!("{}:{}", sms.carrier, sms.message_sid),
     };
     let first = store.record_outcome(&outcome).await?;
+    if first {
+        announce(events, &outcome).await;
+    }
     // The follow-up for non-responders is moot now.
     if let Ok(follow_up) = StepId::parse(&format!("{}-followup", sent.subject)) {
         if let Some(step) = store.step(&follow_up).await? {
@@ -934,4 +941,14 @@ async fn two_way(
         Ok(text) if !has_errors(&lint_rendered(&template.version, &text, lint)) => Some(text),
         _ => None,
     })
+}
+
+/// Publishes an outcome for other systems. The outcome itself is already
+/// recorded; a bus that is down is logged, not fatal to the reply.
+pub async fn announce(events: Option<&dyn OutcomeEvents>, outcome: &EpisodeOutcome) {
+    if let Some(events) = events {
+        if let Err(e) = events.publish(outcome).await {
+            warn!(error = %e, kind = %outcome.kind, "outcome event not published");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! (senders), and the Twilio webhook signature.
 
 mod dynamo;
+mod events;
 mod queue;
 mod senders;
 mod sns;
@@ -12,6 +13,7 @@ mod twilio;
 pub mod twilio_signature;
 
 pub use dynamo::{due_shard, DynamoStore, DUE_SHARDS};
+pub use events::{EventBridgeOutcomes, EVENT_SOURCE, OUTCOME_DETAIL_TYPE};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};

@@ -293,6 +293,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// EventBridge.
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl AwsClients {
@@ -303,6 +305,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             sqs: aws_sdk_sqs::Client::new(&shared),
             sns: aws_sdk_sns::Client::new(&shared),
+            events: aws_sdk_eventbridge::Client::new(&shared),
         }
     }
 }

@@ -185,6 +185,13 @@ pub trait TemplateStore: Send + Sync {
     ) -> Result<bool, PortError>;
 }
 
+/// Where episode outcomes are announced for other systems (EventBridge).
+#[async_trait]
+pub trait OutcomeEvents: Send + Sync {
+    /// Publishes one outcome.
+    async fn publish(&self, outcome: &EpisodeOutcome) -> Result<(), PortError>;
+}
+
 /// A send rate shared by every concurrent dispatch invocation.
 #[async_trait]
 pub trait SendPacer: Send + Sync {
