@@ -26,6 +26,8 @@ pub struct ScenarioReport {
     pub lines: Vec<String>,
     /// Texts SNS delivered to the patient, in order.
     pub texts_sent: Vec<String>,
+    /// The TwiML answer to the "C" reply.
+    pub confirm_answer: String,
     /// The TwiML answer to the STOP reply.
     pub stop_answer: String,
     /// The TwiML answer to the replayed STOP webhook.
@@ -204,6 +206,30 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     if let Some(text) = report.texts_sent.last() {
         report.say(format!(
             "the emulator's SNS delivered to +1******2671: \"{text}\""
+        ));
+    }
+
+    // 3b. The patient confirms with "C", the reply code the reminder offered.
+    let confirm = optline_inbound::handle(
+        twilio_inbound_request("SM0000000000000000000000000000conf", PATIENT_PHONE, "C"),
+        &h.inbound(),
+        t0 + Duration::minutes(3),
+    )
+    .await;
+    report.confirm_answer = body_text(&confirm);
+    report.say(format!(
+        "inbound POST /twilio/inbound \"C\" -> {}; outcome \"confirmed\" recorded and published on the outcome bus; answer: {}",
+        confirm.status(),
+        report.confirm_answer
+    ));
+    if let Ok(Some(step)) = h
+        .store
+        .step(&StepId::parse("appt-appt-5001-followup").unwrap_or_else(|_| StepId::generate("x")))
+        .await
+    {
+        report.say(format!(
+            "the T-24 h follow-up for non-responders (appt-appt-5001-followup) is now {}",
+            step.status.as_str()
         ));
     }
 

@@ -36,6 +36,16 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
     assert!(text.contains("Reply STOP to opt out"));
 
     assert!(
+        report.confirm_answer.contains(
+            "Riverside Clinic: thank you, your appointment on Thu Dec 10 at 10:00 AM is confirmed."
+        ),
+        "{story}"
+    );
+    assert!(
+        story.contains("appt-appt-5001-followup) is now cancelled"),
+        "{story}"
+    );
+    assert!(
         report
             .stop_answer
             .contains("<Message>Riverside Clinic: You are unsubscribed"),
@@ -62,6 +72,7 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         vec![
             "consent/grant",
             "decision/send",
+            "reply/confirm",
             "consent/revoke",
             "reply/opt_out_confirmation",
             "decision/suppress"
