@@ -201,6 +201,8 @@ pub fn test_program() -> ProgramConfig {
         messaging_service_sid: None,
         from_number: Some("+15005550006".to_owned()),
         messages_per_second: 50,
+        reminder_lead_hours: 72,
+        follow_up_lead_hours: 24,
     }
 }
 
@@ -504,6 +506,7 @@ impl Harness {
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
             outcomes: Some(self.outcome_events()),
+            config: self.config.clone(),
         }
     }
 

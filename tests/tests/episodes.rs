@@ -155,3 +155,57 @@ async fn a_step_past_its_expiry_is_dropped_with_its_reason() {
         StepStatus::Suppressed
     );
 }
+
+#[tokio::test]
+async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
+    let mut h = Harness::new("cadence").await;
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.reminder_lead_hours = 48;
+        program.follow_up_lead_hours = 0;
+    }
+    h.config = std::sync::Arc::new(config);
+    let created = optline_consent_api::handle(
+        api_request(
+            "POST",
+            "/contacts",
+            Some(json!({"id": "cd-1", "phone": "+12125550191", "time_zone": "America/New_York"})),
+        ),
+        &h.consent_api(),
+        monday(),
+    )
+    .await;
+    assert!(created.status().is_success());
+    let body = json!({"resourceType": "Appointment", "id": "cd-a1", "status": "booked",
+                      "start": "2026-12-10T10:00:00-05:00",
+                      "participant": [{"actor": {"reference": "Patient/cd-1"}}]})
+    .to_string();
+    let booked = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &body,
+            monday().timestamp(),
+        ),
+        &h.ehr_events(),
+        monday(),
+    )
+    .await;
+    assert!(booked.status().is_success());
+    let reminder = h
+        .store
+        .step(&StepId::parse("appt-cd-a1-reminder").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reminder.due_at,
+        Utc.with_ymd_and_hms(2026, 12, 8, 15, 0, 0).unwrap()
+    );
+    assert!(h
+        .store
+        .step(&StepId::parse("appt-cd-a1-followup").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+}

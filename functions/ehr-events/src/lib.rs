@@ -28,7 +28,8 @@ use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{ContactId, EpisodeOutcome, Step, StepId, StepStatus, Store};
 use serde::Deserialize;
 
-/// How long before the appointment the reminder is due.
+/// How long before the appointment the reminder is due, unless the
+/// program says otherwise (`reminder_lead_hours`).
 pub const REMINDER_LEAD: Duration = Duration::hours(72);
 
 /// What the function needs.
@@ -42,6 +43,21 @@ pub struct Deps {
     pub sources: verify::EhrSources,
     /// Where episode outcomes (completed, fulfilled, no-show) are announced.
     pub outcomes: Option<Arc<dyn optline_ports::OutcomeEvents>>,
+    /// Programs, with their appointment cadence.
+    pub config: Arc<optline_config::Config>,
+}
+
+/// A program's appointment cadence: (reminder lead, follow-up lead; `None`
+/// plans no follow-up).
+fn cadence(deps: &Deps, program: &str) -> (Duration, Option<Duration>) {
+    match deps.config.program(Some(program)) {
+        Some(p) => (
+            Duration::hours(i64::from(p.reminder_lead_hours)),
+            (p.follow_up_lead_hours > 0)
+                .then(|| Duration::hours(i64::from(p.follow_up_lead_hours))),
+        ),
+        None => (REMINDER_LEAD, Some(FOLLOW_UP_LEAD)),
+    }
 }
 
 impl std::fmt::Debug for Deps {
@@ -414,7 +430,7 @@ async fn appointment_resource(
             .into_iter()
             .collect(),
         subject: format!("appt-{appt_id}"),
-        due_at: (start_utc - REMINDER_LEAD).max(now),
+        due_at: (start_utc - cadence(deps, &contact.program).0).max(now),
         expires_at: Some(start_utc),
         source_event: format!("fhir:Appointment/{appt_id}"),
         source_version: version,
@@ -548,7 +564,7 @@ async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<B
             .into_iter()
             .collect(),
         subject: format!("appt-{}", siu.appointment_id),
-        due_at: (start_utc - REMINDER_LEAD).max(now),
+        due_at: (start_utc - cadence(deps, &contact.program).0).max(now),
         expires_at: Some(start_utc),
         source_event: format!("hl7:SIU^{}/{}", siu.trigger, siu.control_id),
         source_version: siu.version,
@@ -557,7 +573,8 @@ async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<B
     answered(plan_appointment(deps, &contact, planned, now).await)
 }
 
-/// How long before the appointment the non-responder follow-up is due.
+/// How long before the appointment the non-responder follow-up is due,
+/// unless the program says otherwise (`follow_up_lead_hours`).
 pub const FOLLOW_UP_LEAD: Duration = Duration::hours(24);
 
 /// An appointment's texts: the reminder (T-72 h, with the confirm and
@@ -570,9 +587,10 @@ async fn plan_appointment(
     reminder: Planned,
     now: DateTime<Utc>,
 ) -> Response<Body> {
-    let follow_up_due = reminder
-        .expires_at
-        .map(|start| (start - FOLLOW_UP_LEAD).max(now));
+    let follow_up_due = match cadence(deps, &contact.program).1 {
+        Some(lead) => reminder.expires_at.map(|start| (start - lead).max(now)),
+        None => None,
+    };
     let follow_up = match (
         follow_up_due,
         StepId::parse(&format!("{}-followup", reminder.subject)),
@@ -760,7 +778,10 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
         let (date, time) = display_time(&contact, start);
         variables.insert("date".to_owned(), date);
         variables.insert("time".to_owned(), time);
-        ((start_utc - REMINDER_LEAD).max(now), Some(start_utc))
+        (
+            (start_utc - cadence(deps, &contact.program).0).max(now),
+            Some(start_utc),
+        )
     } else {
         let Some(link) = event.link.as_deref() else {
             return error(

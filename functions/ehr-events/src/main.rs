@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
         });
     let deps = Deps {
         outcomes,
+        config: Arc::new(config.clone()),
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                 .with_retention(config.retention_days)?,

@@ -70,6 +70,22 @@ pub struct ProgramConfig {
     /// short code's 100, or the account's SNS SMS rate.
     #[serde(default = "default_messages_per_second")]
     pub messages_per_second: u32,
+    /// Appointment cadence: the reminder (with the confirm / reschedule
+    /// prompt) this many hours before the start.
+    #[serde(default = "default_reminder_lead_hours")]
+    pub reminder_lead_hours: u32,
+    /// The follow-up for people who have not answered, this many hours
+    /// before the start; 0 plans none.
+    #[serde(default = "default_follow_up_lead_hours")]
+    pub follow_up_lead_hours: u32,
+}
+
+fn default_reminder_lead_hours() -> u32 {
+    72
+}
+
+fn default_follow_up_lead_hours() -> u32 {
+    24
 }
 
 fn default_messages_per_second() -> u32 {
@@ -150,6 +166,16 @@ fn var(name: &'static str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+fn hours(name: &'static str, default: u32) -> Result<u32, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "a whole number of hours".to_owned(),
+        }),
+    }
+}
+
 fn required(name: &'static str) -> Result<String, ConfigError> {
     var(name).ok_or(ConfigError::Missing(name))
 }
@@ -160,7 +186,8 @@ impl Config {
     /// - `TABLE_NAME` (required), `QUEUE_URL`
     /// - `PROGRAMS_JSON`: a JSON array of [`ProgramConfig`]; without it, one
     ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`,
-    ///   `SENDER` (`sns`|`twilio`), `SENDER_MESSAGES_PER_SECOND`, `SNS_ORIGINATION_NUMBER`,
+    ///   `SENDER` (`sns`|`twilio`), `SENDER_MESSAGES_PER_SECOND`, `REMINDER_LEAD_HOURS`,
+    ///   `FOLLOW_UP_LEAD_HOURS`, `SNS_ORIGINATION_NUMBER`,
     ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
@@ -193,6 +220,14 @@ impl Config {
                     origination_number: var("SNS_ORIGINATION_NUMBER"),
                     messaging_service_sid: var("TWILIO_MESSAGING_SERVICE_SID"),
                     from_number: var("TWILIO_FROM"),
+                    reminder_lead_hours: hours(
+                        "REMINDER_LEAD_HOURS",
+                        default_reminder_lead_hours(),
+                    )?,
+                    follow_up_lead_hours: hours(
+                        "FOLLOW_UP_LEAD_HOURS",
+                        default_follow_up_lead_hours(),
+                    )?,
                     messages_per_second: match var("SENDER_MESSAGES_PER_SECOND") {
                         None => default_messages_per_second(),
                         Some(n) => {
