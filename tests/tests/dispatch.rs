@@ -11,6 +11,7 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use lambda_http::RequestExt;
 use optline_dispatch::Outcome;
 use optline_policy::consent::{standing, ConsentStanding};
 use optline_policy::phone::E164;
@@ -809,6 +810,23 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         .filter(|s| s.decision == "suppress")
         .collect();
     assert_eq!(excluded[0].contact_id, "d2");
+
+    // The same report over HTTP, as operators and dashboards read it.
+    let request =
+        optline_tests::api_request("GET", "/sweep/dry-run", None).with_query_string_parameters(
+            std::collections::HashMap::from([("at".to_owned(), noon().to_rfc3339())]),
+        );
+    let response = optline_dispatch::dry_run_http(
+        request,
+        &h.dispatch(),
+        &optline_api::ApiAuth::Token(optline_tests::API_TOKEN.to_owned()),
+        noon(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = optline_tests::body_json(&response);
+    assert_eq!(body["decisions"]["send"], 2);
+    assert_eq!(body["reasons"]["consent.revocation"], 1);
 
     // At 23:00 in New York everyone left would wait for the morning.
     let night = optline_dispatch::dry_run(&h.dispatch(), noon() + Duration::hours(11), 100)

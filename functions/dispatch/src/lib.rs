@@ -878,3 +878,51 @@ pub async fn dry_run(
     }
     Ok(report)
 }
+
+/// `GET /sweep/dry-run?at=<RFC 3339>&limit=<n>`: the [`dry_run`] report as
+/// JSON, for operators and dashboards. Authenticated like the other APIs.
+pub async fn dry_run_http(
+    request: lambda_http::Request,
+    deps: &Deps,
+    auth: &optline_api::ApiAuth,
+    now: DateTime<Utc>,
+) -> lambda_http::Response<lambda_http::Body> {
+    use lambda_http::http::StatusCode;
+    use lambda_http::RequestExt;
+    if let Err(denied) = auth.check(&request) {
+        return denied;
+    }
+    if request.method() != lambda_http::http::Method::GET
+        || request.uri().path().trim_end_matches('/') != "/sweep/dry-run"
+    {
+        return optline_api::error(StatusCode::NOT_FOUND, "no such route");
+    }
+    let params = request.query_string_parameters();
+    let at = match params.first("at") {
+        None => now,
+        Some(raw) => match DateTime::parse_from_rfc3339(raw) {
+            Ok(at) => at.with_timezone(&Utc),
+            Err(_) => {
+                return optline_api::error(
+                    StatusCode::BAD_REQUEST,
+                    "at must be an RFC 3339 instant, e.g. 2026-12-07T17:00:00Z",
+                )
+            }
+        },
+    };
+    let limit = match params.first("limit").map(str::parse::<usize>) {
+        None => 1000,
+        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(_) => {
+            return optline_api::error(
+                StatusCode::BAD_REQUEST,
+                "limit must be a whole number from 1 to 10000",
+            )
+        }
+    };
+    match dry_run(deps, at, limit).await {
+        Ok(report) => optline_api::json(StatusCode::OK, &report),
+        Err(DispatchError::Port(e)) => optline_api::port_error(&e),
+        Err(e) => optline_api::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}

@@ -1,0 +1,38 @@
+//! The sweep's dry run over HTTP (API Gateway): `GET /sweep/dry-run`.
+
+use std::sync::Arc;
+
+use lambda_http::{service_fn, Error, Request};
+use optline_api::ApiAuth;
+use optline_aws::{DynamoStore, ProgramSenders};
+use optline_config::{AwsClients, Config};
+use optline_dispatch::{dry_run_http, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    optline_config::init_logging();
+    let config = Config::from_env()?;
+    let clients = AwsClients::load().await;
+    let store = Arc::new(
+        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+            .with_retention(config.retention_days)?,
+    );
+    let auth = ApiAuth::from_env(config.api_token.as_deref());
+    let deps = Deps {
+        store: store.clone(),
+        pacer: store,
+        // Never called: a dry run sends nothing.
+        sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+        dead_letters: None,
+        lint: Arc::new(optline_library::lint_config(
+            config.template_lint.as_deref(),
+        )?),
+        warm: Arc::default(),
+        config: Arc::new(config),
+    };
+    let (deps, auth) = (&deps, &auth);
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(dry_run_http(request, deps, auth, chrono::Utc::now()).await)
+    }))
+    .await
+}
