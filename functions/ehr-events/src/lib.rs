@@ -405,15 +405,9 @@ async fn appointment_resource(
             )
         }
     };
-    let contact = match deps.store.contact(&contact_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "the patient is not a known contact",
-            )
-        }
-        Err(e) => return port_error(&e),
+    let contact = match known_contact(deps, &contact_id).await {
+        Ok(c) => c,
+        Err(response) => return response,
     };
     let start_utc = start.with_timezone(&Utc);
     if start_utc <= now {
@@ -634,6 +628,22 @@ async fn announce(deps: &Deps, outcome: &EpisodeOutcome) {
     }
 }
 
+/// The contact an event names, or the 422 / 5xx answer.
+#[allow(clippy::result_large_err, reason = "the error is the response to send")]
+async fn known_contact(
+    deps: &Deps,
+    id: &ContactId,
+) -> Result<optline_ports::Contact, Response<Body>> {
+    match deps.store.contact(id).await {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the patient is not a known contact",
+        )),
+        Err(e) => Err(port_error(&e)),
+    }
+}
+
 /// A step to plan, before its template version is pinned.
 #[derive(Clone)]
 struct Planned {
@@ -753,15 +763,9 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
             template, lifetime, ..
         } => (template, lifetime),
     };
-    let contact = match deps.store.contact(&contact_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "the patient is not a known contact",
-            )
-        }
-        Err(e) => return port_error(&e),
+    let contact = match known_contact(deps, &contact_id).await {
+        Ok(c) => c,
+        Err(response) => return response,
     };
     let mut variables = std::collections::BTreeMap::new();
     let (due_at, expires_at) = if template == "appointment_reminder" {

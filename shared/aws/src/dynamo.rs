@@ -195,16 +195,31 @@ impl DynamoStore {
     }
 
     async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
+        self.query_partition(pk, Some(prefix)).await
+    }
+
+    /// Every item of partition `pk` (whose sort key starts with `prefix`,
+    /// when given), following pagination; consistent reads.
+    async fn query_partition(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(pk));
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -756,26 +771,7 @@ impl StepStore for DynamoStore {
     ) -> Result<Option<ContactRecord>, PortError> {
         // Profile, consent events and sends share the contact's partition:
         // one query reads them all.
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(contact_pk(contact)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable("query contact", e))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let items = self.query_partition(&contact_pk(contact), None).await?;
         let mut profile = None;
         let mut consent = Vec::new();
         let mut sends = Vec::new();
