@@ -253,7 +253,8 @@ def start() -> dict:
     endpoint = f"http://127.0.0.1:{port}"
     logfile = open(STATE / "moto.log", "ab")
     proc = subprocess.Popen(
-        [str(VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server, with DynamoDB's per-item atomicity (see moto_serve.py).
+        [str(venv_python()), str(ROOT / "infra" / "moto_serve.py"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
     )
     state = {"pid": proc.pid, "port": port, "endpoint": endpoint}

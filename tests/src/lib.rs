@@ -225,7 +225,8 @@ impl PrivateEmulator {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(repo_root().join(".venv/bin/moto_server"))
+        let child = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("infra/moto_serve.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

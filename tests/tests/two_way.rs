@@ -202,6 +202,8 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
     let outcomes = h.store.outcomes("appt-tw-a1").await.unwrap();
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].kind, "confirmed");
+    // Time to confirmation: the reminder went out an hour before the reply.
+    assert_eq!(outcomes[0].after_first_text_seconds, Some(3600));
     assert_eq!(
         h.store.outcomes("appt-tw-a2").await.unwrap()[0].kind,
         "reschedule_requested"

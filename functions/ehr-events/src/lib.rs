@@ -367,11 +367,10 @@ async fn appointment_resource(
             contact_id: contact_id.clone(),
             step_id: Some(step_id.clone()),
             source: format!("fhir:Appointment/{appt_id}"),
+            after_first_text_seconds: None,
         };
-        match deps.store.record_outcome(&outcome).await {
-            Ok(true) => announce(deps, &outcome).await,
-            Ok(false) => {}
-            Err(e) => return port_error(&e),
+        if let Err(e) = record_outcome(deps, outcome).await {
+            return port_error(&e);
         }
     }
     match appt.status.as_str() {
@@ -618,6 +617,30 @@ async fn plan_appointment(
     response
 }
 
+/// Records an episode outcome once, with the time since the episode's first
+/// text, and announces it when it is new.
+async fn record_outcome(
+    deps: &Deps,
+    mut outcome: EpisodeOutcome,
+) -> Result<(), optline_ports::PortError> {
+    let first_text = deps
+        .store
+        .contact_record(&outcome.contact_id, outcome.at - Duration::days(90))
+        .await?
+        .and_then(|r| {
+            r.sends
+                .iter()
+                .filter(|s| s.subject == outcome.subject)
+                .map(|s| s.at)
+                .min()
+        });
+    outcome.after_first_text_seconds = first_text.map(|at| (outcome.at - at).num_seconds());
+    if deps.store.record_outcome(&outcome).await? {
+        announce(deps, &outcome).await;
+    }
+    Ok(())
+}
+
 /// Publishes a newly recorded outcome; a bus that is down is logged (the
 /// outcome itself is recorded).
 async fn announce(deps: &Deps, outcome: &EpisodeOutcome) {
@@ -750,11 +773,10 @@ async fn normalized(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Bo
                     contact_id: contact_id.clone(),
                     step_id: Some(step_id.clone()),
                     source: format!("event:{}", event.id),
+                    after_first_text_seconds: None,
                 };
-                match deps.store.record_outcome(&outcome).await {
-                    Ok(true) => announce(deps, &outcome).await,
-                    Ok(false) => {}
-                    Err(e) => return port_error(&e),
+                if let Err(e) = record_outcome(deps, outcome).await {
+                    return port_error(&e);
                 }
             }
             return cancel(deps, &step_id, &contact_id, version, now).await;

@@ -869,6 +869,7 @@ async fn two_way(
         contact_id: contact.clone(),
         step_id: sent.step_id.clone(),
         source: format!("{}:{}", sms.carrier, sms.message_sid),
+        after_first_text_seconds: Some((now - sent.at).num_seconds()),
     };
     let first = store.record_outcome(&outcome).await?;
     if first {

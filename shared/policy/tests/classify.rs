@@ -172,37 +172,6 @@ fn classification_serializes_in_snake_case() {
     assert_eq!(back, got);
 }
 
-/// Measures throughput; run with
-/// `cargo test --release -p optline-policy --test classify -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn classification_throughput_on_a_mixed_corpus() {
-    let corpus = corpus();
-    let bodies: Vec<&str> = corpus.cases.iter().map(|c| c.body.as_str()).collect();
-    let ctx = ReplyContext {
-        grammar: Some(grammar()),
-        opted_out: false,
-    };
-    let rounds = 20_000;
-    let start = std::time::Instant::now();
-    let mut opt_outs = 0usize;
-    for _ in 0..rounds {
-        for body in &bodies {
-            if std::hint::black_box(classify(std::hint::black_box(body), &ctx)).intent
-                == Intent::OptOut
-            {
-                opt_outs += 1;
-            }
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let total = (rounds * bodies.len()) as f64;
-    eprintln!(
-        "{:.0} classifications per second ({opt_outs} opt-outs)",
-        total / elapsed
-    );
-}
-
 // ---------------------------------------------------------------------------
 // Properties
 

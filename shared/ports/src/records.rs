@@ -560,6 +560,10 @@ pub struct EpisodeOutcome {
     pub step_id: Option<StepId>,
     /// Where it came from (a carrier message id, an EHR event).
     pub source: String,
+    /// Seconds from the episode's first text to this outcome (time to
+    /// confirmation or completion), when a text went out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_first_text_seconds: Option<i64>,
 }
 
 /// Who a step is for within its episode.
