@@ -12,15 +12,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let outcomes = std::env::var("OUTCOME_BUS_NAME")
-        .ok()
-        .filter(|b| !b.is_empty())
-        .map(|bus| {
-            Arc::new(optline_aws::EventBridgeOutcomes::new(
-                clients.events.clone(),
-                bus,
-            )) as Arc<dyn optline_ports::OutcomeEvents>
-        });
+    let outcomes = optline_aws::EventBridgeOutcomes::from_env(&clients.events);
     let deps = Deps {
         outcomes,
         store: Arc::new(

@@ -33,6 +33,20 @@ impl EventBridgeOutcomes {
     }
 }
 
+impl EventBridgeOutcomes {
+    /// The publisher for the bus named in `OUTCOME_BUS_NAME`, or `None`
+    /// when the deployment has none.
+    pub fn from_env(client: &Client) -> Option<std::sync::Arc<dyn OutcomeEvents>> {
+        std::env::var("OUTCOME_BUS_NAME")
+            .ok()
+            .filter(|bus| !bus.is_empty())
+            .map(|bus| {
+                std::sync::Arc::new(Self::new(client.clone(), bus))
+                    as std::sync::Arc<dyn OutcomeEvents>
+            })
+    }
+}
+
 #[async_trait]
 impl OutcomeEvents for EventBridgeOutcomes {
     async fn publish(&self, outcome: &EpisodeOutcome) -> Result<(), PortError> {
