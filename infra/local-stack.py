@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local AWS stack: moto's server on loopback, built from infra/template.yaml.
 
-    python3 infra/local-stack.py install # create .venv with moto, samtranslator, cfn-lint
+    python3 infra/local-stack.py install # create .venv with moto, samtranslator, cfn-lint, validators
     python3 infra/local-stack.py start   # install (if needed), start, create resources
     python3 infra/local-stack.py env     # print the environment for the functions
     python3 infra/local-stack.py status  # is it running?
@@ -100,7 +100,7 @@ def ensure_venv() -> None:
     if not venv_python().exists():
         log("creating .venv")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    log("installing moto, aws-sam-translator and cfn-lint into .venv (about 30 s)")
+    log("installing moto, aws-sam-translator, cfn-lint and the fixture validators into .venv")
     subprocess.run(
         [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "-r", str(REQUIREMENTS)],

@@ -12,6 +12,10 @@ if [ "$(python3 infra/local-stack.py status)" != "running" ]; then
 fi
 cleanup() { if [ "$started" = yes ]; then python3 infra/local-stack.py stop; fi; }
 trap cleanup EXIT
+# The EHR fixtures the tests send, checked by independent FHIR and HL7 validators.
+python3 infra/local-stack.py install >/dev/null
+fixtures=0
+.venv/bin/python tests/fixtures/validate.py || fixtures=$?
 log=$(mktemp)
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
@@ -19,4 +23,8 @@ cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "optline: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 rm -f "$log"
+if [ "$fixtures" -ne 0 ]; then
+  echo "optline: the EHR fixtures failed validation (see above)" >&2
+  exit "$fixtures"
+fi
 exit "$status"

@@ -18,6 +18,7 @@
 )]
 
 pub mod calls;
+pub mod fixtures;
 pub mod scenario;
 pub mod twilio_standin;
 

@@ -62,18 +62,15 @@ pub fn story_start() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The validated FHIR R4 Appointment fixture for the demo's patient.
 fn appointment(id: &str, start: &str, status: &str) -> serde_json::Value {
-    json!({
-        "resourceType": "Appointment",
-        "id": id,
-        "status": status,
-        "start": start,
-        "end": start,
-        "participant": [
-            { "actor": { "reference": format!("Patient/{PATIENT_ID}") }, "status": "accepted" },
-            { "actor": { "reference": "Practitioner/dr-lee" }, "status": "accepted" }
-        ]
-    })
+    crate::fixtures::appointment(
+        id,
+        status,
+        start,
+        None,
+        Some(&format!("Patient/{PATIENT_ID}")),
+    )
 }
 
 async fn sweep_and_dispatch(

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use optline_ports::{Casework, StepId, StepStore};
-use optline_tests::{api_request, body_json, signed_ehr_request, Harness, EHR_SOURCE};
+use optline_tests::{api_request, body_json, fixtures, signed_ehr_request, Harness, EHR_SOURCE};
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {
@@ -22,13 +22,13 @@ fn now() -> DateTime<Utc> {
 }
 
 fn booked(id: &str) -> String {
-    json!({
-        "resourceType": "Appointment",
-        "id": id,
-        "status": "booked",
-        "start": "2026-12-10T10:00:00-05:00",
-        "participant": [{"actor": {"reference": "Patient/pat-ehr-1"}}]
-    })
+    fixtures::appointment(
+        id,
+        "booked",
+        "2026-12-10T10:00:00-05:00",
+        None,
+        Some("Patient/pat-ehr-1"),
+    )
     .to_string()
 }
 
@@ -140,17 +140,13 @@ async fn a_signed_event_is_accepted_and_a_forged_stale_or_unknown_one_is_refused
 }
 
 fn appointment(id: &str, status: &str, start: &str, last_updated: &str) -> String {
-    json!({
-        "resourceType": "Appointment",
-        "id": id,
-        "meta": {"versionId": "1", "lastUpdated": last_updated},
-        "status": status,
-        "start": start,
-        "participant": [
-            {"actor": {"reference": "https://ehr.example/fhir/Patient/pat-ehr-1/_history/3"}},
-            {"actor": {"reference": "Practitioner/dr-9"}}
-        ]
-    })
+    fixtures::appointment(
+        id,
+        status,
+        start,
+        Some(last_updated),
+        Some("https://ehr.example/fhir/Patient/pat-ehr-1/_history/3"),
+    )
     .to_string()
 }
 
@@ -426,19 +422,7 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
     }
 }
 
-fn siu(trigger: &str, control: &str, sent: &str, start: &str, pid: &str) -> String {
-    [
-        format!("MSH|^~\\&|EPIC|RIVERSIDE|OPTLINE|OPTLINE|{sent}||SIU^{trigger}^SIU_{trigger}|{control}|P|2.5"),
-        format!("SCH|APT-7001^EPIC|APT-7001^EPIC|||||ROUTINE^Routine^HL70276|OFFICE^Office visit|30|MIN|^^30^{start}||||||||||||||Booked"),
-        pid.to_owned(),
-        "AIG|1||DR9^Alvarez^Maria".to_owned(),
-        format!("AIS|1||OFFICE^Office visit|{start}|0|MIN|30|MIN"),
-    ]
-    .join("\r")
-        + "\r"
-}
-
-const PID: &str = "PID|1||pat-ehr-1^^^RIVERSIDE^MR||Doe^Jane||19800101|F";
+use optline_tests::fixtures::{siu, PID};
 
 async fn hl7(h: &Harness, message: &str) -> (StatusCode, String) {
     let response = optline_ehr_events::handle(
@@ -470,12 +454,11 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{ack}");
-    assert!(
-        ack.starts_with("MSH|^~\\&|OPTLINE|OPTLINE|EPIC|RIVERSIDE|"),
-        "{ack}"
+    // The ACK is the validated fixture, but for its message time.
+    assert_eq!(
+        fixtures::without_message_time(&ack),
+        fixtures::without_message_time(fixtures::ACK_AA)
     );
-    assert!(ack.contains("|ACK^S12^ACK|"), "{ack}");
-    assert!(ack.contains("\rMSA|AA|MSG00001\r"), "{ack}");
     let planned = h.store.step(&step).await.unwrap().unwrap();
     assert_eq!(
         planned.expires_at,
@@ -548,6 +531,18 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
         optline_ports::StepStatus::Cancelled
     );
 
+    // S26: the patient did not show up. The episode's final status is kept.
+    let (status, ack) = hl7(&h, fixtures::SIU_S26).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert!(ack.contains("MSA|AA|MSG00007"), "{ack}");
+    let outcomes = h.store.outcomes("appt-APT-7001").await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.kind == "noshow" && o.source == "hl7:SIU^S26/MSG00007"),
+        "{outcomes:?}"
+    );
+
     // Rejected with a reason the sender can read, and nothing planned.
     let (status, ack) = hl7(
         &h,
@@ -561,9 +556,9 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        ack.contains("MSA|AR|MSG00005|PID-3 must identify the patient"),
-        "{ack}"
+    assert_eq!(
+        fixtures::without_message_time(&ack),
+        fixtures::without_message_time(fixtures::ACK_AR)
     );
     let (status, ack) = hl7(&h, "EVN|A01|20261130").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -580,9 +575,9 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
     );
     let (status, ack) = hl7(&h, &unknown).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        ack.contains("MSA|AE|MSG00006|the patient is not a known contact"),
-        "{ack}"
+    assert_eq!(
+        fixtures::without_message_time(&ack),
+        fixtures::without_message_time(fixtures::ACK_AE)
     );
 }
 
@@ -605,47 +600,14 @@ async fn fhir(h: &Harness, body: &serde_json::Value) -> (StatusCode, serde_json:
 async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_their_appointments() {
     let h = Harness::new("ehr-bundle").await;
     contact(&h).await;
-    let appointment = |id: &str| {
-        json!({
-            "resourceType": "Appointment",
-            "id": id,
-            "meta": {"lastUpdated": "2026-11-30T12:00:00Z"},
-            "contained": [{"resourceType": "Patient", "id": "p1",
-                           "identifier": [{"system": "urn:oid:1.2.3", "value": "pat-ehr-1"}]}],
-            "status": "booked",
-            "start": "2026-12-10T10:00:00-05:00",
-            "participant": [{"actor": {"reference": "#p1"}, "status": "accepted"}]
-        })
-    };
-    // R4B / R5: SubscriptionStatus first.
-    let r5 = json!({
-        "resourceType": "Bundle", "type": "subscription-notification",
-        "entry": [
-            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "SubscriptionStatus", "status": "active",
-             "type": "event-notification", "eventsSinceSubscriptionStart": "3",
-             "subscription": {"reference": "Subscription/appointments"}, "topic": "http://example.org/topic/appointment"}},
-            {"fullUrl": "https://ehr.example/fhir/Appointment/b-1", "resource": appointment("b-1"),
-             "request": {"method": "PUT", "url": "Appointment/b-1"}, "response": {"status": "200"}}
-        ]
-    });
+    // R4B / R5: SubscriptionStatus first (validated against R5).
+    let r5 = fixtures::json(fixtures::FHIR_NOTIFICATION_R5);
     let (status, body) = fhir(&h, &r5).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["answer"]["result"], "created");
 
     // The R4 backport: Parameters first, Bundle.type history.
-    let backport = json!({
-        "resourceType": "Bundle", "type": "history",
-        "entry": [
-            {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Parameters", "parameter": [
-                {"name": "subscription", "valueReference": {"reference": "Subscription/appointments"}},
-                {"name": "topic", "valueCanonical": "http://example.org/topic/appointment"},
-                {"name": "status", "valueCode": "active"},
-                {"name": "type", "valueCode": "event-notification"},
-                {"name": "events-since-subscription-start", "valueString": "4"}]}},
-            {"fullUrl": "https://ehr.example/fhir/Appointment/b-2", "resource": appointment("b-2"),
-             "request": {"method": "POST", "url": "Appointment"}, "response": {"status": "201"}}
-        ]
-    });
+    let backport = fixtures::json(fixtures::FHIR_NOTIFICATION_BACKPORT);
     let (status, body) = fhir(&h, &backport).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for id in ["b-1", "b-2"] {
@@ -663,9 +625,7 @@ async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_the
     }
 
     // A handshake plans nothing; an id-only notification is refused.
-    let mut handshake = backport.clone();
-    handshake["entry"][0]["resource"]["parameter"][3]["valueCode"] = json!("handshake");
-    handshake["entry"].as_array_mut().unwrap().truncate(1);
+    let handshake = fixtures::json(fixtures::FHIR_HANDSHAKE_BACKPORT);
     let (status, body) = fhir(&h, &handshake).await;
     assert_eq!(
         (status, body["notification"].as_str()),

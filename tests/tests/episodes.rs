@@ -78,10 +78,13 @@ async fn a_cancellation_between_the_sweep_and_dispatch_sends_nothing() {
     .await;
     assert!(created.status().is_success());
     let appointment = |status: &str, updated: &str| {
-        json!({"resourceType": "Appointment", "id": "ep-a1", "status": status,
-               "meta": {"lastUpdated": updated},
-               "start": "2026-12-10T10:00:00-05:00",
-               "participant": [{"actor": {"reference": "Patient/ep-1"}}]})
+        optline_tests::fixtures::appointment(
+            "ep-a1",
+            status,
+            "2026-12-10T10:00:00-05:00",
+            Some(updated),
+            Some("Patient/ep-1"),
+        )
         .to_string()
     };
     let booked_at = monday() - Duration::days(2);
@@ -176,9 +179,13 @@ async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
     )
     .await;
     assert!(created.status().is_success());
-    let body = json!({"resourceType": "Appointment", "id": "cd-a1", "status": "booked",
-                      "start": "2026-12-10T10:00:00-05:00",
-                      "participant": [{"actor": {"reference": "Patient/cd-1"}}]})
+    let body = optline_tests::fixtures::appointment(
+        "cd-a1",
+        "booked",
+        "2026-12-10T10:00:00-05:00",
+        None,
+        Some("Patient/cd-1"),
+    )
     .to_string();
     let booked = optline_ehr_events::handle(
         signed_ehr_request(

@@ -50,10 +50,13 @@ async fn patient(h: &Harness, id: &str, phone: &str) {
 }
 
 async fn book(h: &Harness, appt: &str, patient: &str, start: &str) {
-    let body = json!({
-        "resourceType": "Appointment", "id": appt, "status": "booked", "start": start,
-        "participant": [{"actor": {"reference": format!("Patient/{patient}")}}]
-    })
+    let body = optline_tests::fixtures::appointment(
+        appt,
+        "booked",
+        start,
+        None,
+        Some(&format!("Patient/{patient}")),
+    )
     .to_string();
     let at = monday() - Duration::days(5);
     let response = optline_ehr_events::handle(

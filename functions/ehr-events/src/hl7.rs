@@ -210,6 +210,39 @@ pub fn parse_dtm(
     }
 }
 
+/// The HL7 table 0357 condition (ERR-3) for a refusal's reason.
+fn condition(code: &str, reason: &str) -> &'static str {
+    let has = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+    if has(&[
+        "must start with an MSH",
+        "no field separator",
+        "encoding characters",
+    ]) {
+        "100^Segment sequence error"
+    } else if has(&["must be an SIU message"]) {
+        "200^Unsupported message type"
+    } else if has(&["trigger event", "only SIU"]) {
+        "201^Unsupported event code"
+    } else if has(&["is required", "must identify", "must give"]) {
+        "101^Required field missing"
+    } else if has(&[
+        "times must be",
+        "offset must",
+        "does not exist",
+        "no UTC offset",
+        "characters outside",
+        "not UTF-8",
+    ]) {
+        "102^Data type error"
+    } else if has(&["not a known contact"]) {
+        "204^Unknown key identifier"
+    } else if code == "AR" {
+        "100^Segment sequence error"
+    } else {
+        "207^Application internal error"
+    }
+}
+
 /// The ACK for `message`: `AA` (accepted), `AE` (error) or `AR` (rejected),
 /// with the reason in MSA-3 and ERR-8 when not accepted.
 pub fn ack(
@@ -243,14 +276,66 @@ pub fn ack(
         Some(reason) => {
             let reason = clean(reason);
             out.push_str(&format!("MSA|{code}|{control}|{reason}\r"));
-            let error = if code == "AR" {
-                "100^Segment sequence error"
-            } else {
-                "207^Application internal error"
-            };
+            let error = condition(code, &reason);
             out.push_str(&format!("ERR|||{error}^HL70357|E||||{reason}\r"));
         }
         None => out.push_str(&format!("MSA|{code}|{control}\r")),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+    use super::*;
+    use chrono::TimeZone;
+
+    // Validated by tests/fixtures/validate.py (hl7apy, HL7 v2.5 strict).
+    const S12: &str = include_str!("../../../tests/fixtures/hl7/siu-s12-new.hl7");
+    const ACK_AA: &str = include_str!("../../../tests/fixtures/hl7/ack-aa.hl7");
+    const ACK_AR: &str = include_str!("../../../tests/fixtures/hl7/ack-ar.hl7");
+    const ACK_AE: &str = include_str!("../../../tests/fixtures/hl7/ack-ae.hl7");
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 17, 0, 5).unwrap()
+    }
+
+    #[test]
+    fn acks_are_the_validated_messages() {
+        let message = Message::parse(S12).unwrap();
+        assert!(siu(&message).is_ok());
+        assert_eq!(ack(Some(&message), "AA", None, at()), ACK_AA);
+
+        let pid = "PID|1||pat-ehr-1^^^RIVERSIDE^MR||Doe^Jane||19800101|F";
+        let no_patient = S12.replace("MSG00001", "MSG00005").replace(pid, "PID|1");
+        let message = Message::parse(&no_patient).unwrap();
+        let refused = siu(&message).unwrap_err();
+        assert_eq!(ack(Some(&message), "AR", Some(&refused.0), at()), ACK_AR);
+
+        let message = Message::parse(&S12.replace("MSG00001", "MSG00006")).unwrap();
+        assert_eq!(
+            ack(
+                Some(&message),
+                "AE",
+                Some("the patient is not a known contact"),
+                at()
+            ),
+            ACK_AE
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_table_0357_condition() {
+        for (reason, expected) in [
+            ("the message must start with an MSH segment", "100"),
+            ("MSH-9 must be an SIU message", "200"),
+            ("only SIU S12, S13, S14, S15 and S26 are accepted", "201"),
+            ("MSH-10 (message control id) is required", "101"),
+            ("a time offset must be +HHMM or -HHMM", "102"),
+            ("the patient is not a known contact", "204"),
+        ] {
+            assert!(condition("AR", reason).starts_with(expected), "{reason}");
+        }
+        assert!(condition("AE", "the store is unavailable").starts_with("207"));
+    }
 }

@@ -508,6 +508,21 @@ async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<B
             )
         }
     };
+    if siu.trigger == "S26" {
+        // The patient did not arrive: the appointment's final status.
+        let outcome = EpisodeOutcome {
+            subject: format!("appt-{}", siu.appointment_id),
+            kind: "noshow".to_owned(),
+            at: now,
+            contact_id: contact_id.clone(),
+            step_id: Some(step_id.clone()),
+            source: format!("hl7:SIU^S26/{}", siu.control_id),
+            after_first_text_seconds: None,
+        };
+        if let Err(e) = record_outcome(deps, outcome).await {
+            return answered(port_error(&e));
+        }
+    }
     if matches!(siu.trigger.as_str(), "S15" | "S26") {
         return answered(cancel(deps, &step_id, &contact_id, siu.version, now).await);
     }
