@@ -204,6 +204,7 @@ pub fn test_program() -> ProgramConfig {
         messages_per_second: 50,
         reminder_lead_hours: 72,
         follow_up_lead_hours: 24,
+        audience: optline_policy::audience::AudienceRules::default(),
     }
 }
 
@@ -540,6 +541,7 @@ impl Harness {
                 self.sqs.clone(),
                 self.resources.queue_url.clone(),
             )),
+            config: self.config.clone(),
         }
     }
 
@@ -646,13 +648,21 @@ impl Harness {
     /// under `sns.SMS`). Filter by message id: other tests share the emulator.
     pub async fn sns_sms(&self) -> Vec<SentSms> {
         let url = format!("{}/moto-api/data.json", self.endpoint);
-        let text = reqwest::get(url)
-            .await
-            .expect("moto data")
-            .text()
-            .await
-            .expect("moto data text");
-        let data: serde_json::Value = serde_json::from_str(&text).expect("moto data json");
+        // moto serializes every backend for this page; a write from another
+        // test in the middle of it can spoil one answer: ask again.
+        let mut data = serde_json::Value::Null;
+        for attempt in 0..5 {
+            let answer = match reqwest::get(&url).await {
+                Ok(response) => response.text().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(parsed) = answer.and_then(|t| serde_json::from_str(&t).ok()) {
+                data = parsed;
+                break;
+            }
+            assert!(attempt < 4, "moto's data.json did not answer with JSON");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
         data.get("sns")
             .and_then(|s| s.get("SMS"))
             .and_then(|s| s.as_array())

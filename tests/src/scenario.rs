@@ -34,8 +34,11 @@ pub struct ScenarioReport {
     pub replay_answer: String,
     /// Dispatch outcome of the first reminder.
     pub first_outcome: Option<Outcome>,
-    /// Dispatch outcome of the second reminder.
-    pub second_outcome: Option<Outcome>,
+    /// Why the second reminder was suppressed (rule ids), by the sweep's
+    /// audience rules or by dispatch; empty if it was not.
+    pub second_suppressed: Vec<String>,
+    /// The details of the rules that failed for it.
+    pub second_details: Vec<String>,
     /// Audit records (kind/action) in order.
     pub audit_actions: Vec<String>,
     /// Whether the chain verified.
@@ -81,10 +84,19 @@ async fn sweep_and_dispatch(
     let swept = optline_sweep::sweep(&h.sweep(), now).await;
     match &swept {
         Ok(r) => report.say(format!(
-            "sweep at {}: {} due step(s) found through the due index, {} enqueued to SQS",
+            "sweep at {}: {} due step(s) found through the due index, {} enqueued to SQS{}",
             now.format("%Y-%m-%d %H:%MZ"),
             r.found,
-            r.enqueued
+            r.enqueued,
+            if r.excluded == 0 {
+                String::new()
+            } else {
+                format!(
+                    ", {} outside the program's audience ({})",
+                    r.excluded,
+                    r.excluded_by.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
         )),
         Err(e) => report.say(format!("sweep failed: {e}")),
     }
@@ -278,12 +290,36 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         "ehr-events POST /ehr/fhir/Appointment (booked, Fri Dec 11 10:00 PST) -> {}",
         booked2.status()
     ));
-    report.second_outcome = sweep_and_dispatch(
+    sweep_and_dispatch(
         h,
         t0 + Duration::days(1) + Duration::minutes(1),
         &mut report,
     )
     .await;
+    let contact = ContactId::parse(PATIENT_ID).unwrap_or_else(|_| ContactId::generate("x"));
+    if let Some(record) = h
+        .store
+        .audit_chain(&contact)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .find(|r| r.content.step_id.as_deref() == Some("appt-appt-5002-reminder"))
+    {
+        if record.content.action == "suppress" {
+            report.second_suppressed = record.content.reasons.clone();
+            report.second_details = record
+                .content
+                .rules
+                .iter()
+                .filter(|r| r.verdict == optline_policy::Verdict::Fail)
+                .map(|r| format!("{}: {}", r.id, r.detail))
+                .collect();
+            for detail in report.second_details.clone() {
+                report.say(format!("  why: {detail}"));
+            }
+        }
+    }
     if let Ok(Some(step)) = h
         .store
         .step(&StepId::parse("appt-appt-5002-reminder").unwrap_or_else(|_| StepId::generate("x")))
@@ -296,7 +332,6 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     }
 
     // 6. The audit trail.
-    let contact = ContactId::parse(PATIENT_ID).unwrap_or_else(|_| ContactId::generate("x"));
     let chain = h.store.audit_chain(&contact).await.unwrap_or_default();
     report.chain_verified = verify_chain(&chain).is_ok();
     report.say(format!(

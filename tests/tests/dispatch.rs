@@ -803,7 +803,9 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         .unwrap();
     assert_eq!(report.decisions.get("send"), Some(&2));
     assert_eq!(report.decisions.get("suppress"), Some(&1));
-    assert_eq!(report.reasons.get("consent.revocation"), Some(&1));
+    // The STOP puts d2 outside the program's audience: the sweep would end
+    // the step before it is queued.
+    assert_eq!(report.reasons.get("segment.consent_scope"), Some(&1));
     let excluded: Vec<_> = report
         .steps
         .iter()
@@ -826,7 +828,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
     assert_eq!(response.status(), 200);
     let body = optline_tests::body_json(&response);
     assert_eq!(body["decisions"]["send"], 2);
-    assert_eq!(body["reasons"]["consent.revocation"], 1);
+    assert_eq!(body["reasons"]["segment.consent_scope"], 1);
 
     // At 23:00 in New York everyone left would wait for the morning.
     let night = optline_dispatch::dry_run(&h.dispatch(), noon() + Duration::hours(11), 100)

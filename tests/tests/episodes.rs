@@ -1,5 +1,6 @@
 //! Episodes end to end against the local emulator: overlapping sweeps,
-//! a cancellation between the sweep and dispatch, and a step past its expiry.
+//! a cancellation between the sweep and dispatch, a step past its expiry,
+//! the program's cadence, and the sweep's audience (segment) rules.
 
 #![allow(
     clippy::unwrap_used,
@@ -215,4 +216,159 @@ async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusion() {
+    use optline_ports::{AuditTrail, Casework, ContactDirectory, ContactId, EpisodeOutcome};
+    let mut h = Harness::new("audience").await;
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.audience = optline_policy::audience::AudienceRules {
+            purposes: vec!["appointment_reminder".to_owned()],
+            regions: vec!["US-NY".to_owned(), "US-NJ".to_owned()],
+            minors: false,
+            time_sensitive_grace_minutes: 120,
+        };
+    }
+    h.config = std::sync::Arc::new(config);
+    let due = monday() - Duration::minutes(1);
+    let pending = StepStatus::Pending;
+
+    // In the audience: a New York number, consented, on time.
+    let inside = h
+        .seed_step_in("au-in", "+12125550301", "au-in", due, pending)
+        .await;
+    // A Miami number: outside the program's regions.
+    let florida = h
+        .seed_step_in("au-fl", "+13055550302", "au-fl", due, pending)
+        .await;
+    // A purpose the program does not send.
+    let billing = h
+        .seed_step_in("au-bill", "+12125550303", "au-bill", due, pending)
+        .await;
+    let mut step = h.store.step(&billing).await.unwrap().unwrap();
+    step.purpose = "billing_reminder".to_owned();
+    assert!(h.store.replace_step(&step, &[pending]).await.unwrap());
+    // Time-sensitive and three hours late: past its band.
+    let late = h
+        .seed_step_in(
+            "au-late",
+            "+12125550304",
+            "au-late",
+            monday() - Duration::hours(3),
+            pending,
+        )
+        .await;
+    // A minor, and the program does not text minors.
+    let minor = optline_ports::Contact {
+        id: ContactId::parse("au-minor").unwrap(),
+        phone: optline_policy::phone::E164::parse("+12125550305").unwrap(),
+        program: "clinic".to_owned(),
+        time_zone: Some("America/New_York".to_owned()),
+        address_state: None,
+        minor: true,
+        date_of_birth: None,
+        created_at: monday() - Duration::days(30),
+    };
+    h.store.create_contact(&minor).await.unwrap();
+    let young = h
+        .seed_step_in("au-minor", "+12125550305", "au-minor", due, pending)
+        .await;
+    // A STOP from the handset: no consent scope any more.
+    let stopped = h
+        .seed_step_in("au-stop", "+12125550306", "au-stop", due, pending)
+        .await;
+    let stop = optline_inbound::handle(
+        optline_tests::twilio_inbound_request(
+            "SM000000000000000000000000000au306",
+            "+12125550306",
+            "STOP",
+        ),
+        &h.inbound(),
+        monday() - Duration::hours(1),
+    )
+    .await;
+    assert_eq!(stop.status(), 200);
+    // A non-responder follow-up for someone who already confirmed.
+    let answered = h
+        .seed_step_in("au-resp", "+12125550307", "au-resp", due, pending)
+        .await;
+    let mut step = h.store.step(&answered).await.unwrap().unwrap();
+    step.audience = optline_ports::Audience::NonResponders;
+    assert!(h.store.replace_step(&step, &[pending]).await.unwrap());
+    h.store
+        .record_outcome(&EpisodeOutcome {
+            subject: step.subject.clone(),
+            kind: "confirmed".to_owned(),
+            at: monday() - Duration::hours(2),
+            contact_id: step.contact_id.clone(),
+            step_id: None,
+            source: "test".to_owned(),
+            after_first_text_seconds: None,
+        })
+        .await
+        .unwrap();
+
+    let report = optline_sweep::sweep(&h.sweep(), monday()).await.unwrap();
+    assert_eq!((report.found, report.enqueued, report.excluded), (7, 1, 6));
+    for (reason, count) in [
+        ("segment.region", 1),
+        ("segment.purpose", 1),
+        ("segment.band", 1),
+        ("segment.minor", 1),
+        ("segment.consent_scope", 2), // the STOP, and the minor without a guardian's consent
+        ("segment.responders", 1),
+    ] {
+        assert_eq!(
+            report.excluded_by.get(reason),
+            Some(&count),
+            "{reason}: {:?}",
+            report.excluded_by
+        );
+    }
+
+    // Only the one inside was queued.
+    let batch = h.receive_dispatch_batch(10).await;
+    assert_eq!(batch.records.len(), 1);
+    assert!(batch.records[0]
+        .body
+        .as_deref()
+        .unwrap()
+        .contains(inside.as_str()));
+    assert_eq!(
+        h.store.step(&inside).await.unwrap().unwrap().status,
+        StepStatus::Queued
+    );
+    // Every other one ended, each with an audit record of its rules.
+    for (id, rule) in [
+        (&florida, "segment.region"),
+        (&billing, "segment.purpose"),
+        (&late, "segment.band"),
+        (&young, "segment.minor"),
+        (&stopped, "segment.consent_scope"),
+        (&answered, "segment.responders"),
+    ] {
+        let step = h.store.step(id).await.unwrap().unwrap();
+        assert_eq!(step.status, StepStatus::Suppressed, "{id}");
+        let chain = h.store.audit_chain(&step.contact_id).await.unwrap();
+        let record = chain
+            .iter()
+            .rev()
+            .find(|r| r.content.step_id.as_deref() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("no audit record for {id}"));
+        assert_eq!(record.content.action, "suppress");
+        assert!(record.content.reasons.contains(&rule.to_owned()), "{id}");
+        assert!(
+            record
+                .content
+                .rules
+                .iter()
+                .any(|r| r.id == rule && r.verdict == optline_policy::Verdict::Fail),
+            "{id}"
+        );
+    }
+    // A second sweep finds nothing left.
+    let again = optline_sweep::sweep(&h.sweep(), monday()).await.unwrap();
+    assert_eq!(again.found, 0);
 }

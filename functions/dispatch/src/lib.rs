@@ -14,7 +14,7 @@ use optline_aws::DispatchMessage;
 use optline_config::Config;
 use optline_library::Library;
 use optline_policy::caps::PriorSend;
-use optline_policy::decision::{evaluate, Decision, PolicyState, Recipient, SendRequest};
+use optline_policy::decision::{evaluate, Decision, PolicyState, SendRequest};
 use optline_policy::template::lint::{
     has_errors, lint_rendered, LintConfig, Severity, LINT_VERSION,
 };
@@ -523,27 +523,30 @@ pub async fn assess(
         }
     };
 
-    // A follow-up for non-responders goes only to people who have not
-    // answered the episode (confirmed or asked to reschedule).
-    if step.audience == Audience::NonResponders {
-        let answered = store.outcomes(&step.subject).await?;
-        if let Some(outcome) = answered.first() {
-            let reasons = vec!["episode.responded".to_owned()];
-            let rules = vec![RuleOutcome::new(
-                "episode.responded",
-                "1",
-                Verdict::Fail,
-                format!(
-                    "the patient already answered this episode ({}); the follow-up is for non-responders",
-                    outcome.kind
-                ),
-            )];
-            return Ok(Assessment::Refused {
-                contact: Some(contact),
-                reasons,
-                rules,
-            });
-        }
+    // The program's audience again, with the latest answers (a follow-up
+    // for non-responders goes only to people who have not answered),
+    // minors and region. Consent, expiry and lateness are the decision's.
+    let answered = optline_sweep::episode_answer(store, step).await?;
+    let program = deps.config.program(Some(&step.program));
+    let audience_rules = program.map(|p| p.audience.clone()).unwrap_or_default();
+    let request = optline_sweep::request_for(step, &contact, program, now);
+    let selection = optline_policy::audience::select(
+        &audience_rules,
+        &optline_policy::audience::Candidate {
+            request: &request,
+            due_at: step.due_at,
+            non_responders_only: step.audience == Audience::NonResponders,
+            answered: answered.as_deref(),
+            stage: optline_policy::audience::Stage::Send,
+        },
+        now,
+    );
+    if !selection.included {
+        return Ok(Assessment::Refused {
+            contact: Some(contact),
+            reasons: selection.reasons,
+            rules: selection.rules,
+        });
     }
 
     // Only the published, approved version the step pins; rendered, then
@@ -669,29 +672,14 @@ fn send_request(
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> SendRequest {
-    let program = deps.config.program(Some(&step.program));
-    SendRequest {
-        program: step.program.clone(),
-        category: template.map_or_else(|| step.category.clone(), |t| t.category.clone()),
-        class: template.map_or(step.class, |t| t.class),
-        purpose: step.purpose.clone(),
-        healthcare_exempt: step.healthcare_exempt,
-        subject: step.subject.clone(),
-        workflow: Some(step.subject.clone()),
-        workflow_limit: Some(3),
-        body: Some(body.to_owned()),
-        provider_name: program.map(|p| p.name.clone()),
-        provider_contact: program.map(|p| p.support_contact.clone()),
-        recipient: Recipient {
-            phone: contact.phone.clone(),
-            time_zone: contact.time_zone.clone(),
-            address_state: contact.address_state.clone(),
-            minor: contact.is_minor(now),
-            phone_given_by_patient: true,
-        },
-        expires_at: step.expires_at,
-        urgency: step.urgency,
+    let mut request =
+        optline_sweep::request_for(step, contact, deps.config.program(Some(&step.program)), now);
+    if let Some(t) = template {
+        request.category = t.category.clone();
+        request.class = t.class;
     }
+    request.body = Some(body.to_owned());
+    request
 }
 
 async fn finish_suppressed(
@@ -833,7 +821,8 @@ pub struct DryRun {
     pub reasons: std::collections::BTreeMap<String, usize>,
 }
 
-/// Assesses every step due at `at` (up to `limit`) as dispatch would.
+/// Assesses every step due at `at` (up to `limit`) as the sweep (its
+/// audience rules) and then dispatch (its decision) would.
 pub async fn dry_run(
     deps: &Deps,
     at: DateTime<Utc>,
@@ -847,7 +836,18 @@ pub async fn dry_run(
         reasons: std::collections::BTreeMap::new(),
     };
     for step in &due {
-        let (decision, until, reasons) = match assess(step, deps, at).await? {
+        // The sweep's audience rules first: an excluded step is never queued.
+        let audience = optline_sweep::select(deps.store.as_ref(), &deps.config, step, at).await?;
+        let assessed = if audience.included {
+            assess(step, deps, at).await?
+        } else {
+            Assessment::Refused {
+                contact: None,
+                reasons: audience.reasons,
+                rules: audience.rules,
+            }
+        };
+        let (decision, until, reasons) = match assessed {
             Assessment::Refused { reasons, .. } => ("suppress", None, reasons),
             Assessment::Decided { decision, .. } => match decision {
                 Decision::Send { .. } => ("send", None, Vec::new()),

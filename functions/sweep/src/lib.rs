@@ -1,15 +1,34 @@
 //! # sweep
 //!
 //! Runs on the EventBridge schedule. Finds pending steps that are due through
-//! the sparse `due` index (a query per shard, never a scan), moves each from
-//! pending to queued with a conditional write (so two overlapping sweeps
-//! enqueue a step once), and sends the winners to the dispatch queue in
-//! batches of ten. A step whose enqueue failed goes back to pending.
+//! the sparse `due` index (a query per shard, never a scan), applies the
+//! program's audience (segment) rules to each
+//! ([`optline_policy::audience`]: purpose, consent scope, responders and
+//! non-responders, urgency band, minors, region), then:
+//!
+//! - a step outside its audience is ended as suppressed, with an audit
+//!   record holding every rule consulted, and never queued;
+//! - a step inside it moves from pending to queued with a conditional write
+//!   (so two overlapping sweeps enqueue it once) and goes to the dispatch
+//!   queue in batches of ten. A step whose enqueue failed goes back to
+//!   pending.
+//!
+//! Time-sensitive steps are handled first. Dispatch applies the same audience
+//! rules again (without consent, which its own decision checks), with the
+//! latest data, right before it sends.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use optline_ports::{PortError, StepId, StepQueue, Store};
+use optline_config::{Config, ProgramConfig};
+use optline_policy::audience::{self, Candidate, Selection, Stage, AUDIENCE_VERSION};
+use optline_policy::decision::{Recipient, SendRequest, Urgency};
+use optline_policy::{RuleOutcome, Verdict};
+use optline_ports::{
+    consent_facts, Audience, Contact, NewAuditRecord, PortError, Step, StepId, StepOutcome,
+    StepQueue, StepStatus, Store,
+};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -23,6 +42,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     /// The dispatch queue.
     pub queue: Arc<dyn StepQueue>,
+    /// Programs and their audience rules.
+    pub config: Arc<Config>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -38,25 +59,130 @@ pub struct SweepReport {
     pub found: usize,
     /// Steps this run moved to queued and enqueued.
     pub enqueued: usize,
-    /// Steps another sweep had already taken.
+    /// Steps outside their audience, ended as suppressed.
+    pub excluded: usize,
+    /// Excluded steps per failed rule.
+    pub excluded_by: BTreeMap<String, usize>,
+    /// Steps another sweep (or a cancellation) had already taken.
     pub lost_race: usize,
     /// Steps whose enqueue failed and that went back to pending.
     pub requeued: usize,
+    /// Steps left pending because their facts could not be read (the next
+    /// run tries again).
+    pub unreadable: usize,
+}
+
+/// The request a step would make, before its template is rendered: the
+/// step's own category and class, the contact as recipient.
+pub fn request_for(
+    step: &Step,
+    contact: &Contact,
+    program: Option<&ProgramConfig>,
+    now: DateTime<Utc>,
+) -> SendRequest {
+    SendRequest {
+        program: step.program.clone(),
+        category: step.category.clone(),
+        class: step.class,
+        purpose: step.purpose.clone(),
+        healthcare_exempt: step.healthcare_exempt,
+        subject: step.subject.clone(),
+        workflow: Some(step.subject.clone()),
+        workflow_limit: Some(3),
+        body: None,
+        provider_name: program.map(|p| p.name.clone()),
+        provider_contact: program.map(|p| p.support_contact.clone()),
+        recipient: Recipient {
+            phone: contact.phone.clone(),
+            time_zone: contact.time_zone.clone(),
+            address_state: contact.address_state.clone(),
+            minor: contact.is_minor(now),
+            phone_given_by_patient: true,
+        },
+        expires_at: step.expires_at,
+        urgency: step.urgency,
+    }
+}
+
+/// The answer already recorded for the step's episode, when the step is
+/// for non-responders only (one read; none for other steps).
+pub async fn episode_answer(store: &dyn Store, step: &Step) -> Result<Option<String>, PortError> {
+    if step.audience != Audience::NonResponders {
+        return Ok(None);
+    }
+    Ok(store
+        .outcomes(&step.subject)
+        .await?
+        .into_iter()
+        .next()
+        .map(|o| o.kind))
+}
+
+/// A step whose contact does not exist is outside every audience.
+fn unknown_contact() -> Selection {
+    Selection {
+        included: false,
+        reasons: vec!["segment.contact".to_owned()],
+        rules: vec![RuleOutcome::new(
+            "segment.contact",
+            AUDIENCE_VERSION,
+            Verdict::Fail,
+            "the step's contact does not exist",
+        )],
+    }
+}
+
+/// Applies the audience rules to `step` at `now`, with the contact, the
+/// consent of the contact and of its number, and the episode's answers.
+pub async fn select(
+    store: &dyn Store,
+    config: &Config,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> Result<Selection, PortError> {
+    let Some(record) = store.contact_record(&step.contact_id, now).await? else {
+        return Ok(unknown_contact());
+    };
+    let mut events = record.consent;
+    events.extend(store.phone_consent_events(&record.contact.phone).await?);
+    let facts = consent_facts(&events);
+    let answered = episode_answer(store, step).await?;
+    let program = config.program(Some(&step.program));
+    let request = request_for(step, &record.contact, program, now);
+    let rules = program.map(|p| p.audience.clone()).unwrap_or_default();
+    Ok(audience::select(
+        &rules,
+        &Candidate {
+            request: &request,
+            due_at: step.due_at,
+            non_responders_only: step.audience == Audience::NonResponders,
+            answered: answered.as_deref(),
+            stage: Stage::Sweep { consent: &facts },
+        },
+        now,
+    ))
 }
 
 /// One sweep at `now`.
 pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortError> {
-    let due = deps.store.due_steps(now, SWEEP_LIMIT).await?;
+    let mut due = deps.store.due_steps(now, SWEEP_LIMIT).await?;
+    // The urgency band orders the work: time-sensitive steps first.
+    due.sort_by_key(|s| (s.urgency != Urgency::TimeSensitive, s.due_at));
     let mut report = SweepReport {
         found: due.len(),
         ..SweepReport::default()
     };
     let mut won: Vec<StepId> = Vec::with_capacity(due.len());
     for step in &due {
-        if deps.store.mark_queued(&step.id, now).await? {
-            won.push(step.id.clone());
-        } else {
-            report.lost_race += 1;
+        match admit(deps, step, now, &mut report).await {
+            Ok(true) => won.push(step.id.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                // Left pending: the next run reads it again. The steps
+                // already won still go to the queue below.
+                warn!(step_id = %step.id, error = %e, "audience not decided; step stays pending");
+                report.unreadable += 1;
+            }
         }
     }
     let failed = deps.queue.enqueue(&won).await?;
@@ -69,9 +195,56 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
     info!(
         found = report.found,
         enqueued = report.enqueued,
+        excluded = report.excluded,
         lost_race = report.lost_race,
         requeued = report.requeued,
+        unreadable = report.unreadable,
         "sweep finished"
     );
     Ok(report)
+}
+
+/// Applies the audience rules to one step: `true` when it was moved to
+/// queued by this run; an excluded step is ended and audited.
+async fn admit(
+    deps: &Deps,
+    step: &Step,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<bool, PortError> {
+    let store = deps.store.as_ref();
+    let selection = select(store, &deps.config, step, now).await?;
+    if selection.included {
+        let queued = store.mark_queued(&step.id, now).await?;
+        if !queued {
+            report.lost_race += 1;
+        }
+        return Ok(queued);
+    }
+    let outcome = StepOutcome::ended(StepStatus::Suppressed, now, selection.reasons.clone());
+    if !store.exclude_step(&step.id, &outcome).await? {
+        report.lost_race += 1;
+        return Ok(false);
+    }
+    store
+        .append_audit(NewAuditRecord {
+            contact_id: step.contact_id.clone(),
+            at: now,
+            kind: "decision".to_owned(),
+            action: "suppress".to_owned(),
+            step_id: Some(step.id.as_str().to_owned()),
+            rules: selection.rules,
+            reasons: selection.reasons.clone(),
+            legal_basis: None,
+            consent_event_id: None,
+            template: Some(format!("{}@{}", step.template_id, step.template_version)),
+            carrier_message_id: None,
+            detail: Some("outside the program's audience; ended by the sweep".to_owned()),
+        })
+        .await?;
+    report.excluded += 1;
+    for reason in selection.reasons {
+        *report.excluded_by.entry(reason).or_insert(0) += 1;
+    }
+    Ok(false)
 }

@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
                 .with_retention(config.retention_days)?,
         ),
         queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
+        config: Arc::new(config),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

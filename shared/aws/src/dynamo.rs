@@ -556,6 +556,36 @@ impl StepStore for DynamoStore {
         .await
     }
 
+    async fn exclude_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<bool, PortError> {
+        let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression(if expires.is_some() {
+                "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
+            } else {
+                "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
+            })
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(outcome.status.as_str()))
+            .expression_attribute_values(":outcome", s(to_json(outcome)?))
+            .expression_attribute_values(":pending", s(StepStatus::Pending.as_str()));
+        if let Some(expires) = expires {
+            request = request
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", expires);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("exclude step", e)),
+        }
+    }
+
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
         let result = self
             .client

@@ -10,6 +10,7 @@ use std::env;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use optline_policy::audience::AudienceRules;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -78,6 +79,10 @@ pub struct ProgramConfig {
     /// before the start; 0 plans none.
     #[serde(default = "default_follow_up_lead_hours")]
     pub follow_up_lead_hours: u32,
+    /// Who the program texts: purposes, regions, minors and the urgency
+    /// band's grace, applied by the sweep before a step is queued.
+    #[serde(default)]
+    pub audience: AudienceRules,
 }
 
 fn default_reminder_lead_hours() -> u32 {
@@ -176,6 +181,47 @@ fn hours(name: &'static str, default: u32) -> Result<u32, ConfigError> {
     }
 }
 
+/// The default program's audience: `PROGRAM_PURPOSES` and
+/// `PROGRAM_REGIONS` (comma-separated; empty means any),
+/// `PROGRAM_TEXTS_MINORS` (`true`|`false`, default true) and
+/// `TIME_SENSITIVE_GRACE_MINUTES` (default 120).
+fn audience_from_env() -> Result<AudienceRules, ConfigError> {
+    let list = |name: &'static str| -> Vec<String> {
+        var(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let defaults = AudienceRules::default();
+    Ok(AudienceRules {
+        purposes: list("PROGRAM_PURPOSES"),
+        regions: list("PROGRAM_REGIONS"),
+        minors: match var("PROGRAM_TEXTS_MINORS").as_deref() {
+            None => defaults.minors,
+            Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "PROGRAM_TEXTS_MINORS",
+                    reason: "true or false".to_owned(),
+                })
+            }
+        },
+        time_sensitive_grace_minutes: match var("TIME_SENSITIVE_GRACE_MINUTES") {
+            None => defaults.time_sensitive_grace_minutes,
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "TIME_SENSITIVE_GRACE_MINUTES",
+                reason: "a whole number of minutes".to_owned(),
+            })?,
+        },
+    })
+}
+
 fn required(name: &'static str) -> Result<String, ConfigError> {
     var(name).ok_or(ConfigError::Missing(name))
 }
@@ -188,7 +234,9 @@ impl Config {
     ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`,
     ///   `SENDER` (`sns`|`twilio`), `SENDER_MESSAGES_PER_SECOND`, `REMINDER_LEAD_HOURS`,
     ///   `FOLLOW_UP_LEAD_HOURS`, `SNS_ORIGINATION_NUMBER`,
-    ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`
+    ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`, and its audience from
+    ///   `PROGRAM_PURPOSES`, `PROGRAM_REGIONS`, `PROGRAM_TEXTS_MINORS`,
+    ///   `TIME_SENSITIVE_GRACE_MINUTES`
     /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
     ///   `TWILIO_STATUS_CALLBACK`
     /// - `PUBLIC_BASE_URL`, `API_TOKEN` (EHR sources: `EHR_SOURCES`, read by ehr-events)
@@ -220,6 +268,7 @@ impl Config {
                     origination_number: var("SNS_ORIGINATION_NUMBER"),
                     messaging_service_sid: var("TWILIO_MESSAGING_SERVICE_SID"),
                     from_number: var("TWILIO_FROM"),
+                    audience: audience_from_env()?,
                     reminder_lead_hours: hours(
                         "REMINDER_LEAD_HOURS",
                         default_reminder_lead_hours(),

@@ -206,19 +206,7 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
     };
 
     // 3. Consent and legal basis.
-    let billing = is_billing(&request.purpose);
-    let query = ConsentQuery {
-        program: &request.program,
-        category: &request.category,
-        class: request.class,
-        healthcare_exempt: request.healthcare_exempt,
-        treatment: !billing
-            && request.class == MessageClass::Transactional
-            && TREATMENT_PURPOSES.contains(&request.purpose.as_str()),
-        billing,
-        phone_given_by_patient: request.recipient.phone_given_by_patient,
-        minor: request.recipient.minor,
-    };
+    let query = consent_query(request);
     let consent = consent::check_with(&query, &state.consent, now, rules);
     let mut rules = consent.outcomes;
     let consent_event_id = consent.event_id;
@@ -369,6 +357,24 @@ pub const TREATMENT_PURPOSES: [&str; 6] = [
     "results_ready",
     "care_follow_up",
 ];
+
+/// What the consent rules are asked about a request: its program, category
+/// and class, and whether it is a treatment or billing message.
+pub fn consent_query(request: &SendRequest) -> ConsentQuery<'_> {
+    let billing = is_billing(&request.purpose);
+    ConsentQuery {
+        program: &request.program,
+        category: &request.category,
+        class: request.class,
+        healthcare_exempt: request.healthcare_exempt,
+        treatment: !billing
+            && request.class == MessageClass::Transactional
+            && TREATMENT_PURPOSES.contains(&request.purpose.as_str()),
+        billing,
+        phone_given_by_patient: request.recipient.phone_given_by_patient,
+        minor: request.recipient.minor,
+    }
+}
 
 fn is_billing(purpose: &str) -> bool {
     matches!(

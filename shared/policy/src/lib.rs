@@ -13,8 +13,11 @@
 //! - [`caps`]: rolling-window frequency caps.
 //! - [`consent`]: the consent ledger's evaluation (latest event wins).
 //! - [`decision`]: `evaluate(request, state, now) -> Decision`.
+//! - [`audience`]: the sweep's segment rules (purpose, consent scope,
+//!   responders, urgency band, minors, region).
 //! - [`template`]: approved, versioned templates with typed variables.
 
+pub mod audience;
 pub mod caps;
 pub mod classify;
 pub mod consent;

@@ -69,6 +69,10 @@ pub trait StepStore: Send + Sync {
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError>;
     /// Moves a step from pending to queued; `false` if another sweep won.
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
+    /// Ends a pending step that the sweep's audience rules exclude
+    /// (pending -> suppressed, out of the due index); `false` when it is no
+    /// longer pending (another sweep, a cancellation or a reschedule won).
+    async fn exclude_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<bool, PortError>;
     /// Claims the right to send a step exactly once.
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError>;
     /// Takes over a claim older than `cutoff` (its invocation died); `false`

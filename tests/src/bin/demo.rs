@@ -32,10 +32,8 @@ async fn main() {
     let ok = matches!(
         report.first_outcome,
         Some(optline_dispatch::Outcome::Sent(_))
-    ) && matches!(
-        report.second_outcome,
-        Some(optline_dispatch::Outcome::Suppressed(_))
-    ) && report.chain_verified;
+    ) && !report.second_suppressed.is_empty()
+        && report.chain_verified;
     println!(
         "\n{}",
         if ok {
