@@ -771,7 +771,14 @@ async fn an_emulator_outage_in_the_middle_of_a_batch_loses_nothing_and_sends_not
 
 #[tokio::test]
 async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
-    let h = Harness::new("dryrun").await;
+    let mut h = Harness::new("dryrun").await;
+    // The night-time question below is about quiet hours: give the
+    // time-sensitive steps a band wide enough to still be due at 23:00.
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.audience.time_sensitive_grace_minutes = 24 * 60;
+    }
+    h.config = std::sync::Arc::new(config);
     for (i, phone) in ["+12125550901", "+12125550902", "+12125550903"]
         .iter()
         .enumerate()
@@ -836,6 +843,17 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         .unwrap();
     assert_eq!(night.decisions.get("defer"), Some(&2));
     assert_eq!(night.reasons.get("quiet_hours.federal"), Some(&2));
+    // With the default 120-minute band all three would be too late to send.
+    let mut strict = h.clone();
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.audience.time_sensitive_grace_minutes = 120;
+    }
+    strict.config = std::sync::Arc::new(config);
+    let late = optline_dispatch::dry_run(&strict.dispatch(), noon() + Duration::hours(11), 100)
+        .await
+        .unwrap();
+    assert_eq!(late.reasons.get("segment.band"), Some(&3));
 
     // Nothing was queued, claimed or sent.
     for i in 0..3 {
