@@ -81,6 +81,42 @@ async fn sweep_and_dispatch(
     now: DateTime<Utc>,
     report: &mut ScenarioReport,
 ) -> Option<Outcome> {
+    // First the question an operator can ask at any time: what would a
+    // sweep do now, and why? (Nothing is written.)
+    match optline_dispatch::dry_run(&h.dispatch(), now, 100).await {
+        Ok(dry) => {
+            let steps: Vec<String> = dry
+                .steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} to {} ({}): {}{}",
+                        s.template,
+                        s.contact_id,
+                        s.step_id,
+                        s.decision,
+                        if s.reasons.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" because {}", s.reasons.join(", "))
+                        }
+                    )
+                })
+                .collect();
+            report.say(format!(
+                "sweep dry run at {}: {}; per decision {:?}, per reason {:?}",
+                now.format("%Y-%m-%d %H:%MZ"),
+                if steps.is_empty() {
+                    "nothing due".to_owned()
+                } else {
+                    steps.join("; ")
+                },
+                dry.decisions,
+                dry.reasons
+            ));
+        }
+        Err(e) => report.say(format!("sweep dry run failed: {e}")),
+    }
     let swept = optline_sweep::sweep(&h.sweep(), now).await;
     match &swept {
         Ok(r) => report.say(format!(

@@ -56,6 +56,11 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         "a retried webhook gets no second confirmation"
     );
 
+    // The dry run says so before the sweep does it.
+    assert!(
+        story.contains("sweep dry run at 2026-12-08 18:01Z: appointment_reminder@1 to pat-1001 (appt-appt-5002-reminder): suppress because segment.consent_scope"),
+        "{story}"
+    );
     // The sweep's audience rules end the second reminder before it is
     // queued: no consent scope, because of the STOP.
     assert_eq!(

@@ -22,11 +22,13 @@ async fn main() {
             .unwrap_or_default()
     );
     let report = scenario::run(&harness).await;
-    for (i, line) in report.lines.iter().enumerate() {
+    let mut n = 0;
+    for line in &report.lines {
         if line.starts_with("  ") {
             println!("{line}");
         } else {
-            println!("{:>2}. {line}", i + 1);
+            n += 1;
+            println!("{n:>2}. {line}");
         }
     }
     let ok = matches!(
