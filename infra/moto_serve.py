@@ -7,7 +7,9 @@ moto's threaded server checks a condition and applies the write in separate
 steps, so both can succeed (two overlapping sweeps both "winning" one step).
 Serializing DynamoDB requests restores that guarantee; every other service
 (SQS long polls included) is served by moto exactly as `moto_server` serves
-it. Usage: `python infra/moto_serve.py -H 127.0.0.1 -p 5000`.
+it. A failed `TransactWriteItems` rolls back the items it names instead of
+restoring deep copies of whole tables (same result, without the copies'
+cost). Usage: `python infra/moto_serve.py -H 127.0.0.1 -p 5000`.
 """
 
 import argparse
@@ -22,6 +24,72 @@ from moto.moto_server.werkzeug_app import (  # type: ignore
     create_backend_app,
 )
 from werkzeug.serving import run_simple  # type: ignore
+
+import copy
+import moto.dynamodb.models as dynamodb_models  # type: ignore
+from moto.dynamodb.models import DynamoDBBackend  # type: ignore
+from moto.dynamodb.models.dynamo_type import DynamoType  # type: ignore
+from moto.dynamodb.models.table import Table  # type: ignore
+
+
+class _TablesNotCopied:
+    """`copy` as moto's DynamoDB backend sees it, except that a whole table is
+    never deep-copied. moto backs up every table a transaction touches with
+    `copy.deepcopy` (once per item of the transaction) to roll back a failed
+    one, which takes seconds once a table holds a few thousand items. The
+    rollback below restores only the items the transaction names instead,
+    which is all a transaction can change."""
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        if isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+
+dynamodb_models.copy = _TablesNotCopied()
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_with_item_rollback(self, transact_items):
+    saved = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = self.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        key = op.get("Key") or op.get("Item") or {}
+        if table.hash_key_attr not in key:
+            continue
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = None
+        if table.range_key_attr is not None:
+            if table.range_key_attr not in key:
+                continue
+            range_key = DynamoType(key[table.range_key_attr])
+        before = table.get_item(hash_key, range_key)
+        saved.append((table, hash_key, range_key, copy.deepcopy(before)))
+    try:
+        return _transact_write_items(self, transact_items)
+    except Exception:
+        # Put back exactly what the named items were, newest change first.
+        for table, hash_key, range_key, before in reversed(saved):
+            if range_key is None:
+                if before is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = before
+            elif before is None:
+                table.items.get(hash_key, {}).pop(range_key, None)
+            else:
+                table.items[hash_key][range_key] = before
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_with_item_rollback
 
 
 def main() -> None:

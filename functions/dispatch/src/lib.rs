@@ -22,9 +22,9 @@ use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
 use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, Audience, Claim, ConsentEvent, Contact, DeadLetters, EventId, NewAuditRecord,
-    OutboundSms, Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome, StepStatus,
-    Store,
+    consent_facts, Audience, AuditHead, Claim, ConsentEvent, Contact, DeadLetters, EventId,
+    NewAuditRecord, OutboundSms, Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome,
+    StepStatus, Store,
 };
 use tracing::{info, warn, Instrument};
 
@@ -342,26 +342,36 @@ pub async fn dispatch_step(
     };
 
     // Everything after the claim must end the step one way or another.
-    let (contact, body, decision) = match assess(&step, deps, now).await? {
+    let (contact, body, decision, head) = match assess(&step, deps, now).await? {
         Assessment::Refused {
-            contact,
+            audit_head,
             reasons,
             rules,
+            ..
         } => {
-            finish_suppressed(deps, &step, contact.as_ref(), now, reasons.clone(), rules).await?;
+            finish_suppressed(
+                deps,
+                &step,
+                audit_head.as_ref(),
+                now,
+                reasons.clone(),
+                rules,
+            )
+            .await?;
             return Ok(Outcome::Suppressed(reasons));
         }
         Assessment::Decided {
             contact,
+            audit_head,
             body,
             decision,
-        } => (*contact, body, decision),
+        } => (*contact, body, decision, audit_head),
     };
     let template_ref = format!("{}@{}", step.template_id, step.template_version);
 
     match decision {
         Decision::Suppress { reasons, rules } => {
-            finish_suppressed(deps, &step, Some(&contact), now, reasons.clone(), rules).await?;
+            finish_suppressed(deps, &step, head.as_ref(), now, reasons.clone(), rules).await?;
             Ok(Outcome::Suppressed(reasons))
         }
         Decision::Defer { until, rules } => {
@@ -404,8 +414,10 @@ pub async fn dispatch_step(
             match deps.sender.send(&sms).await {
                 Ok(receipt) => {
                     let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
+                    // The send records, the step's status and the audit
+                    // record: one write when the audit head is known.
                     store
-                        .finish_step(
+                        .finish_audited(
                             &step,
                             &StepOutcome {
                                 status: StepStatus::Sent,
@@ -413,22 +425,21 @@ pub async fn dispatch_step(
                                 carrier_message_id: Some(carrier_id.clone()),
                                 reasons: Vec::new(),
                             },
+                            audit_record(
+                                &step,
+                                now,
+                                "send",
+                                rules,
+                                Vec::new(),
+                                Some(legal_basis.as_str()),
+                                consent_event_id.as_deref(),
+                                Some(&template_ref),
+                                Some(&carrier_id),
+                                None,
+                            ),
+                            head.as_ref(),
                         )
                         .await?;
-                    audit(
-                        deps,
-                        &step,
-                        now,
-                        "send",
-                        rules,
-                        Vec::new(),
-                        Some(legal_basis.as_str()),
-                        consent_event_id.as_deref(),
-                        Some(&template_ref),
-                        Some(&carrier_id),
-                        None,
-                    )
-                    .await?;
                     info!(step_id = %id, to = %contact.phone.masked(), "sent");
                     Ok(Outcome::Sent(carrier_id))
                 }
@@ -439,25 +450,24 @@ pub async fn dispatch_step(
                 Err(failure) => {
                     let reasons = vec![format!("carrier.{}", failure.code)];
                     store
-                        .finish_step(
+                        .finish_audited(
                             &step,
                             &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
+                            audit_record(
+                                &step,
+                                now,
+                                "failed",
+                                rules,
+                                reasons,
+                                Some(legal_basis.as_str()),
+                                consent_event_id.as_deref(),
+                                Some(&template_ref),
+                                None,
+                                Some(failure.reason.clone()),
+                            ),
+                            head.as_ref(),
                         )
                         .await?;
-                    audit(
-                        deps,
-                        &step,
-                        now,
-                        "failed",
-                        rules,
-                        reasons,
-                        Some(legal_basis.as_str()),
-                        consent_event_id.as_deref(),
-                        Some(&template_ref),
-                        None,
-                        Some(failure.reason.clone()),
-                    )
-                    .await?;
                     if failure.recipient_opted_out {
                         record_carrier_opt_out(deps, &step, &contact, now).await?;
                     }
@@ -477,6 +487,8 @@ pub enum Assessment {
     Refused {
         /// The contact, when known.
         contact: Option<Contact>,
+        /// The contact's audit head as read with it.
+        audit_head: Option<AuditHead>,
         /// Rule ids.
         reasons: Vec<String>,
         /// Rules consulted.
@@ -486,6 +498,8 @@ pub enum Assessment {
     Decided {
         /// The contact.
         contact: Box<Contact>,
+        /// The contact's audit head as read with it.
+        audit_head: Option<AuditHead>,
         /// The rendered text.
         body: String,
         /// The decision.
@@ -505,8 +519,8 @@ pub async fn assess(
     let record = store
         .contact_record(&step.contact_id, now - Duration::days(8))
         .await?;
-    let (contact, contact_consent, sends) = match record {
-        Some(r) => (r.contact, r.consent, r.sends),
+    let (contact, contact_consent, sends, audit_head) = match record {
+        Some(r) => (r.contact, r.consent, r.sends, r.audit_head),
         None => {
             let reasons = vec!["dispatch.unknown_contact".to_owned()];
             let rules = vec![RuleOutcome::new(
@@ -516,6 +530,7 @@ pub async fn assess(
                 "the step's contact does not exist",
             )];
             return Ok(Assessment::Refused {
+                audit_head: None,
                 contact: None,
                 reasons,
                 rules,
@@ -543,6 +558,7 @@ pub async fn assess(
     );
     if !selection.included {
         return Ok(Assessment::Refused {
+            audit_head: audit_head.clone(),
             contact: Some(contact),
             reasons: selection.reasons,
             rules: selection.rules,
@@ -577,6 +593,7 @@ pub async fn assess(
                 reason,
             )];
             return Ok(Assessment::Refused {
+                audit_head: audit_head.clone(),
                 contact: Some(contact),
                 reasons,
                 rules,
@@ -605,6 +622,7 @@ pub async fn assess(
                 reason,
             )];
             return Ok(Assessment::Refused {
+                audit_head: audit_head.clone(),
                 contact: Some(contact),
                 reasons,
                 rules,
@@ -628,6 +646,7 @@ pub async fn assess(
         let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
         reasons.dedup();
         return Ok(Assessment::Refused {
+            audit_head: audit_head.clone(),
             contact: Some(contact),
             reasons,
             rules,
@@ -658,6 +677,7 @@ pub async fn assess(
     };
     let decision = evaluate(&request, &state, now);
     Ok(Assessment::Decided {
+        audit_head,
         contact: Box::new(contact),
         body,
         decision,
@@ -685,33 +705,64 @@ fn send_request(
 async fn finish_suppressed(
     deps: &Deps,
     step: &Step,
-    _contact: Option<&Contact>,
+    head: Option<&AuditHead>,
     now: DateTime<Utc>,
     reasons: Vec<String>,
     rules: Vec<RuleOutcome>,
 ) -> Result<(), DispatchError> {
+    let template_ref = format!("{}@{}", step.template_id, step.template_version);
     deps.store
-        .finish_step(
+        .finish_audited(
             step,
             &StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone()),
+            audit_record(
+                step,
+                now,
+                "suppress",
+                rules,
+                reasons,
+                None,
+                None,
+                Some(&template_ref),
+                None,
+                None,
+            ),
+            head,
         )
         .await?;
-    let template_ref = format!("{}@{}", step.template_id, step.template_version);
-    audit(
-        deps,
-        step,
-        now,
-        "suppress",
+    Ok(())
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one audit record has this many facts"
+)]
+fn audit_record(
+    step: &Step,
+    at: DateTime<Utc>,
+    action: &str,
+    rules: Vec<RuleOutcome>,
+    reasons: Vec<String>,
+    legal_basis: Option<&str>,
+    consent_event_id: Option<&str>,
+    template: Option<&str>,
+    carrier_message_id: Option<&str>,
+    detail: Option<String>,
+) -> NewAuditRecord {
+    NewAuditRecord {
+        contact_id: step.contact_id.clone(),
+        at,
+        kind: "decision".to_owned(),
+        action: action.to_owned(),
+        step_id: Some(step.id.as_str().to_owned()),
         rules,
         reasons,
-        None,
-        None,
-        Some(&template_ref),
-        None,
-        None,
-    )
-    .await?;
-    Ok(())
+        legal_basis: legal_basis.map(str::to_owned),
+        consent_event_id: consent_event_id.map(str::to_owned),
+        template: template.map(str::to_owned),
+        carrier_message_id: carrier_message_id.map(str::to_owned),
+        detail,
+    }
 }
 
 #[allow(
@@ -732,20 +783,18 @@ async fn audit(
     detail: Option<String>,
 ) -> Result<(), DispatchError> {
     deps.store
-        .append_audit(NewAuditRecord {
-            contact_id: step.contact_id.clone(),
+        .append_audit(audit_record(
+            step,
             at,
-            kind: "decision".to_owned(),
-            action: action.to_owned(),
-            step_id: Some(step.id.as_str().to_owned()),
+            action,
             rules,
             reasons,
-            legal_basis: legal_basis.map(str::to_owned),
-            consent_event_id: consent_event_id.map(str::to_owned),
-            template: template.map(str::to_owned),
-            carrier_message_id: carrier_message_id.map(str::to_owned),
+            legal_basis,
+            consent_event_id,
+            template,
+            carrier_message_id,
             detail,
-        })
+        ))
         .await?;
     Ok(())
 }
@@ -843,6 +892,7 @@ pub async fn dry_run(
         } else {
             Assessment::Refused {
                 contact: None,
+                audit_head: None,
                 reasons: audience.reasons,
                 rules: audience.rules,
             }

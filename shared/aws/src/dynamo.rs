@@ -15,8 +15,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 use optline_ports::{
-    chain_hash, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger, Contact,
-    ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EpisodeOutcome, EventId,
+    chain_hash, AuditHead, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger,
+    Contact, ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EpisodeOutcome, EventId,
     NewAuditRecord, Pace, PortError, ReviewItem, RevocationRequest, SendHistoryEntry, SendPacer,
     Step, StepId, StepOutcome, StepStatus, StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
 };
@@ -256,6 +256,99 @@ impl DynamoStore {
             .build()
             .map_err(|e| PortError::Invalid(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A step's final-state writes: the send records (for a send: history
+    /// and carrier-id mapping) and the step's update.
+    fn finish_parts(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+    ) -> Result<(Vec<Item>, StepUpdate), PortError> {
+        let id = &step.id;
+        let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
+        let mut items = Vec::new();
+        if outcome.status == StepStatus::Sent {
+            let entry = SendHistoryEntry {
+                step_id: Some(id.clone()),
+                template: Some(format!("{}@{}", step.template_id, step.template_version)),
+                at: outcome.at,
+                subject: step.subject.clone(),
+                program: step.program.clone(),
+                healthcare_exempt: step.healthcare_exempt,
+            };
+            // Keyed by step id: a retried finish rewrites the same items.
+            let mut history: Item = HashMap::from([
+                ("pk".to_owned(), s(contact_pk(&step.contact_id))),
+                ("sk".to_owned(), s(format!("SENT#{id}"))),
+                ("kind".to_owned(), s("send")),
+                ("step_id".to_owned(), s(id.as_str())),
+                ("data".to_owned(), s(to_json(&entry)?)),
+            ]);
+            if let Some(expires) = &expires {
+                history.insert("ttl".to_owned(), expires.clone());
+            }
+            items.push(history);
+            if let Some(carrier_id) = &outcome.carrier_message_id {
+                // Delivery reports name the carrier's id; this finds the step.
+                let mut mapping: Item = HashMap::from([
+                    ("pk".to_owned(), s(format!("CARRIER#{carrier_id}"))),
+                    ("sk".to_owned(), s("STEP")),
+                    ("kind".to_owned(), s("carrier_mapping")),
+                    ("step_id".to_owned(), s(id.as_str())),
+                    ("contact_id".to_owned(), s(step.contact_id.as_str())),
+                ]);
+                if let Some(expires) = &expires {
+                    mapping.insert("ttl".to_owned(), expires.clone());
+                }
+                items.push(mapping);
+            }
+        }
+        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let mut values = HashMap::from([
+            (":status".to_owned(), s(outcome.status.as_str())),
+            (":outcome".to_owned(), s(to_json(outcome)?)),
+        ]);
+        if let Some(expires) = &expires {
+            names.insert("#ttl".to_owned(), "ttl".to_owned());
+            values.insert(":ttl".to_owned(), expires.clone());
+        }
+        let expression = if expires.is_some() {
+            "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
+        } else {
+            "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
+        };
+        Ok((
+            items,
+            StepUpdate {
+                expression,
+                names,
+                values,
+            },
+        ))
+    }
+
+    /// The transaction items of one audit append: the record, only if its
+    /// sequence number is free, and the head beside the contact.
+    fn audit_items(&self, full: &AuditRecord) -> Result<Vec<TransactWriteItem>, PortError> {
+        let subject = &full.content.contact_id;
+        let record: Item = HashMap::from([
+            ("pk".to_owned(), s(audit_pk(subject))),
+            ("sk".to_owned(), s(format!("REC#{:012}", full.seq))),
+            ("kind".to_owned(), s("audit")),
+            ("data".to_owned(), s(to_json(full)?)),
+        ]);
+        let head: Item = HashMap::from([
+            ("pk".to_owned(), s(contact_pk(subject))),
+            ("sk".to_owned(), s(AUDIT_HEAD_SK)),
+            ("kind".to_owned(), s("audit_head")),
+            ("seq".to_owned(), AttributeValue::N(full.seq.to_string())),
+            ("hash".to_owned(), s(full.hash.clone())),
+        ]);
+        Ok(vec![
+            self.put(record, Some("attribute_not_exists(pk)"))?,
+            self.put(head, None)?,
+        ])
     }
 
     /// A conditional update of a step item; `false` when its condition fails.
@@ -667,70 +760,65 @@ impl StepStore for DynamoStore {
     }
 
     async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError> {
-        let id = &step.id;
-        let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
-        if outcome.status == StepStatus::Sent {
-            let entry = SendHistoryEntry {
-                step_id: Some(id.clone()),
-                template: Some(format!("{}@{}", step.template_id, step.template_version)),
-                at: outcome.at,
-                subject: step.subject.clone(),
-                program: step.program.clone(),
-                healthcare_exempt: step.healthcare_exempt,
-            };
-            // Keyed by step id: a retried finish rewrites the same items.
-            let mut history: Item = HashMap::from([
-                ("pk".to_owned(), s(contact_pk(&step.contact_id))),
-                ("sk".to_owned(), s(format!("SENT#{id}"))),
-                ("kind".to_owned(), s("send")),
-                ("step_id".to_owned(), s(id.as_str())),
-                ("data".to_owned(), s(to_json(&entry)?)),
-            ]);
-            if let Some(expires) = &expires {
-                history.insert("ttl".to_owned(), expires.clone());
-            }
-            let mut items = vec![history];
-            if let Some(carrier_id) = &outcome.carrier_message_id {
-                // Delivery reports name the carrier's id; this finds the step.
-                let mut mapping: Item = HashMap::from([
-                    ("pk".to_owned(), s(format!("CARRIER#{carrier_id}"))),
-                    ("sk".to_owned(), s("STEP")),
-                    ("kind".to_owned(), s("carrier_mapping")),
-                    ("step_id".to_owned(), s(id.as_str())),
-                    ("contact_id".to_owned(), s(step.contact_id.as_str())),
-                ]);
-                if let Some(expires) = &expires {
-                    mapping.insert("ttl".to_owned(), expires.clone());
-                }
-                items.push(mapping);
-            }
-            self.batch_put(items).await?;
-        }
-        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        let mut values = HashMap::from([
-            (":status".to_owned(), s(outcome.status.as_str())),
-            (":outcome".to_owned(), s(to_json(outcome)?)),
-        ]);
-        if let Some(expires) = &expires {
-            names.insert("#ttl".to_owned(), "ttl".to_owned());
-            values.insert(":ttl".to_owned(), expires.clone());
+        let (records, update) = self.finish_parts(step, outcome)?;
+        if !records.is_empty() {
+            // Written before the status: see the trait's contract.
+            self.batch_put(records).await?;
         }
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
+            .key("pk", s(step_pk(&step.id)))
             .key("sk", s("STEP"))
-            .update_expression(if expires.is_some() {
-                "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
-            } else {
-                "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
-            })
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .update_expression(update.expression)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
             .send()
             .await
             .map_err(|e| unavailable("finish step", e))?;
         Ok(())
+    }
+
+    async fn finish_audited(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+        record: NewAuditRecord,
+        head: Option<&AuditHead>,
+    ) -> Result<AuditRecord, PortError> {
+        if let Some(head) = head {
+            // One transaction: the send records, the step's status, the
+            // audit record (only if it is still the next one) and the head.
+            let full = chain_next(head.seq, head.hash.clone(), record.clone());
+            let (records, update) = self.finish_parts(step, outcome)?;
+            let mut items = Vec::with_capacity(records.len() + 3);
+            for item in records {
+                items.push(self.put(item, None)?);
+            }
+            let step_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(step_pk(&step.id)))
+                .key("sk", s("STEP"))
+                .update_expression(update.expression)
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values))
+                .build()
+                .map_err(|e| PortError::Invalid(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(step_update).build());
+            items.extend(self.audit_items(&full)?);
+            match self
+                .transact("finish step with its audit record", items)
+                .await
+            {
+                Ok(()) => return Ok(full),
+                // The chain moved (or the transaction met another): nothing
+                // was written; go the long way below.
+                Err(PortError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.finish_step(step, outcome).await?;
+        self.append_audit(record).await
     }
 
     async fn was_sent(&self, step: &Step) -> Result<bool, PortError> {
@@ -805,6 +893,7 @@ impl StepStore for DynamoStore {
         let mut profile = None;
         let mut consent = Vec::new();
         let mut sends = Vec::new();
+        let mut audit_head = None;
         for item in &items {
             match item.get("sk") {
                 Some(AttributeValue::S(sk)) if sk == "PROFILE" => {
@@ -819,6 +908,16 @@ impl StepStore for DynamoStore {
                         sends.push(entry);
                     }
                 }
+                Some(AttributeValue::S(sk)) if sk == AUDIT_HEAD_SK => {
+                    if let (Some(AttributeValue::N(seq)), Some(AttributeValue::S(hash))) =
+                        (item.get("seq"), item.get("hash"))
+                    {
+                        audit_head = seq.parse().ok().map(|seq| AuditHead {
+                            seq,
+                            hash: hash.clone(),
+                        });
+                    }
+                }
                 _ => {}
             }
         }
@@ -831,8 +930,36 @@ impl StepStore for DynamoStore {
             contact,
             consent,
             sends,
+            // No head beside the contact: its chain is empty, or predates
+            // heads. Either way the genesis is a safe hint: a write built on
+            // it is conditional on record 1 not existing.
+            audit_head: Some(audit_head.unwrap_or_else(|| AuditHead {
+                seq: 0,
+                hash: GENESIS_HASH.to_owned(),
+            })),
         }))
     }
+}
+
+/// The sort key of the audit head kept in a contact's partition.
+const AUDIT_HEAD_SK: &str = "AUDIT_HEAD";
+
+/// The record that follows `seq` / `prev_hash` in a chain.
+fn chain_next(seq: u64, prev_hash: String, content: NewAuditRecord) -> AuditRecord {
+    let hash = chain_hash(&prev_hash, &content);
+    AuditRecord {
+        seq: seq + 1,
+        prev_hash,
+        hash,
+        content,
+    }
+}
+
+/// A step's final-state update expression and its attributes.
+struct StepUpdate {
+    expression: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
 /// How many times an audit append retries after losing a race for the head.
@@ -866,28 +993,16 @@ impl AuditTrail for DynamoStore {
                 }
                 None => (0, GENESIS_HASH.to_owned()),
             };
-            let hash = chain_hash(&prev_hash, &record);
-            let full = AuditRecord {
-                seq: seq + 1,
-                prev_hash,
-                hash,
-                content: record.clone(),
-            };
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(pk.clone()))
-                .item("sk", s(format!("REC#{:012}", seq + 1)))
-                .item("kind", s("audit"))
-                .item("data", s(to_json(&full)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(full),
-                Err(e) if is_conditional(&e) => continue,
-                Err(e) => return Err(unavailable("append audit", e)),
+            let full = chain_next(seq, prev_hash, record.clone());
+            // The record (only if its number is free) and the head beside
+            // the contact, which dispatch reads with the contact.
+            match self
+                .transact("append audit", self.audit_items(&full)?)
+                .await
+            {
+                Ok(()) => return Ok(full),
+                Err(PortError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(PortError::Conflict(

@@ -110,6 +110,20 @@ pub trait StepStore: Send + Sync {
         contact: &ContactId,
         since: DateTime<Utc>,
     ) -> Result<Option<ContactRecord>, PortError>;
+
+    /// Records a step's final state and appends its audit record. When
+    /// `head` is the chain's current head, both go in one atomic write (the
+    /// step's status, its send records and the audit record together);
+    /// otherwise, or when the chain moved meanwhile, the step is finished as
+    /// [`StepStore::finish_step`] does and the record appended as
+    /// [`AuditTrail::append_audit`] does.
+    async fn finish_audited(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+        record: NewAuditRecord,
+        head: Option<&AuditHead>,
+    ) -> Result<AuditRecord, PortError>;
 }
 
 /// The per-contact, hash-chained audit trail.

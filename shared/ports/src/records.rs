@@ -541,6 +541,21 @@ pub struct ContactRecord {
     pub consent: Vec<ConsentEvent>,
     /// Its sends since the time asked for, newest first.
     pub sends: Vec<SendHistoryEntry>,
+    /// Where its audit chain ended when this was read, if the store keeps
+    /// that beside the contact.
+    pub audit_head: Option<AuditHead>,
+}
+
+/// The last record of a contact's audit chain, as written beside the
+/// contact with every append. A hint, not the truth: a write that trusts it
+/// is conditional on the next record not existing yet, and falls back to
+/// reading the chain when someone appended meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    /// The last record's sequence number.
+    pub seq: u64,
+    /// The last record's hash.
+    pub hash: String,
 }
 
 /// Something that happened in an episode: the patient confirmed, asked to
