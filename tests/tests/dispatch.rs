@@ -870,3 +870,110 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         .iter()
         .any(|m| m.phone_number.starts_with("+1212555090")));
 }
+
+fn decision_record(step: &optline_ports::Step, action: &str) -> optline_ports::NewAuditRecord {
+    optline_ports::NewAuditRecord {
+        contact_id: step.contact_id.clone(),
+        at: noon(),
+        kind: "decision".to_owned(),
+        action: action.to_owned(),
+        step_id: Some(step.id.as_str().to_owned()),
+        rules: Vec::new(),
+        reasons: Vec::new(),
+        legal_basis: None,
+        consent_event_id: None,
+        template: None,
+        carrier_message_id: None,
+        detail: None,
+    }
+}
+
+#[tokio::test]
+async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_when_the_chain_moved()
+{
+    use optline_ports::{Casework, StepOutcome};
+    let h = Harness::new("finish-tx").await;
+    let one = h
+        .seed_step("ft-1", "+12125550971", "ft-step-1", noon())
+        .await;
+    let two = h
+        .seed_step("ft-1", "+12125550971", "ft-step-2", noon())
+        .await;
+    let contact = ContactId::parse("ft-1").unwrap();
+
+    // The head, as dispatch reads it with the contact: an empty chain.
+    let read = h.store.contact_record(&contact, noon()).await.unwrap();
+    let genesis = read.unwrap().audit_head.unwrap();
+    assert_eq!(genesis.seq, 0);
+
+    // A send: records, status, audit record and head in one call.
+    let step = h.store.step(&one).await.unwrap().unwrap();
+    let sent = StepOutcome {
+        status: StepStatus::Sent,
+        at: noon(),
+        carrier_message_id: Some("sns:ft-msg-1".to_owned()),
+        reasons: Vec::new(),
+    };
+    let before = h.calls.snapshot();
+    let first = h
+        .store
+        .finish_audited(&step, &sent, decision_record(&step, "send"), Some(&genesis))
+        .await
+        .unwrap();
+    let spent = optline_tests::calls::since(&before, &h.calls.snapshot());
+    assert_eq!(
+        spent.into_iter().collect::<Vec<_>>(),
+        [("DynamoDB.TransactWriteItems".to_owned(), 1)]
+    );
+    assert_eq!(first.seq, 1);
+    assert!(h.store.was_sent(&step).await.unwrap());
+    assert_eq!(
+        h.store
+            .step_for_carrier_message("sns:ft-msg-1")
+            .await
+            .unwrap(),
+        Some(one.clone())
+    );
+    assert_eq!(
+        h.store.step(&one).await.unwrap().unwrap().status,
+        StepStatus::Sent
+    );
+    let head = h
+        .store
+        .contact_record(&contact, noon())
+        .await
+        .unwrap()
+        .unwrap()
+        .audit_head
+        .unwrap();
+    assert_eq!((head.seq, head.hash.as_str()), (1, first.hash.as_str()));
+
+    // A stale head (the chain moved since it was read): the transaction
+    // writes nothing, and the long way ends the step and appends after the
+    // real head. The chain stays whole.
+    let step = h.store.step(&two).await.unwrap().unwrap();
+    let suppressed = StepOutcome::ended(
+        StepStatus::Suppressed,
+        noon(),
+        vec!["consent.revocation".to_owned()],
+    );
+    let second = h
+        .store
+        .finish_audited(
+            &step,
+            &suppressed,
+            decision_record(&step, "suppress"),
+            Some(&genesis),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.seq, 2);
+    assert_eq!(
+        h.store.step(&two).await.unwrap().unwrap().status,
+        StepStatus::Suppressed
+    );
+    let chain = h.store.audit_chain(&contact).await.unwrap();
+    assert_eq!(chain.len(), 2);
+    assert!(verify_chain(&chain).is_ok());
+    assert_eq!(chain[1].content.action, "suppress");
+}
