@@ -316,20 +316,20 @@ pub async fn dispatch_step(
                     "a previous attempt died mid-send and this carrier cannot deduplicate; not sent again",
                 )];
                 let template_ref = format!("{}@{}", step.template_id, step.template_version);
-                audit(
-                    deps,
-                    &step,
-                    now,
-                    "failed",
-                    rules,
-                    reasons,
-                    None,
-                    None,
-                    Some(&template_ref),
-                    None,
-                    None,
-                )
-                .await?;
+                store
+                    .append_audit(audit_record(
+                        &step,
+                        now,
+                        "failed",
+                        rules,
+                        reasons,
+                        None,
+                        None,
+                        Some(&template_ref),
+                        None,
+                        None,
+                    ))
+                    .await?;
                 return Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()));
             }
             // The carrier drops a repeat with the same idempotency key: finish
@@ -377,20 +377,20 @@ pub async fn dispatch_step(
         Decision::Defer { until, rules } => {
             let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
             store.defer_step(id, until).await?;
-            audit(
-                deps,
-                &step,
-                now,
-                "defer",
-                rules,
-                Vec::new(),
-                None,
-                None,
-                Some(&template_ref),
-                None,
-                Some(format!("deferred until {}", until.to_rfc3339())),
-            )
-            .await?;
+            store
+                .append_audit(audit_record(
+                    &step,
+                    now,
+                    "defer",
+                    rules,
+                    Vec::new(),
+                    None,
+                    None,
+                    Some(&template_ref),
+                    None,
+                    Some(format!("deferred until {}", until.to_rfc3339())),
+                ))
+                .await?;
             Ok(Outcome::Deferred(until))
         }
         Decision::Send {
@@ -763,40 +763,6 @@ fn audit_record(
         carrier_message_id: carrier_message_id.map(str::to_owned),
         detail,
     }
-}
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one audit record has this many facts"
-)]
-async fn audit(
-    deps: &Deps,
-    step: &Step,
-    at: DateTime<Utc>,
-    action: &str,
-    rules: Vec<RuleOutcome>,
-    reasons: Vec<String>,
-    legal_basis: Option<&str>,
-    consent_event_id: Option<&str>,
-    template: Option<&str>,
-    carrier_message_id: Option<&str>,
-    detail: Option<String>,
-) -> Result<(), DispatchError> {
-    deps.store
-        .append_audit(audit_record(
-            step,
-            at,
-            action,
-            rules,
-            reasons,
-            legal_basis,
-            consent_event_id,
-            template,
-            carrier_message_id,
-            detail,
-        ))
-        .await?;
-    Ok(())
 }
 
 /// Twilio 21610: the number replied STOP at the carrier. The ledger learns it
