@@ -310,8 +310,18 @@ async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusi
         .await
         .unwrap();
 
+    let before = h.calls.snapshot();
     let report = optline_sweep::sweep(&h.sweep(), monday()).await.unwrap();
     assert_eq!((report.found, report.enqueued, report.excluded), (7, 1, 6));
+    // Each exclusion is one write: the step leaves pending together with
+    // its audit record (and the chain's head).
+    let spent = optline_tests::calls::since(&before, &h.calls.snapshot());
+    assert_eq!(
+        spent.get("DynamoDB.TransactWriteItems"),
+        Some(&6),
+        "{spent:?}"
+    );
+    assert_eq!(spent.get("DynamoDB.PutItem"), None, "{spent:?}");
     for (reason, count) in [
         ("segment.region", 1),
         ("segment.purpose", 1),

@@ -852,7 +852,8 @@ pub async fn dry_run(
     };
     for step in &due {
         // The sweep's audience rules first: an excluded step is never queued.
-        let audience = optline_sweep::select(deps.store.as_ref(), &deps.config, step, at).await?;
+        let (audience, _) =
+            optline_sweep::select(deps.store.as_ref(), &deps.config, step, at).await?;
         let assessed = if audience.included {
             assess(step, deps, at).await?
         } else {

@@ -26,8 +26,8 @@ use optline_policy::audience::{self, Candidate, Selection, Stage, AUDIENCE_VERSI
 use optline_policy::decision::{Recipient, SendRequest, Urgency};
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, Audience, Contact, NewAuditRecord, PortError, Step, StepId, StepOutcome,
-    StepQueue, StepStatus, Store,
+    consent_facts, Audience, AuditHead, Contact, NewAuditRecord, PortError, Step, StepId,
+    StepOutcome, StepQueue, StepStatus, Store,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -133,15 +133,16 @@ fn unknown_contact() -> Selection {
 }
 
 /// Applies the audience rules to `step` at `now`, with the contact, the
-/// consent of the contact and of its number, and the episode's answers.
+/// consent of the contact and of its number, and the episode's answers;
+/// also gives the contact's audit head as read with it.
 pub async fn select(
     store: &dyn Store,
     config: &Config,
     step: &Step,
     now: DateTime<Utc>,
-) -> Result<Selection, PortError> {
+) -> Result<(Selection, Option<AuditHead>), PortError> {
     let Some(record) = store.contact_record(&step.contact_id, now).await? else {
-        return Ok(unknown_contact());
+        return Ok((unknown_contact(), None));
     };
     let mut events = record.consent;
     events.extend(store.phone_consent_events(&record.contact.phone).await?);
@@ -150,7 +151,7 @@ pub async fn select(
     let program = config.program(Some(&step.program));
     let request = request_for(step, &record.contact, program, now);
     let rules = program.map(|p| p.audience.clone()).unwrap_or_default();
-    Ok(audience::select(
+    let selection = audience::select(
         &rules,
         &Candidate {
             request: &request,
@@ -160,7 +161,8 @@ pub async fn select(
             stage: Stage::Sweep { consent: &facts },
         },
         now,
-    ))
+    );
+    Ok((selection, record.audit_head))
 }
 
 /// One sweep at `now`.
@@ -213,7 +215,7 @@ async fn admit(
     report: &mut SweepReport,
 ) -> Result<bool, PortError> {
     let store = deps.store.as_ref();
-    let selection = select(store, &deps.config, step, now).await?;
+    let (selection, head) = select(store, &deps.config, step, now).await?;
     if selection.included {
         let queued = store.mark_queued(&step.id, now).await?;
         if !queued {
@@ -222,26 +224,33 @@ async fn admit(
         return Ok(queued);
     }
     let outcome = StepOutcome::ended(StepStatus::Suppressed, now, selection.reasons.clone());
-    if !store.exclude_step(&step.id, &outcome).await? {
+    // The step leaves pending and its audit record is appended in one write
+    // (or, if the chain moved, one after the other).
+    let recorded = store
+        .exclude_audited(
+            step,
+            &outcome,
+            NewAuditRecord {
+                contact_id: step.contact_id.clone(),
+                at: now,
+                kind: "decision".to_owned(),
+                action: "suppress".to_owned(),
+                step_id: Some(step.id.as_str().to_owned()),
+                rules: selection.rules,
+                reasons: selection.reasons.clone(),
+                legal_basis: None,
+                consent_event_id: None,
+                template: Some(format!("{}@{}", step.template_id, step.template_version)),
+                carrier_message_id: None,
+                detail: Some("outside the program's audience; ended by the sweep".to_owned()),
+            },
+            head.as_ref(),
+        )
+        .await?;
+    if recorded.is_none() {
         report.lost_race += 1;
         return Ok(false);
     }
-    store
-        .append_audit(NewAuditRecord {
-            contact_id: step.contact_id.clone(),
-            at: now,
-            kind: "decision".to_owned(),
-            action: "suppress".to_owned(),
-            step_id: Some(step.id.as_str().to_owned()),
-            rules: selection.rules,
-            reasons: selection.reasons.clone(),
-            legal_basis: None,
-            consent_event_id: None,
-            template: Some(format!("{}@{}", step.template_id, step.template_version)),
-            carrier_message_id: None,
-            detail: Some("outside the program's audience; ended by the sweep".to_owned()),
-        })
-        .await?;
     report.excluded += 1;
     for reason in selection.reasons {
         *report.excluded_by.entry(reason).or_insert(0) += 1;

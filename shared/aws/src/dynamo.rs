@@ -679,6 +679,49 @@ impl StepStore for DynamoStore {
         }
     }
 
+    async fn exclude_audited(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+        record: NewAuditRecord,
+        head: Option<&AuditHead>,
+    ) -> Result<Option<AuditRecord>, PortError> {
+        if let Some(head) = head {
+            // One transaction: the step leaves pending (only if it still is)
+            // with its audit record and the head.
+            let full = chain_next(head.seq, head.hash.clone(), record.clone());
+            let (_, mut update) = self.finish_parts(step, outcome)?;
+            update
+                .values
+                .insert(":pending".to_owned(), s(StepStatus::Pending.as_str()));
+            let step_update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(step_pk(&step.id)))
+                .key("sk", s("STEP"))
+                .update_expression(update.expression)
+                .condition_expression("#status = :pending")
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values))
+                .build()
+                .map_err(|e| PortError::Invalid(e.to_string()))?;
+            let mut items = vec![TransactWriteItem::builder().update(step_update).build()];
+            items.extend(self.audit_items(&full)?);
+            match self
+                .transact("exclude step with its audit record", items)
+                .await
+            {
+                Ok(()) => return Ok(Some(full)),
+                // The step moved on, or the chain did: the long way tells.
+                Err(PortError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.exclude_step(&step.id, outcome).await? {
+            return Ok(None);
+        }
+        self.append_audit(record).await.map(Some)
+    }
+
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
         let result = self
             .client

@@ -73,6 +73,17 @@ pub trait StepStore: Send + Sync {
     /// (pending -> suppressed, out of the due index); `false` when it is no
     /// longer pending (another sweep, a cancellation or a reschedule won).
     async fn exclude_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<bool, PortError>;
+    /// [`StepStore::exclude_step`] with its audit record: one atomic write
+    /// when `head` is the chain's current head, else the exclusion then an
+    /// ordinary append. `None` when the step was no longer pending (nothing
+    /// is recorded then).
+    async fn exclude_audited(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+        record: NewAuditRecord,
+        head: Option<&AuditHead>,
+    ) -> Result<Option<AuditRecord>, PortError>;
     /// Claims the right to send a step exactly once.
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError>;
     /// Takes over a claim older than `cutoff` (its invocation died); `false`
