@@ -328,6 +328,26 @@ impl DynamoStore {
         ))
     }
 
+    /// A step's update as a transaction item, conditional when asked.
+    fn step_update(
+        &self,
+        id: &StepId,
+        update: StepUpdate,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(step_pk(id)))
+            .key("sk", s("STEP"))
+            .update_expression(update.expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// The transaction items of one audit append: the record, only if its
     /// sequence number is free, and the head beside the contact.
     fn audit_items(&self, full: &AuditRecord) -> Result<Vec<TransactWriteItem>, PortError> {
@@ -694,17 +714,7 @@ impl StepStore for DynamoStore {
             update
                 .values
                 .insert(":pending".to_owned(), s(StepStatus::Pending.as_str()));
-            let step_update = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(step_pk(&step.id)))
-                .key("sk", s("STEP"))
-                .update_expression(update.expression)
-                .condition_expression("#status = :pending")
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values))
-                .build()
-                .map_err(|e| PortError::Invalid(e.to_string()))?;
-            let mut items = vec![TransactWriteItem::builder().update(step_update).build()];
+            let mut items = vec![self.step_update(&step.id, update, Some("#status = :pending"))?];
             items.extend(self.audit_items(&full)?);
             match self
                 .transact("exclude step with its audit record", items)
@@ -838,16 +848,7 @@ impl StepStore for DynamoStore {
             for item in records {
                 items.push(self.put(item, None)?);
             }
-            let step_update = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(step_pk(&step.id)))
-                .key("sk", s("STEP"))
-                .update_expression(update.expression)
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values))
-                .build()
-                .map_err(|e| PortError::Invalid(e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(step_update).build());
+            items.push(self.step_update(&step.id, update, None)?);
             items.extend(self.audit_items(&full)?);
             match self
                 .transact("finish step with its audit record", items)
