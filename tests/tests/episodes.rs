@@ -382,3 +382,28 @@ async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusi
     let again = optline_sweep::sweep(&h.sweep(), monday()).await.unwrap();
     assert_eq!(again.found, 0);
 }
+
+#[tokio::test]
+async fn the_due_index_gives_the_oldest_steps_of_every_shard_first() {
+    let h = Harness::new("dueorder").await;
+    // Twelve pending steps, a minute apart, spread over the four shards.
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let id = h
+            .seed_step_in(
+                &format!("do{i}"),
+                &format!("+1212555{:04}", 1200 + i),
+                &format!("due-order-{i}"),
+                monday() - Duration::minutes(60 - i64::from(i)),
+                StepStatus::Pending,
+            )
+            .await;
+        ids.push(id);
+    }
+    let shards: std::collections::BTreeSet<u32> = ids.iter().map(optline_aws::due_shard).collect();
+    assert!(shards.len() > 1, "the steps should span shards");
+    // Asked for five, the sweep gets the five oldest, whatever their shard.
+    let due = h.store.due_steps(monday(), 5).await.unwrap();
+    let got: Vec<&StepId> = due.iter().map(|s| &s.id).collect();
+    assert_eq!(got, ids.iter().take(5).collect::<Vec<_>>());
+}

@@ -620,14 +620,18 @@ impl StepStore for DynamoStore {
     }
 
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError> {
+        // Each shard is read oldest first, up to `limit`; the oldest `limit`
+        // of all shards are among those, so a backlog in one shard never
+        // holds back older steps in another.
         let upper = format!("{}#~", ts(now));
-        let mut steps = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
         for shard in 0..DUE_SHARDS {
             let mut start: Option<Item> = None;
+            let mut from_shard = 0usize;
             loop {
-                let remaining = limit.saturating_sub(steps.len());
+                let remaining = limit.saturating_sub(from_shard);
                 if remaining == 0 {
-                    return Ok(steps);
+                    break;
                 }
                 let out = self
                     .client
@@ -644,6 +648,7 @@ impl StepStore for DynamoStore {
                     .map_err(|e| unavailable("query due index", e))?;
                 for item in out.items() {
                     steps.push(from_item::<Step>(item)?);
+                    from_shard += 1;
                 }
                 match out.last_evaluated_key() {
                     Some(key) if !key.is_empty() => start = Some(key.clone()),
@@ -651,6 +656,8 @@ impl StepStore for DynamoStore {
                 }
             }
         }
+        steps.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.id.cmp(&b.id)));
+        steps.truncate(limit);
         Ok(steps)
     }
 

@@ -65,7 +65,8 @@ pub trait StepStore: Send + Sync {
     async fn replace_step(&self, step: &Step, when: &[StepStatus]) -> Result<bool, PortError>;
     /// Reads a step.
     async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError>;
-    /// Pending steps due at or before `now`, through the due index.
+    /// Pending steps due at or before `now`, through the due index: the
+    /// oldest `limit` of them across every shard, oldest first.
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError>;
     /// Moves a step from pending to queued; `false` if another sweep won.
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
