@@ -891,7 +891,7 @@ fn decision_record(step: &optline_ports::Step, action: &str) -> optline_ports::N
 #[tokio::test]
 async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_when_the_chain_moved()
 {
-    use optline_ports::{Casework, StepOutcome};
+    use optline_ports::{Casework, FinishBase, StepOutcome};
     let h = Harness::new("finish-tx").await;
     let one = h
         .seed_step("ft-1", "+12125550971", "ft-step-1", noon())
@@ -917,7 +917,15 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_wh
     let before = h.calls.snapshot();
     let first = h
         .store
-        .finish_audited(&step, &sent, decision_record(&step, "send"), Some(&genesis))
+        .finish_audited(
+            &step,
+            &sent,
+            decision_record(&step, "send"),
+            Some(FinishBase {
+                head: &genesis,
+                facts: None,
+            }),
+        )
         .await
         .unwrap();
     let spent = optline_tests::calls::since(&before, &h.calls.snapshot());
@@ -963,7 +971,10 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_wh
             &step,
             &suppressed,
             decision_record(&step, "suppress"),
-            Some(&genesis),
+            Some(FinishBase {
+                head: &genesis,
+                facts: None,
+            }),
         )
         .await
         .unwrap();

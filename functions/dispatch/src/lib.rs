@@ -6,6 +6,7 @@
 //! version, send, record the outcome and the audit record, and report
 //! partial batch failures for what should be retried.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -22,9 +23,10 @@ use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
 use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, Audience, AuditHead, Claim, ConsentEvent, Contact, DeadLetters, EventId,
-    NewAuditRecord, OutboundSms, Pace, PortError, SendPacer, SmsSender, Step, StepId, StepOutcome,
-    StepStatus, Store,
+    Audience, AuditHead, AuditRecord, CheckedClaim, Claim, ConsentEvent, Contact, ContactFacts,
+    ContactId, DeadLetters, EventId, FinishBase, NewAuditRecord, OutboundSms, Pace, PortError,
+    SendHistoryEntry, SendPacer, SmsSender, Step, StepId, StepOutcome, StepSnapshot, StepStatus,
+    Store, Unclaimed,
 };
 use tracing::{info, warn, Instrument};
 
@@ -172,15 +174,100 @@ async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<()
     }
 }
 
+/// What dispatch reads for a whole SQS batch before it handles any message:
+/// the steps as they stood, the facts of their contacts and the answers of
+/// their episodes. Each message then costs no reads of its own; the claim
+/// proves that nothing it relied on moved meanwhile.
+#[derive(Debug, Default)]
+struct BatchFacts {
+    steps: HashMap<StepId, StepSnapshot>,
+    contacts: HashMap<ContactId, ContactFacts>,
+    answers: HashMap<String, String>,
+}
+
+impl BatchFacts {
+    /// Three reads for up to 50 steps (four when follow-ups for
+    /// non-responders are among them).
+    async fn read(
+        store: &dyn Store,
+        ids: &[StepId],
+        now: DateTime<Utc>,
+    ) -> Result<Self, PortError> {
+        let steps = store.step_snapshots(ids).await?;
+        let queued: Vec<&Step> = steps
+            .values()
+            .map(|s| &s.step)
+            .filter(|s| s.status == StepStatus::Queued)
+            .collect();
+        let mut contacts: Vec<ContactId> = queued.iter().map(|s| s.contact_id.clone()).collect();
+        contacts.sort();
+        contacts.dedup();
+        let contacts = if contacts.is_empty() {
+            HashMap::new()
+        } else {
+            store.contact_facts(&contacts, now).await?
+        };
+        let answers = episode_answers(store, &queued).await?;
+        Ok(Self {
+            steps,
+            contacts,
+            answers,
+        })
+    }
+}
+
+/// The answers of the episodes of the follow-ups for non-responders among
+/// `steps` (no read when there are none).
+async fn episode_answers(
+    store: &dyn Store,
+    steps: &[&Step],
+) -> Result<HashMap<String, String>, PortError> {
+    let mut subjects: Vec<String> = steps
+        .iter()
+        .filter(|s| s.audience == Audience::NonResponders)
+        .map(|s| s.subject.clone())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    if subjects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    store.episode_answers(&subjects).await
+}
+
 /// Handles an SQS batch and reports the messages to retry.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut metrics = metrics::DispatchMetrics::default();
-    for message in event.records {
+    let decoded: Vec<Result<StepId, DispatchError>> = event.records.iter().map(decode).collect();
+    let mut ids: Vec<StepId> = decoded
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .cloned()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    // One read for the batch; if it fails, each message reads for itself.
+    let mut batch = match BatchFacts::read(deps.store.as_ref(), &ids, now).await {
+        Ok(batch) => Some(batch),
+        Err(e) => {
+            warn!(error = %e, "batch read failed; each message reads its own facts");
+            None
+        }
+    };
+    for (message, decoded) in event.records.iter().zip(decoded) {
         let id = message.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("dispatch_message", message_id = %id);
         let started = std::time::Instant::now();
-        let result = handle_message(&message, deps, now).instrument(span).await;
+        let result = async {
+            let step_id = decoded?;
+            match batch.as_mut() {
+                Some(batch) => dispatch_read(&step_id, batch, deps, now).await,
+                None => dispatch_step(&step_id, deps, now).await,
+            }
+        }
+        .instrument(span)
+        .await;
         metrics
             .latency_ms
             .push(started.elapsed().as_secs_f64() * 1000.0);
@@ -241,16 +328,20 @@ fn outcome_kind(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// Handles one message.
+fn decode(message: &SqsMessage) -> Result<StepId, DispatchError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let parsed: DispatchMessage = serde_json::from_str(body)
+        .map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
+    Ok(parsed.step_id)
+}
+
+/// Handles one message on its own (reads what it needs after its claim).
 pub async fn handle_message(
     message: &SqsMessage,
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> Result<Outcome, DispatchError> {
-    let body = message.body.as_deref().unwrap_or_default();
-    let parsed: DispatchMessage = serde_json::from_str(body)
-        .map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
-    dispatch_step(&parsed.step_id, deps, now).await
+    dispatch_step(&decode(message)?, deps, now).await
 }
 
 fn optline_json_reason(e: &serde_json::Error) -> String {
@@ -262,7 +353,59 @@ fn optline_json_reason(e: &serde_json::Error) -> String {
     )
 }
 
-/// Dispatches one step.
+/// How often a message decided on facts that moved before its claim reads
+/// them again and decides again, before it goes the long way.
+const FACTS_ATTEMPTS: usize = 3;
+
+/// Dispatches one step of a batch on the facts the batch read. A step that
+/// is not simply queued (missing, already handled, claimed by someone
+/// else), or that moved after the read, goes the long way
+/// ([`dispatch_step`]).
+async fn dispatch_read(
+    id: &StepId,
+    batch: &mut BatchFacts,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let Some(snapshot) = batch
+        .steps
+        .get(id)
+        .filter(|s| s.step.status == StepStatus::Queued)
+        .cloned()
+    else {
+        return dispatch_step(id, deps, now).await;
+    };
+    let step = &snapshot.step;
+    for _ in 0..FACTS_ATTEMPTS {
+        let answered = batch.answers.get(&step.subject).cloned();
+        let facts = batch.contacts.get_mut(&step.contact_id);
+        match conclude(
+            step,
+            Hold::Read(&snapshot),
+            facts,
+            answered.as_deref(),
+            deps,
+            now,
+        )
+        .await?
+        {
+            Concluded::Done(outcome) => return Ok(outcome),
+            Concluded::StepMoved => break,
+            Concluded::FactsMoved => {
+                // Read this contact's facts (and the episode's answer) again.
+                let store = deps.store.as_ref();
+                let fresh = store
+                    .contact_facts(std::slice::from_ref(&step.contact_id), now)
+                    .await?;
+                batch.contacts.extend(fresh);
+                batch.answers.extend(episode_answers(store, &[step]).await?);
+            }
+        }
+    }
+    dispatch_step(id, deps, now).await
+}
+
+/// Dispatches one step the long way: claim it, then read its facts.
 pub async fn dispatch_step(
     id: &StepId,
     deps: &Deps,
@@ -315,7 +458,6 @@ pub async fn dispatch_step(
                     Verdict::Fail,
                     "a previous attempt died mid-send and this carrier cannot deduplicate; not sent again",
                 )];
-                let template_ref = format!("{}@{}", step.template_id, step.template_version);
                 store
                     .append_audit(audit_record(
                         &step,
@@ -323,10 +465,7 @@ pub async fn dispatch_step(
                         "failed",
                         rules,
                         reasons,
-                        None,
-                        None,
-                        Some(&template_ref),
-                        None,
+                        Decided::default(),
                         None,
                     ))
                     .await?;
@@ -342,139 +481,240 @@ pub async fn dispatch_step(
     };
 
     // Everything after the claim must end the step one way or another.
-    let (contact, body, decision, head) = match assess(&step, deps, now).await? {
-        Assessment::Refused {
-            audit_head,
-            reasons,
-            rules,
-            ..
-        } => {
-            finish_suppressed(
-                deps,
-                &step,
-                audit_head.as_ref(),
-                now,
-                reasons.clone(),
-                rules,
-            )
-            .await?;
-            return Ok(Outcome::Suppressed(reasons));
-        }
-        Assessment::Decided {
-            contact,
-            audit_head,
-            body,
-            decision,
-        } => (*contact, body, decision, audit_head),
-    };
-    let template_ref = format!("{}@{}", step.template_id, step.template_version);
+    let mut facts = store
+        .contact_facts(std::slice::from_ref(&step.contact_id), now)
+        .await?
+        .remove(&step.contact_id);
+    let answers = episode_answers(store, &[&step]).await?;
+    match conclude(
+        &step,
+        Hold::Claimed,
+        facts.as_mut(),
+        answers.get(&step.subject).map(String::as_str),
+        deps,
+        now,
+    )
+    .await?
+    {
+        Concluded::Done(outcome) => Ok(outcome),
+        // Only a step held unclaimed can move under the decision.
+        Concluded::StepMoved | Concluded::FactsMoved => Err(DispatchError::Port(
+            PortError::Conflict("a claimed step moved under its decision".to_owned()),
+        )),
+    }
+}
 
-    match decision {
-        Decision::Suppress { reasons, rules } => {
-            finish_suppressed(deps, &step, head.as_ref(), now, reasons.clone(), rules).await?;
-            Ok(Outcome::Suppressed(reasons))
+/// How dispatch holds a step while it decides.
+#[derive(Debug, Clone, Copy)]
+enum Hold<'a> {
+    /// This invocation claimed it (queued -> sending) before reading.
+    Claimed,
+    /// Read as queued at this version, not claimed yet: a send or a
+    /// deferral claims it first (on the condition that the facts have not
+    /// moved), a suppression ends it on the condition that it is unchanged.
+    Read(&'a StepSnapshot),
+}
+
+/// Where a decision left a step.
+#[derive(Debug)]
+enum Concluded {
+    /// Ended, deferred or sent.
+    Done(Outcome),
+    /// The step was no longer as read: nothing was written.
+    StepMoved,
+    /// The contact's or the number's facts moved after they were read:
+    /// nothing was written; read them again.
+    FactsMoved,
+}
+
+/// Decides on `step` with `facts` and carries the decision out: the one
+/// place that turns an assessment into writes and a carrier call.
+async fn conclude(
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&mut ContactFacts>,
+    answered: Option<&str>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Concluded, DispatchError> {
+    let store = deps.store.as_ref();
+    let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
+    let (body, legal_basis, consent_event_id, rules) = match assessment {
+        Assessment::Refused { reasons, rules } => {
+            return suppress(deps, step, hold, facts, now, reasons, rules).await;
         }
-        Decision::Defer { until, rules } => {
-            let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
-            store.defer_step(id, until).await?;
-            store
-                .append_audit(audit_record(
-                    &step,
-                    now,
-                    "defer",
-                    rules,
-                    Vec::new(),
-                    None,
-                    None,
-                    Some(&template_ref),
-                    None,
-                    Some(format!("deferred until {}", until.to_rfc3339())),
-                ))
-                .await?;
-            Ok(Outcome::Deferred(until))
+        Assessment::Decided { body, decision } => match decision {
+            Decision::Suppress { reasons, rules } => {
+                return suppress(deps, step, hold, facts, now, reasons, rules).await;
+            }
+            Decision::Defer { until, rules } => {
+                if let Some(moved) = claim(step, hold, facts.as_deref(), deps, now).await? {
+                    return Ok(moved);
+                }
+                let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
+                store.defer_step(&step.id, until).await?;
+                let record = store
+                    .append_audit(audit_record(
+                        step,
+                        now,
+                        "defer",
+                        rules,
+                        Vec::new(),
+                        Decided::default(),
+                        Some(format!("deferred until {}", until.to_rfc3339())),
+                    ))
+                    .await?;
+                if let Some(facts) = facts {
+                    facts.audit_head = Some(head_of(&record));
+                }
+                return Ok(Concluded::Done(Outcome::Deferred(until)));
+            }
+            Decision::Send {
+                legal_basis,
+                consent_event_id,
+                rules,
+            } => (body, legal_basis, consent_event_id, rules),
+        },
+    };
+    // A send decision always has the contact's facts.
+    let Some(facts) = facts else {
+        return Err(DispatchError::Port(PortError::Invalid(
+            "a send was decided without the contact's facts".to_owned(),
+        )));
+    };
+    if let Some(moved) = claim(step, hold, Some(facts), deps, now).await? {
+        return Ok(moved);
+    }
+    let sms = OutboundSms {
+        to: facts.contact.phone.clone(),
+        body,
+        class: step.class,
+        program: step.program.clone(),
+        idempotency_key: step.id.as_str().to_owned(),
+    };
+    if let Some(program) = deps.config.program(Some(&step.program)) {
+        if let Err(e) = pace(deps, program).await {
+            store.release_claim(&step.id).await?;
+            return Err(e);
         }
-        Decision::Send {
-            legal_basis,
-            consent_event_id,
-            rules,
-        } => {
-            let sms = OutboundSms {
-                to: contact.phone.clone(),
-                body,
-                class: step.class,
-                program: step.program.clone(),
-                idempotency_key: step.id.as_str().to_owned(),
+    }
+    let decided = Decided {
+        legal_basis: Some(legal_basis.as_str()),
+        consent_event_id: consent_event_id.as_deref(),
+        carrier_message_id: None,
+    };
+    match deps.sender.send(&sms).await {
+        Ok(receipt) => {
+            let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
+            let outcome = StepOutcome {
+                status: StepStatus::Sent,
+                at: now,
+                carrier_message_id: Some(carrier_id.clone()),
+                reasons: Vec::new(),
             };
-            if let Some(program) = deps.config.program(Some(&step.program)) {
-                if let Err(e) = pace(deps, program).await {
-                    store.release_claim(id).await?;
-                    return Err(e);
-                }
-            }
-            match deps.sender.send(&sms).await {
-                Ok(receipt) => {
-                    let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
-                    // The send records, the step's status and the audit
-                    // record: one write when the audit head is known.
-                    store
-                        .finish_audited(
-                            &step,
-                            &StepOutcome {
-                                status: StepStatus::Sent,
-                                at: now,
-                                carrier_message_id: Some(carrier_id.clone()),
-                                reasons: Vec::new(),
-                            },
-                            audit_record(
-                                &step,
-                                now,
-                                "send",
-                                rules,
-                                Vec::new(),
-                                Some(legal_basis.as_str()),
-                                consent_event_id.as_deref(),
-                                Some(&template_ref),
-                                Some(&carrier_id),
-                                None,
-                            ),
-                            head.as_ref(),
-                        )
-                        .await?;
-                    info!(step_id = %id, to = %contact.phone.masked(), "sent");
-                    Ok(Outcome::Sent(carrier_id))
-                }
-                Err(failure) if failure.retryable => {
-                    store.release_claim(id).await?;
-                    Err(DispatchError::Carrier(failure.code))
-                }
-                Err(failure) => {
-                    let reasons = vec![format!("carrier.{}", failure.code)];
-                    store
-                        .finish_audited(
-                            &step,
-                            &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
-                            audit_record(
-                                &step,
-                                now,
-                                "failed",
-                                rules,
-                                reasons,
-                                Some(legal_basis.as_str()),
-                                consent_event_id.as_deref(),
-                                Some(&template_ref),
-                                None,
-                                Some(failure.reason.clone()),
-                            ),
-                            head.as_ref(),
-                        )
-                        .await?;
-                    if failure.recipient_opted_out {
-                        record_carrier_opt_out(deps, &step, &contact, now).await?;
-                    }
-                    Ok(Outcome::Failed(failure.code))
-                }
-            }
+            let record = audit_record(
+                step,
+                now,
+                "send",
+                rules,
+                Vec::new(),
+                Decided {
+                    carrier_message_id: Some(&carrier_id),
+                    ..decided
+                },
+                None,
+            );
+            // The send records, the step's status, the contact's recent
+            // sends and the audit record: one write when nothing moved.
+            let head = facts.audit_head.clone();
+            let record = store
+                .finish_audited(
+                    step,
+                    &outcome,
+                    record,
+                    head.as_ref().map(|head| FinishBase {
+                        head,
+                        facts: Some(facts),
+                    }),
+                )
+                .await?;
+            facts.after_send(SendHistoryEntry::for_step(step, now), head_of(&record));
+            info!(step_id = %step.id, to = %facts.contact.phone.masked(), "sent");
+            Ok(Concluded::Done(Outcome::Sent(carrier_id)))
         }
+        Err(failure) if failure.retryable => {
+            store.release_claim(&step.id).await?;
+            Err(DispatchError::Carrier(failure.code))
+        }
+        Err(failure) => {
+            let reasons = vec![format!("carrier.{}", failure.code)];
+            let head = facts.audit_head.clone();
+            let record = store
+                .finish_audited(
+                    step,
+                    &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
+                    audit_record(
+                        step,
+                        now,
+                        "failed",
+                        rules,
+                        reasons,
+                        decided,
+                        Some(failure.reason.clone()),
+                    ),
+                    head.as_ref().map(|head| FinishBase { head, facts: None }),
+                )
+                .await?;
+            facts.audit_head = Some(head_of(&record));
+            if failure.recipient_opted_out {
+                let record = record_carrier_opt_out(deps, step, &facts.contact, now).await?;
+                facts.audit_head = Some(head_of(&record));
+                // The number's facts moved: a later step of this batch to
+                // it finds out at its claim.
+            }
+            Ok(Concluded::Done(Outcome::Failed(failure.code)))
+        }
+    }
+}
+
+/// Claims a step held as read, on the condition that nothing moved;
+/// `Some` tells what moved instead. A claimed step needs nothing.
+async fn claim(
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&ContactFacts>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Option<Concluded>, DispatchError> {
+    let Hold::Read(snapshot) = hold else {
+        return Ok(None);
+    };
+    let Some(facts) = facts else {
+        // Without facts there is nothing to condition on: claim the long way.
+        return Ok(Some(Concluded::StepMoved));
+    };
+    debug_assert_eq!(snapshot.step.id, step.id);
+    Ok(
+        match deps.store.claim_checked(snapshot, facts, now).await? {
+            CheckedClaim::Won => None,
+            CheckedClaim::StepMoved => Some(Concluded::StepMoved),
+            CheckedClaim::FactsMoved => Some(Concluded::FactsMoved),
+        },
+    )
+}
+
+/// What the audit record of a decision says beyond its rules.
+#[derive(Debug, Clone, Copy, Default)]
+struct Decided<'a> {
+    legal_basis: Option<&'a str>,
+    consent_event_id: Option<&'a str>,
+    carrier_message_id: Option<&'a str>,
+}
+
+fn head_of(record: &AuditRecord) -> AuditHead {
+    AuditHead {
+        seq: record.seq,
+        hash: record.hash.clone(),
     }
 }
 
@@ -485,10 +725,6 @@ pub async fn dispatch_step(
 pub enum Assessment {
     /// Suppressed before the policy ran.
     Refused {
-        /// The contact, when known.
-        contact: Option<Contact>,
-        /// The contact's audit head as read with it.
-        audit_head: Option<AuditHead>,
         /// Rule ids.
         reasons: Vec<String>,
         /// Rules consulted.
@@ -496,10 +732,6 @@ pub enum Assessment {
     },
     /// The policy's decision.
     Decided {
-        /// The contact.
-        contact: Box<Contact>,
-        /// The contact's audit head as read with it.
-        audit_head: Option<AuditHead>,
         /// The rendered text.
         body: String,
         /// The decision.
@@ -508,58 +740,71 @@ pub enum Assessment {
 }
 
 /// Assesses a step at `now` without claiming, writing or sending: what
-/// dispatch would decide (and the sweep's dry run reports).
+/// dispatch would decide (and the sweep's dry run reports). Reads the
+/// contact's facts and the episode's answer.
 pub async fn assess(
     step: &Step,
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> Result<Assessment, DispatchError> {
     let store = deps.store.as_ref();
-    // The contact, its own consent events and its recent sends: one read.
-    let record = store
-        .contact_record(&step.contact_id, now - Duration::days(8))
-        .await?;
-    let (contact, contact_consent, sends, audit_head) = match record {
-        Some(r) => (r.contact, r.consent, r.sends, r.audit_head),
-        None => {
-            let reasons = vec!["dispatch.unknown_contact".to_owned()];
-            let rules = vec![RuleOutcome::new(
+    let facts = store
+        .contact_facts(std::slice::from_ref(&step.contact_id), now)
+        .await?
+        .remove(&step.contact_id);
+    let answers = episode_answers(store, &[step]).await?;
+    assess_with(
+        step,
+        facts.as_ref(),
+        answers.get(&step.subject).map(String::as_str),
+        deps,
+        now,
+    )
+    .await
+}
+
+/// [`assess`] on facts already read (`None`: the contact does not exist)
+/// and the episode's answer, if any.
+pub async fn assess_with(
+    step: &Step,
+    facts: Option<&ContactFacts>,
+    answered: Option<&str>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Assessment, DispatchError> {
+    let store = deps.store.as_ref();
+    let Some(facts) = facts else {
+        return Ok(Assessment::Refused {
+            reasons: vec!["dispatch.unknown_contact".to_owned()],
+            rules: vec![RuleOutcome::new(
                 "dispatch.unknown_contact",
                 "1",
                 Verdict::Fail,
                 "the step's contact does not exist",
-            )];
-            return Ok(Assessment::Refused {
-                audit_head: None,
-                contact: None,
-                reasons,
-                rules,
-            });
-        }
+            )],
+        });
     };
+    let contact = &facts.contact;
 
     // The program's audience again, with the latest answers (a follow-up
     // for non-responders goes only to people who have not answered),
     // minors and region. Consent, expiry and lateness are the decision's.
-    let answered = optline_sweep::episode_answer(store, step).await?;
     let program = deps.config.program(Some(&step.program));
     let audience_rules = program.map(|p| p.audience.clone()).unwrap_or_default();
-    let request = optline_sweep::request_for(step, &contact, program, now);
+    let request = optline_sweep::request_for(step, contact, program, now);
     let selection = optline_policy::audience::select(
         &audience_rules,
         &optline_policy::audience::Candidate {
             request: &request,
             due_at: step.due_at,
             non_responders_only: step.audience == Audience::NonResponders,
-            answered: answered.as_deref(),
+            answered,
             stage: optline_policy::audience::Stage::Send,
         },
         now,
     );
     if !selection.included {
         return Ok(Assessment::Refused {
-            audit_head: audit_head.clone(),
-            contact: Some(contact),
             reasons: selection.reasons,
             rules: selection.rules,
         });
@@ -585,22 +830,17 @@ pub async fn assess(
     {
         Ok(stored) => stored.version,
         Err((rule_id, reason)) => {
-            let reasons = vec![rule_id.to_owned()];
-            let rules = vec![RuleOutcome::new(
-                rule_id,
-                REVIEW_VERSION,
-                Verdict::Fail,
-                reason,
-            )];
             return Ok(Assessment::Refused {
-                audit_head: audit_head.clone(),
-                contact: Some(contact),
-                reasons,
-                rules,
+                reasons: vec![rule_id.to_owned()],
+                rules: vec![RuleOutcome::new(
+                    rule_id,
+                    REVIEW_VERSION,
+                    Verdict::Fail,
+                    reason,
+                )],
             });
         }
     };
-    let program = deps.config.program(Some(&step.program));
     let rendered = match program {
         Some(p) => {
             let mut values = step.variables.clone();
@@ -614,18 +854,14 @@ pub async fn assess(
     let body = match rendered {
         Ok(b) => b,
         Err(reason) => {
-            let reasons = vec!["template.render".to_owned()];
-            let rules = vec![RuleOutcome::new(
-                "template.render",
-                LINT_VERSION,
-                Verdict::Fail,
-                reason,
-            )];
             return Ok(Assessment::Refused {
-                audit_head: audit_head.clone(),
-                contact: Some(contact),
-                reasons,
-                rules,
+                reasons: vec!["template.render".to_owned()],
+                rules: vec![RuleOutcome::new(
+                    "template.render",
+                    LINT_VERSION,
+                    Verdict::Fail,
+                    reason,
+                )],
             });
         }
     };
@@ -645,43 +881,28 @@ pub async fn assess(
             .collect();
         let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
         reasons.dedup();
-        return Ok(Assessment::Refused {
-            audit_head: audit_head.clone(),
-            contact: Some(contact),
-            reasons,
-            rules,
-        });
+        return Ok(Assessment::Refused { reasons, rules });
     }
 
-    let history = sends
-        .into_iter()
+    let history = facts
+        .sends
+        .iter()
         .map(|h| PriorSend {
             at: h.at,
             subject: h.subject.clone(),
-            provider: h.program,
+            provider: h.program.clone(),
             healthcare_exempt: h.healthcare_exempt,
             // Each episode (subject) is one workflow instance.
-            workflow: Some(h.subject),
+            workflow: Some(h.subject.clone()),
         })
         .collect();
-    // Revocations sent from the handset (phone-scoped) are read last, right
-    // before the decision and the carrier call, so that a STOP committed
-    // while the step was in flight is seen.
-    let mut events = contact_consent;
-    events.extend(store.phone_consent_events(&contact.phone).await?);
-    events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
-    let request = send_request(step, &contact, Some(&template), &body, deps, now);
+    let request = send_request(step, contact, Some(&template), &body, deps, now);
     let state = PolicyState {
-        consent: consent_facts(&events),
+        consent: facts.consent.clone(),
         history,
     };
     let decision = evaluate(&request, &state, now);
-    Ok(Assessment::Decided {
-        audit_head,
-        contact: Box::new(contact),
-        body,
-        decision,
-    })
+    Ok(Assessment::Decided { body, decision })
 }
 
 fn send_request(
@@ -702,51 +923,67 @@ fn send_request(
     request
 }
 
-async fn finish_suppressed(
+/// Ends a step that will not be sent, with its audit record: a claimed
+/// step is finished; a step held as read ends only if it is unchanged.
+async fn suppress(
     deps: &Deps,
     step: &Step,
-    head: Option<&AuditHead>,
+    hold: Hold<'_>,
+    facts: Option<&mut ContactFacts>,
     now: DateTime<Utc>,
     reasons: Vec<String>,
     rules: Vec<RuleOutcome>,
-) -> Result<(), DispatchError> {
-    let template_ref = format!("{}@{}", step.template_id, step.template_version);
-    deps.store
-        .finish_audited(
-            step,
-            &StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone()),
-            audit_record(
-                step,
-                now,
-                "suppress",
-                rules,
-                reasons,
-                None,
-                None,
-                Some(&template_ref),
-                None,
-                None,
-            ),
-            head,
-        )
-        .await?;
-    Ok(())
+) -> Result<Concluded, DispatchError> {
+    let outcome = StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone());
+    let record = audit_record(
+        step,
+        now,
+        "suppress",
+        rules,
+        reasons.clone(),
+        Decided::default(),
+        None,
+    );
+    let head = facts.as_ref().and_then(|f| f.audit_head.clone());
+    let recorded = match hold {
+        Hold::Claimed => Some(
+            deps.store
+                .finish_audited(
+                    step,
+                    &outcome,
+                    record,
+                    head.as_ref().map(|head| FinishBase { head, facts: None }),
+                )
+                .await?,
+        ),
+        Hold::Read(snapshot) => {
+            deps.store
+                .exclude_audited(
+                    step,
+                    Unclaimed::Queued(&snapshot.version),
+                    &outcome,
+                    record,
+                    head.as_ref(),
+                )
+                .await?
+        }
+    };
+    let Some(record) = recorded else {
+        return Ok(Concluded::StepMoved);
+    };
+    if let Some(facts) = facts {
+        facts.audit_head = Some(head_of(&record));
+    }
+    Ok(Concluded::Done(Outcome::Suppressed(reasons)))
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one audit record has this many facts"
-)]
 fn audit_record(
     step: &Step,
     at: DateTime<Utc>,
     action: &str,
     rules: Vec<RuleOutcome>,
     reasons: Vec<String>,
-    legal_basis: Option<&str>,
-    consent_event_id: Option<&str>,
-    template: Option<&str>,
-    carrier_message_id: Option<&str>,
+    decided: Decided<'_>,
     detail: Option<String>,
 ) -> NewAuditRecord {
     NewAuditRecord {
@@ -757,10 +994,10 @@ fn audit_record(
         step_id: Some(step.id.as_str().to_owned()),
         rules,
         reasons,
-        legal_basis: legal_basis.map(str::to_owned),
-        consent_event_id: consent_event_id.map(str::to_owned),
-        template: template.map(str::to_owned),
-        carrier_message_id: carrier_message_id.map(str::to_owned),
+        legal_basis: decided.legal_basis.map(str::to_owned),
+        consent_event_id: decided.consent_event_id.map(str::to_owned),
+        template: Some(format!("{}@{}", step.template_id, step.template_version)),
+        carrier_message_id: decided.carrier_message_id.map(str::to_owned),
         detail,
     }
 }
@@ -772,7 +1009,7 @@ async fn record_carrier_opt_out(
     step: &Step,
     contact: &Contact,
     now: DateTime<Utc>,
-) -> Result<(), DispatchError> {
+) -> Result<AuditRecord, DispatchError> {
     let event = ConsentEvent::carrier_revocation(
         EventId::parse(&format!("carrier-optout-{}", step.id))?,
         contact.phone.clone(),
@@ -784,7 +1021,8 @@ async fn record_carrier_opt_out(
         now,
     );
     deps.store.append_consent(&event, None).await?;
-    deps.store
+    let record = deps
+        .store
         .append_audit(NewAuditRecord {
             contact_id: contact.id.clone(),
             at: now,
@@ -800,7 +1038,7 @@ async fn record_carrier_opt_out(
             detail: Some("carrier reports the number opted out".to_owned()),
         })
         .await?;
-    Ok(())
+    Ok(record)
 }
 
 /// One step in a dry run.
@@ -858,8 +1096,6 @@ pub async fn dry_run(
             assess(step, deps, at).await?
         } else {
             Assessment::Refused {
-                contact: None,
-                audit_head: None,
                 reasons: audience.reasons,
                 rules: audience.rules,
             }

@@ -17,7 +17,7 @@
 //! rules again (without consent, which its own decision checks), with the
 //! latest data, right before it sends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -26,8 +26,8 @@ use optline_policy::audience::{self, Candidate, Selection, Stage, AUDIENCE_VERSI
 use optline_policy::decision::{Recipient, SendRequest, Urgency};
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    consent_facts, Audience, AuditHead, Contact, NewAuditRecord, PortError, Step, StepId,
-    StepOutcome, StepQueue, StepStatus, Store,
+    Audience, AuditHead, Contact, ContactFacts, ContactId, NewAuditRecord, PortError, Step, StepId,
+    StepOutcome, StepQueue, StepStatus, Store, Unclaimed,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -111,11 +111,9 @@ pub async fn episode_answer(store: &dyn Store, step: &Step) -> Result<Option<Str
         return Ok(None);
     }
     Ok(store
-        .outcomes(&step.subject)
+        .episode_answers(std::slice::from_ref(&step.subject))
         .await?
-        .into_iter()
-        .next()
-        .map(|o| o.kind))
+        .remove(&step.subject))
 }
 
 /// A step whose contact does not exist is outside every audience.
@@ -132,51 +130,123 @@ fn unknown_contact() -> Selection {
     }
 }
 
-/// Applies the audience rules to `step` at `now`, with the contact, the
-/// consent of the contact and of its number, and the episode's answers;
-/// also gives the contact's audit head as read with it.
+/// Applies the audience rules to `step` at `now`, reading the contact's
+/// facts and the episode's answers; also gives the contact's audit head as
+/// read with them.
 pub async fn select(
     store: &dyn Store,
     config: &Config,
     step: &Step,
     now: DateTime<Utc>,
 ) -> Result<(Selection, Option<AuditHead>), PortError> {
-    let Some(record) = store.contact_record(&step.contact_id, now).await? else {
-        return Ok((unknown_contact(), None));
-    };
-    let mut events = record.consent;
-    events.extend(store.phone_consent_events(&record.contact.phone).await?);
-    let facts = consent_facts(&events);
+    let facts = store
+        .contact_facts(std::slice::from_ref(&step.contact_id), now)
+        .await?
+        .remove(&step.contact_id);
     let answered = episode_answer(store, step).await?;
+    let selection = select_with(config, step, facts.as_ref(), answered.as_deref(), now);
+    Ok((selection, facts.and_then(|f| f.audit_head)))
+}
+
+/// Applies the audience rules to `step` at `now` with the contact's facts
+/// (`None`: no such contact; consent of the contact and of its number) and
+/// the episode's answer.
+pub fn select_with(
+    config: &Config,
+    step: &Step,
+    facts: Option<&ContactFacts>,
+    answered: Option<&str>,
+    now: DateTime<Utc>,
+) -> Selection {
+    let Some(facts) = facts else {
+        return unknown_contact();
+    };
     let program = config.program(Some(&step.program));
-    let request = request_for(step, &record.contact, program, now);
+    let request = request_for(step, &facts.contact, program, now);
     let rules = program.map(|p| p.audience.clone()).unwrap_or_default();
-    let selection = audience::select(
+    audience::select(
         &rules,
         &Candidate {
             request: &request,
             due_at: step.due_at,
             non_responders_only: step.audience == Audience::NonResponders,
-            answered: answered.as_deref(),
-            stage: Stage::Sweep { consent: &facts },
+            answered: if step.audience == Audience::NonResponders {
+                answered
+            } else {
+                None
+            },
+            stage: Stage::Sweep {
+                consent: &facts.consent,
+            },
         },
         now,
-    );
-    Ok((selection, record.audit_head))
+    )
 }
 
 /// One sweep at `now`.
 pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortError> {
-    let mut due = deps.store.due_steps(now, SWEEP_LIMIT).await?;
+    let store = deps.store.as_ref();
+    let mut due = store.due_steps(now, SWEEP_LIMIT).await?;
     // The urgency band orders the work: time-sensitive steps first.
     due.sort_by_key(|s| (s.urgency != Urgency::TimeSensitive, s.due_at));
     let mut report = SweepReport {
         found: due.len(),
         ..SweepReport::default()
     };
+    // What the audience rules read, for every due step at once: the
+    // contacts' facts (two calls per 50 contacts) and the follow-ups'
+    // episode answers.
+    let mut contacts: Vec<ContactId> = due.iter().map(|s| s.contact_id.clone()).collect();
+    contacts.sort();
+    contacts.dedup();
+    let mut subjects: Vec<String> = due
+        .iter()
+        .filter(|s| s.audience == Audience::NonResponders)
+        .map(|s| s.subject.clone())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    let read = async {
+        let facts = if contacts.is_empty() {
+            HashMap::new()
+        } else {
+            store.contact_facts(&contacts, now).await?
+        };
+        let answers = if subjects.is_empty() {
+            HashMap::new()
+        } else {
+            store.episode_answers(&subjects).await?
+        };
+        Ok::<_, PortError>((facts, answers))
+    };
+    let (mut facts, answers) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            // Every step stays pending: the next run reads them again.
+            warn!(error = %e, "audience facts not read; due steps stay pending");
+            report.unreadable = due.len();
+            return Ok(report);
+        }
+    };
     let mut won: Vec<StepId> = Vec::with_capacity(due.len());
     for step in &due {
-        match admit(deps, step, now, &mut report).await {
+        let selection = select_with(
+            &deps.config,
+            step,
+            facts.get(&step.contact_id),
+            answers.get(&step.subject).map(String::as_str),
+            now,
+        );
+        match admit(
+            deps,
+            step,
+            selection,
+            facts.get_mut(&step.contact_id),
+            now,
+            &mut report,
+        )
+        .await
+        {
             Ok(true) => won.push(step.id.clone()),
             Ok(false) => {}
             Err(e) => {
@@ -206,16 +276,17 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
     Ok(report)
 }
 
-/// Applies the audience rules to one step: `true` when it was moved to
-/// queued by this run; an excluded step is ended and audited.
+/// Carries out the audience decision on one step: `true` when this run
+/// moved it to queued; an excluded step is ended and audited.
 async fn admit(
     deps: &Deps,
     step: &Step,
+    selection: Selection,
+    facts: Option<&mut ContactFacts>,
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<bool, PortError> {
     let store = deps.store.as_ref();
-    let (selection, head) = select(store, &deps.config, step, now).await?;
     if selection.included {
         let queued = store.mark_queued(&step.id, now).await?;
         if !queued {
@@ -224,11 +295,13 @@ async fn admit(
         return Ok(queued);
     }
     let outcome = StepOutcome::ended(StepStatus::Suppressed, now, selection.reasons.clone());
+    let head = facts.as_ref().and_then(|f| f.audit_head.clone());
     // The step leaves pending and its audit record is appended in one write
     // (or, if the chain moved, one after the other).
     let recorded = store
         .exclude_audited(
             step,
+            Unclaimed::Pending,
             &outcome,
             NewAuditRecord {
                 contact_id: step.contact_id.clone(),
@@ -247,9 +320,16 @@ async fn admit(
             head.as_ref(),
         )
         .await?;
-    if recorded.is_none() {
+    let Some(record) = recorded else {
         report.lost_race += 1;
         return Ok(false);
+    };
+    if let Some(facts) = facts {
+        // The next exclusion for this contact builds on this record.
+        facts.audit_head = Some(AuditHead {
+            seq: record.seq,
+            hash: record.hash,
+        });
     }
     report.excluded += 1;
     for reason in selection.reasons {

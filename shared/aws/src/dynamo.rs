@@ -12,13 +12,16 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
+use optline_policy::consent::ConsentFact;
 use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 use optline_ports::{
-    chain_hash, AuditHead, AuditRecord, AuditTrail, Casework, Claim, ConsentEvent, ConsentLedger,
-    Contact, ContactDirectory, ContactId, ContactRecord, DeliveryUpdate, EpisodeOutcome, EventId,
+    chain_hash, AuditHead, AuditRecord, AuditTrail, Casework, CheckedClaim, Claim, ConsentEvent,
+    ConsentLedger, Contact, ContactDirectory, ContactFacts, ContactId, ContactRecord,
+    DecisionReads, DeliveryUpdate, EpisodeOutcome, EventId, FactsRevision, FinishBase,
     NewAuditRecord, Pace, PortError, ReviewItem, RevocationRequest, SendHistoryEntry, SendPacer,
-    Step, StepId, StepOutcome, StepStatus, StepStore, StoredTemplate, TemplateStore, GENESIS_HASH,
+    Step, StepId, StepOutcome, StepSnapshot, StepStatus, StepStore, StepVersion, StoredTemplate,
+    TemplateStore, Unclaimed, GENESIS_HASH, OUTCOME_KINDS, RECENT_SENDS_DAYS,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -264,19 +267,12 @@ impl DynamoStore {
         &self,
         step: &Step,
         outcome: &StepOutcome,
-    ) -> Result<(Vec<Item>, StepUpdate), PortError> {
+    ) -> Result<(Vec<Item>, ItemUpdate), PortError> {
         let id = &step.id;
         let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
         let mut items = Vec::new();
         if outcome.status == StepStatus::Sent {
-            let entry = SendHistoryEntry {
-                step_id: Some(id.clone()),
-                template: Some(format!("{}@{}", step.template_id, step.template_version)),
-                at: outcome.at,
-                subject: step.subject.clone(),
-                program: step.program.clone(),
-                healthcare_exempt: step.healthcare_exempt,
-            };
+            let entry = SendHistoryEntry::for_step(step, outcome.at);
             // Keyed by step id: a retried finish rewrites the same items.
             let mut history: Item = HashMap::from([
                 ("pk".to_owned(), s(contact_pk(&step.contact_id))),
@@ -304,53 +300,37 @@ impl DynamoStore {
                 items.push(mapping);
             }
         }
-        let mut names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        let mut values = HashMap::from([
-            (":status".to_owned(), s(outcome.status.as_str())),
-            (":outcome".to_owned(), s(to_json(outcome)?)),
-        ]);
-        if let Some(expires) = &expires {
-            names.insert("#ttl".to_owned(), "ttl".to_owned());
-            values.insert(":ttl".to_owned(), expires.clone());
-        }
-        let expression = if expires.is_some() {
-            "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
-        } else {
-            "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
-        };
-        Ok((
-            items,
-            StepUpdate {
-                expression,
-                names,
-                values,
-            },
-        ))
+        Ok((items, self.end_update(id, outcome)?))
     }
 
-    /// A step's update as a transaction item, conditional when asked.
-    fn step_update(
-        &self,
-        id: &StepId,
-        update: StepUpdate,
-        condition: Option<&str>,
-    ) -> Result<TransactWriteItem, PortError> {
-        let update = aws_sdk_dynamodb::types::Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression(update.expression)
-            .set_condition_expression(condition.map(str::to_owned))
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .build()
-            .map_err(|e| PortError::Invalid(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+    /// The update that gives a step its final state and takes it out of
+    /// the due index (with its expiry, when the deployment sets retention).
+    fn end_update(&self, id: &StepId, outcome: &StepOutcome) -> Result<ItemUpdate, PortError> {
+        let mut update = ItemUpdate::new(step_pk(id), "STEP")
+            .set("#status = :status")
+            .set("outcome = :outcome")
+            .remove("due_pk")
+            .remove("due_sk")
+            .name("#status", "status")
+            .value(":status", s(outcome.status.as_str()))
+            .value(":outcome", s(to_json(outcome)?));
+        if let Some(keep) = self.retention {
+            update = update
+                .set("#ttl = :ttl")
+                .name("#ttl", "ttl")
+                .value(":ttl", ttl_at(outcome.at + keep));
+        }
+        Ok(update)
     }
 
     /// The transaction items of one audit append: the record, only if its
-    /// sequence number is free, and the head beside the contact.
-    fn audit_items(&self, full: &AuditRecord) -> Result<Vec<TransactWriteItem>, PortError> {
+    /// sequence number is free, and the head on the contact's state item
+    /// (with the contact's recent sends, when the record is about a send).
+    fn audit_items(
+        &self,
+        full: &AuditRecord,
+        sends: Option<&SendsChange>,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
         let subject = &full.content.contact_id;
         let record: Item = HashMap::from([
             ("pk".to_owned(), s(audit_pk(subject))),
@@ -358,17 +338,177 @@ impl DynamoStore {
             ("kind".to_owned(), s("audit")),
             ("data".to_owned(), s(to_json(full)?)),
         ]);
-        let head: Item = HashMap::from([
-            ("pk".to_owned(), s(contact_pk(subject))),
-            ("sk".to_owned(), s(AUDIT_HEAD_SK)),
-            ("kind".to_owned(), s("audit_head")),
-            ("seq".to_owned(), AttributeValue::N(full.seq.to_string())),
-            ("hash".to_owned(), s(full.hash.clone())),
-        ]);
+        let mut state = state_update(contact_pk(subject))
+            .set("#seq = :seq")
+            .set("#hash = :hash")
+            .name("#seq", "seq")
+            .name("#hash", "hash")
+            .value(":seq", AttributeValue::N(full.seq.to_string()))
+            .value(":hash", s(full.hash.clone()));
+        if let Some(change) = sends {
+            state = change.apply(state)?;
+        }
         Ok(vec![
             self.put(record, Some("attribute_not_exists(pk)"))?,
-            self.put(head, None)?,
+            state.transact(&self.table)?,
         ])
+    }
+
+    /// Runs a transaction; a cancelled one gives each item's reason code
+    /// (`None` for the items that were fine, `ConditionalCheckFailed`,
+    /// `TransactionConflict`, ...), in the order of `items`.
+    async fn transact_codes(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Tx, PortError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Tx::Committed),
+            Err(e) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    e.as_service_error()
+                {
+                    return Ok(Tx::Cancelled(
+                        cancelled
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None").to_owned())
+                            .collect(),
+                    ));
+                }
+                if is_conditional(&e) {
+                    return Ok(Tx::Cancelled(Vec::new()));
+                }
+                Err(unavailable(what, e))
+            }
+        }
+    }
+
+    /// Reads items by key with consistent reads, 100 keys a call, retrying
+    /// unprocessed keys. Keys may repeat; items that do not exist are absent.
+    async fn batch_get(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Item>, PortError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut unique: Vec<&(String, String)> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    HashMap::from([
+                        ("pk".to_owned(), s(pk.clone())),
+                        ("sk".to_owned(), s(sk.clone())),
+                    ])
+                })
+                .collect();
+            for attempt in 0..8u32 {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Invalid(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("batch get", e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
+                        (item.get("pk"), item.get("sk"))
+                    {
+                        found.insert((pk.clone(), sk.clone()), item.clone());
+                    }
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|m| m.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(PortError::Unavailable(
+                    "batch get left keys unprocessed".to_owned(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// A state item's digest: consent facts (read from the events when the
+    /// digest overflowed), recent sends since `since` (each step once),
+    /// audit head and revision.
+    async fn digest(
+        &self,
+        pk: &str,
+        item: Option<&Item>,
+        since: DateTime<Utc>,
+    ) -> Result<StateDigest, PortError> {
+        let Some(item) = item else {
+            return Ok(StateDigest::default());
+        };
+        let revision = match item.get("rev") {
+            Some(AttributeValue::N(n)) => Some(
+                n.parse::<u64>()
+                    .map_err(|e| PortError::Corrupt(format!("state revision: {e}")))?,
+            ),
+            _ => None,
+        };
+        let facts = if matches!(item.get("overflow"), Some(AttributeValue::Bool(true))) {
+            let events = self.query_prefix(pk, "CONSENT#").await?;
+            events
+                .iter()
+                .map(|item| from_item::<ConsentEvent>(item).map(|e| e.fact()))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            json_list::<ConsentFact>(item.get("facts"))?
+        };
+        let mut sends: Vec<SendHistoryEntry> = json_list::<SendHistoryEntry>(item.get("sends"))?
+            .into_iter()
+            .filter(|e| e.at >= since)
+            .collect();
+        sends.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.step_id.cmp(&b.step_id)));
+        // An entry appended twice (a finish retried the long way) counts once.
+        let mut seen = std::collections::HashSet::new();
+        sends.retain(|e| e.step_id.as_ref().is_none_or(|id| seen.insert(id.clone())));
+        let head = match (item.get("seq"), item.get("hash")) {
+            (Some(AttributeValue::N(seq)), Some(AttributeValue::S(hash))) => {
+                seq.parse().ok().map(|seq| AuditHead {
+                    seq,
+                    hash: hash.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(StateDigest {
+            revision,
+            facts,
+            sends,
+            head,
+        })
     }
 
     /// A conditional update of a step item; `false` when its condition fails.
@@ -397,6 +537,26 @@ impl DynamoStore {
             Err(e) if is_conditional(&e) => Ok(false),
             Err(e) => Err(unavailable(what, e)),
         }
+    }
+
+    /// A transaction item that holds only if the state item in partition
+    /// `pk` is still at `revision`.
+    fn revision_check(
+        &self,
+        pk: String,
+        revision: Option<u64>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let held = revision_condition(ItemUpdate::new(pk, STATE_SK), revision);
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(held.pk))
+            .key("sk", s(held.sk))
+            .set_condition_expression(held.condition)
+            .set_expression_attribute_names(Some(held.names))
+            .set_expression_attribute_values((!held.values.is_empty()).then_some(held.values))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     async fn transact(&self, what: &str, items: Vec<TransactWriteItem>) -> Result<(), PortError> {
@@ -484,29 +644,72 @@ impl ConsentLedger for DynamoStore {
         // often its webhook is retried.
         let sk = format!("CONSENT#{}", event.id);
         let item: Item = HashMap::from([
-            ("pk".to_owned(), s(pk)),
+            ("pk".to_owned(), s(pk.clone())),
             ("sk".to_owned(), s(sk)),
             ("kind".to_owned(), s("consent")),
             ("event_id".to_owned(), s(event.id.as_str())),
             ("data".to_owned(), s(to_json(event)?)),
         ]);
-        let mut writes = vec![self.put(item, Some("attribute_not_exists(pk)"))?];
-        if let (Some(text), Some(sha)) = (disclosure_text, event.disclosure_sha256.as_deref()) {
-            // Content-addressed: writing the same text twice is harmless, and
-            // a different text can never sit under the same hash.
-            let disclosure: Item = HashMap::from([
-                ("pk".to_owned(), s(format!("DISCLOSURE#{sha}"))),
-                ("sk".to_owned(), s("TEXT")),
-                ("kind".to_owned(), s("disclosure")),
-                ("text".to_owned(), s(text)),
-            ]);
-            writes.push(self.put(disclosure, None)?);
+        let fact = s(to_json(&event.fact())?);
+        let mut overflowed = false;
+        for attempt in 0..AUDIT_APPEND_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
+            }
+            let mut writes = vec![self.put(item.clone(), Some("attribute_not_exists(pk)"))?];
+            // The partition's state item moves in the same transaction: its
+            // revision (which fails any claim made on the facts before it),
+            // and its digest of facts, which dispatch reads instead of the
+            // events.
+            let state = state_update(pk.clone())
+                .add("#rev :one")
+                .name("#rev", "rev")
+                .value(":one", AttributeValue::N("1".to_owned()));
+            let state = if overflowed {
+                state
+                    .set("#overflow = :overflow")
+                    .name("#overflow", "overflow")
+                    .value(":overflow", AttributeValue::Bool(true))
+            } else {
+                state
+                    .set("#facts = list_append(if_not_exists(#facts, :no_facts), :fact)")
+                    .when("attribute_not_exists(#facts) OR size(#facts) < :max_facts")
+                    .name("#facts", "facts")
+                    .value(":no_facts", AttributeValue::L(Vec::new()))
+                    .value(":fact", AttributeValue::L(vec![fact.clone()]))
+                    .value(
+                        ":max_facts",
+                        AttributeValue::N(MAX_DIGEST_FACTS.to_string()),
+                    )
+            };
+            writes.push(state.transact(&self.table)?);
+            if let (Some(text), Some(sha)) = (disclosure_text, event.disclosure_sha256.as_deref()) {
+                // Content-addressed: writing the same text twice is harmless, and
+                // a different text can never sit under the same hash.
+                let disclosure: Item = HashMap::from([
+                    ("pk".to_owned(), s(format!("DISCLOSURE#{sha}"))),
+                    ("sk".to_owned(), s("TEXT")),
+                    ("kind".to_owned(), s("disclosure")),
+                    ("text".to_owned(), s(text)),
+                ]);
+                writes.push(self.put(disclosure, None)?);
+            }
+            match self.transact_codes("append consent", writes).await? {
+                Tx::Committed => return Ok(true),
+                // The event is already recorded (a retried webhook).
+                Tx::Cancelled(codes) if Tx::failed(&codes, 0) => return Ok(false),
+                // The digest is full: record the event and mark the digest.
+                Tx::Cancelled(codes) if Tx::failed(&codes, 1) => overflowed = true,
+                // A conflict with a concurrent write of the state item (an
+                // audit append, another event): try again. A revocation is
+                // never dropped; after the last attempt the caller sees an
+                // error and the carrier retries.
+                Tx::Cancelled(_) => {}
+            }
         }
-        match self.transact("append consent", writes).await {
-            Ok(()) => Ok(true),
-            Err(PortError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Err(PortError::Unavailable(
+            "append consent: the state item stayed busy".to_owned(),
+        ))
     }
 
     async fn consent_events(
@@ -676,64 +879,44 @@ impl StepStore for DynamoStore {
         .await
     }
 
-    async fn exclude_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<bool, PortError> {
-        let expires = self.retention.map(|keep| ttl_at(outcome.at + keep));
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(id)))
-            .key("sk", s("STEP"))
-            .update_expression(if expires.is_some() {
-                "SET #status = :status, outcome = :outcome, #ttl = :ttl REMOVE due_pk, due_sk"
-            } else {
-                "SET #status = :status, outcome = :outcome REMOVE due_pk, due_sk"
-            })
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(outcome.status.as_str()))
-            .expression_attribute_values(":outcome", s(to_json(outcome)?))
-            .expression_attribute_values(":pending", s(StepStatus::Pending.as_str()));
-        if let Some(expires) = expires {
-            request = request
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", expires);
-        }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(unavailable("exclude step", e)),
-        }
+    async fn exclude_step(
+        &self,
+        id: &StepId,
+        expected: Unclaimed<'_>,
+        outcome: &StepOutcome,
+    ) -> Result<bool, PortError> {
+        expect(self.end_update(id, outcome)?, expected)
+            .send(&self.client, &self.table, "exclude step")
+            .await
     }
 
     async fn exclude_audited(
         &self,
         step: &Step,
+        expected: Unclaimed<'_>,
         outcome: &StepOutcome,
         record: NewAuditRecord,
         head: Option<&AuditHead>,
     ) -> Result<Option<AuditRecord>, PortError> {
         if let Some(head) = head {
-            // One transaction: the step leaves pending (only if it still is)
-            // with its audit record and the head.
+            // One transaction: the step ends (only if it is still as
+            // expected) with its audit record and the head.
             let full = chain_next(head.seq, head.hash.clone(), record.clone());
-            let (_, mut update) = self.finish_parts(step, outcome)?;
-            update
-                .values
-                .insert(":pending".to_owned(), s(StepStatus::Pending.as_str()));
-            let mut items = vec![self.step_update(&step.id, update, Some("#status = :pending"))?];
-            items.extend(self.audit_items(&full)?);
+            let mut items =
+                vec![expect(self.end_update(&step.id, outcome)?, expected).transact(&self.table)?];
+            items.extend(self.audit_items(&full, None)?);
             match self
-                .transact("exclude step with its audit record", items)
-                .await
+                .transact_codes("exclude step with its audit record", items)
+                .await?
             {
-                Ok(()) => return Ok(Some(full)),
-                // The step moved on, or the chain did: the long way tells.
-                Err(PortError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+                Tx::Committed => return Ok(Some(full)),
+                // The step moved on: nothing to record.
+                Tx::Cancelled(codes) if Tx::failed(&codes, 0) => return Ok(None),
+                // The chain moved (or a conflict): the long way below.
+                Tx::Cancelled(_) => {}
             }
         }
-        if !self.exclude_step(&step.id, outcome).await? {
+        if !self.exclude_step(&step.id, expected, outcome).await? {
             return Ok(None);
         }
         self.append_audit(record).await.map(Some)
@@ -825,17 +1008,18 @@ impl StepStore for DynamoStore {
             // Written before the status: see the trait's contract.
             self.batch_put(records).await?;
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(step_pk(&step.id)))
-            .key("sk", s("STEP"))
-            .update_expression(update.expression)
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .send()
-            .await
-            .map_err(|e| unavailable("finish step", e))?;
+        if outcome.status == StepStatus::Sent {
+            // The contact's recent sends (read for caps) learn of it too,
+            // before the status; a repeat counts once.
+            let entry = SendHistoryEntry::for_step(step, outcome.at);
+            SendsChange::Append(entry)
+                .apply(state_update(contact_pk(&step.contact_id)))?
+                .send(&self.client, &self.table, "record recent send")
+                .await?;
+        }
+        update
+            .send(&self.client, &self.table, "finish step")
+            .await?;
         Ok(())
     }
 
@@ -844,28 +1028,51 @@ impl StepStore for DynamoStore {
         step: &Step,
         outcome: &StepOutcome,
         record: NewAuditRecord,
-        head: Option<&AuditHead>,
+        base: Option<FinishBase<'_>>,
     ) -> Result<AuditRecord, PortError> {
-        if let Some(head) = head {
+        if let Some(base) = base {
             // One transaction: the send records, the step's status, the
-            // audit record (only if it is still the next one) and the head.
-            let full = chain_next(head.seq, head.hash.clone(), record.clone());
+            // audit record (only if it is still the next one) and the
+            // contact's state item (head, and recent sends for a send).
+            let full = chain_next(base.head.seq, base.head.hash.clone(), record.clone());
             let (records, update) = self.finish_parts(step, outcome)?;
+            let sends = (outcome.status == StepStatus::Sent).then(|| {
+                let entry = SendHistoryEntry::for_step(step, outcome.at);
+                match base.facts {
+                    // The list as read, without what has aged out, plus
+                    // this send; only if nothing changed since the read.
+                    Some(facts) => {
+                        let horizon = outcome.at - chrono::Duration::days(RECENT_SENDS_DAYS);
+                        let mut fresh: Vec<SendHistoryEntry> = facts
+                            .sends
+                            .iter()
+                            .filter(|e| e.at >= horizon && e.step_id != entry.step_id)
+                            .cloned()
+                            .collect();
+                        fresh.insert(0, entry);
+                        SendsChange::Replace {
+                            fresh,
+                            read_at: facts.revision.contact,
+                        }
+                    }
+                    None => SendsChange::Append(entry),
+                }
+            });
             let mut items = Vec::with_capacity(records.len() + 3);
             for item in records {
                 items.push(self.put(item, None)?);
             }
-            items.push(self.step_update(&step.id, update, None)?);
-            items.extend(self.audit_items(&full)?);
+            items.push(update.transact(&self.table)?);
+            items.extend(self.audit_items(&full, sends.as_ref())?);
             match self
-                .transact("finish step with its audit record", items)
-                .await
+                .transact_codes("finish step with its audit record", items)
+                .await?
             {
-                Ok(()) => return Ok(full),
-                // The chain moved (or the transaction met another): nothing
-                // was written; go the long way below.
-                Err(PortError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+                Tx::Committed => return Ok(full),
+                // The chain or the contact's facts moved (or the
+                // transaction met another): nothing was written; go the
+                // long way below.
+                Tx::Cancelled(_) => {}
             }
         }
         self.finish_step(step, outcome).await?;
@@ -959,7 +1166,7 @@ impl StepStore for DynamoStore {
                         sends.push(entry);
                     }
                 }
-                Some(AttributeValue::S(sk)) if sk == AUDIT_HEAD_SK => {
+                Some(AttributeValue::S(sk)) if sk == STATE_SK => {
                     if let (Some(AttributeValue::N(seq)), Some(AttributeValue::S(hash))) =
                         (item.get("seq"), item.get("hash"))
                     {
@@ -992,8 +1199,186 @@ impl StepStore for DynamoStore {
     }
 }
 
-/// The sort key of the audit head kept in a contact's partition.
-const AUDIT_HEAD_SK: &str = "AUDIT_HEAD";
+#[async_trait]
+impl DecisionReads for DynamoStore {
+    async fn step_snapshots(
+        &self,
+        ids: &[StepId],
+    ) -> Result<HashMap<StepId, StepSnapshot>, PortError> {
+        let keys: Vec<(String, String)> = ids
+            .iter()
+            .map(|id| (step_pk(id), "STEP".to_owned()))
+            .collect();
+        let items = self.batch_get(&keys).await?;
+        let mut snapshots = HashMap::with_capacity(items.len());
+        for item in items.values() {
+            let step = step_from_item(item)?;
+            let version = match item.get("data") {
+                Some(AttributeValue::S(data)) => StepVersion(data.clone()),
+                _ => return Err(PortError::Corrupt("step without data".to_owned())),
+            };
+            let claimed_at = match item.get("claimed_at") {
+                Some(AttributeValue::S(at)) => DateTime::parse_from_rfc3339(at)
+                    .ok()
+                    .map(|at| at.with_timezone(&Utc)),
+                _ => None,
+            };
+            snapshots.insert(
+                step.id.clone(),
+                StepSnapshot {
+                    step,
+                    claimed_at,
+                    version,
+                },
+            );
+        }
+        Ok(snapshots)
+    }
+
+    async fn contact_facts(
+        &self,
+        contacts: &[ContactId],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<ContactId, ContactFacts>, PortError> {
+        let since = now - chrono::Duration::days(RECENT_SENDS_DAYS);
+        // First the profiles and their state items, then the numbers' state
+        // items (the number is on the profile): two calls for a batch.
+        let mut keys = Vec::with_capacity(contacts.len() * 2);
+        for id in contacts {
+            keys.push((contact_pk(id), "PROFILE".to_owned()));
+            keys.push((contact_pk(id), STATE_SK.to_owned()));
+        }
+        let first = self.batch_get(&keys).await?;
+        let mut found: Vec<(Contact, String)> = Vec::with_capacity(contacts.len());
+        for id in contacts {
+            let pk = contact_pk(id);
+            if found.iter().any(|(_, seen)| *seen == pk) {
+                continue;
+            }
+            if let Some(profile) = first.get(&(pk.clone(), "PROFILE".to_owned())) {
+                found.push((from_item::<Contact>(profile)?, pk));
+            }
+        }
+        let phone_keys: Vec<(String, String)> = found
+            .iter()
+            .map(|(contact, _)| (phone_pk(&contact.phone), STATE_SK.to_owned()))
+            .collect();
+        let numbers = if phone_keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.batch_get(&phone_keys).await?
+        };
+        let mut facts = HashMap::with_capacity(found.len());
+        for (contact, pk) in found {
+            let own = self
+                .digest(&pk, first.get(&(pk.clone(), STATE_SK.to_owned())), since)
+                .await?;
+            let number_pk = phone_pk(&contact.phone);
+            let number = self
+                .digest(
+                    &number_pk,
+                    numbers.get(&(number_pk.clone(), STATE_SK.to_owned())),
+                    since,
+                )
+                .await?;
+            let mut consent = own.facts;
+            consent.extend(number.facts);
+            consent.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+            facts.insert(
+                contact.id.clone(),
+                ContactFacts {
+                    consent,
+                    sends: own.sends,
+                    // No head: the chain is empty (or older than state
+                    // items). The genesis is a safe hint either way: a
+                    // write built on it is conditional on record 1 not
+                    // existing.
+                    audit_head: Some(own.head.unwrap_or_else(|| AuditHead {
+                        seq: 0,
+                        hash: GENESIS_HASH.to_owned(),
+                    })),
+                    revision: FactsRevision {
+                        contact: own.revision,
+                        phone: number.revision,
+                    },
+                    contact,
+                },
+            );
+        }
+        Ok(facts)
+    }
+
+    async fn episode_answers(
+        &self,
+        subjects: &[String],
+    ) -> Result<HashMap<String, String>, PortError> {
+        let mut keys = Vec::with_capacity(subjects.len() * OUTCOME_KINDS.len());
+        for subject in subjects {
+            for kind in OUTCOME_KINDS {
+                keys.push((format!("EPISODE#{subject}"), format!("OUTCOME#{kind}")));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let items = self.batch_get(&keys).await?;
+        let mut answers = HashMap::new();
+        for subject in subjects {
+            let pk = format!("EPISODE#{subject}");
+            if let Some(kind) = OUTCOME_KINDS
+                .iter()
+                .find(|kind| items.contains_key(&(pk.clone(), format!("OUTCOME#{kind}"))))
+            {
+                answers.insert(subject.clone(), (*kind).to_owned());
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn claim_checked(
+        &self,
+        snapshot: &StepSnapshot,
+        facts: &ContactFacts,
+        at: DateTime<Utc>,
+    ) -> Result<CheckedClaim, PortError> {
+        let claim = expect(
+            ItemUpdate::new(step_pk(&snapshot.step.id), "STEP")
+                .set("#status = :sending")
+                .set("claimed_at = :at")
+                .name("#status", "status")
+                .value(":sending", s(StepStatus::Sending.as_str()))
+                .value(":at", s(ts(at))),
+            Unclaimed::Queued(&snapshot.version),
+        );
+        let items = vec![
+            claim.transact(&self.table)?,
+            self.revision_check(contact_pk(&facts.contact.id), facts.revision.contact)?,
+            self.revision_check(phone_pk(&facts.contact.phone), facts.revision.phone)?,
+        ];
+        Ok(match self.transact_codes("claim step", items).await? {
+            Tx::Committed => CheckedClaim::Won,
+            Tx::Cancelled(codes)
+                if codes.is_empty()
+                    || codes.first().is_some_and(|c| {
+                        c == "ConditionalCheckFailed" || c == "TransactionConflict"
+                    }) =>
+            {
+                CheckedClaim::StepMoved
+            }
+            Tx::Cancelled(_) => CheckedClaim::FactsMoved,
+        })
+    }
+}
+
+/// The sort key of the state item kept in a contact's partition and in a
+/// phone number's: the digest a send decision reads (see
+/// `docs/data-model.md`).
+const STATE_SK: &str = "STATE";
+
+/// Most consent facts a state item's digest holds; past this it is marked
+/// `overflow` and readers fold the partition's events instead (an item may
+/// hold 400 KB; a fact takes about 250 bytes).
+const MAX_DIGEST_FACTS: usize = 400;
 
 /// The record that follows `seq` / `prev_hash` in a chain.
 fn chain_next(seq: u64, prev_hash: String, content: NewAuditRecord) -> AuditRecord {
@@ -1006,11 +1391,235 @@ fn chain_next(seq: u64, prev_hash: String, content: NewAuditRecord) -> AuditReco
     }
 }
 
-/// A step's final-state update expression and its attributes.
-struct StepUpdate {
-    expression: &'static str,
+/// One item's update: key, `SET` / `ADD` / `REMOVE` clauses, condition and
+/// attributes, usable alone or in a transaction.
+#[derive(Debug, Clone)]
+struct ItemUpdate {
+    pk: String,
+    sk: String,
+    sets: Vec<String>,
+    adds: Vec<String>,
+    removes: Vec<String>,
+    condition: Option<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
+}
+
+impl ItemUpdate {
+    fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+            sets: Vec::new(),
+            adds: Vec::new(),
+            removes: Vec::new(),
+            condition: None,
+            names: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    fn set(mut self, clause: &str) -> Self {
+        self.sets.push(clause.to_owned());
+        self
+    }
+
+    fn add(mut self, clause: &str) -> Self {
+        self.adds.push(clause.to_owned());
+        self
+    }
+
+    fn remove(mut self, path: &str) -> Self {
+        self.removes.push(path.to_owned());
+        self
+    }
+
+    /// Adds a condition, joined to any earlier one with `AND`.
+    fn when(mut self, condition: &str) -> Self {
+        self.condition = Some(match self.condition.take() {
+            Some(earlier) => format!("({earlier}) AND ({condition})"),
+            None => condition.to_owned(),
+        });
+        self
+    }
+
+    fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names
+            .insert(placeholder.to_owned(), attribute.to_owned());
+        self
+    }
+
+    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.sets.is_empty() {
+            parts.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            parts.push(format!("ADD {}", self.adds.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            parts.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    fn transact(self, table: &str) -> Result<TransactWriteItem, PortError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .key("pk", s(self.pk.clone()))
+            .key("sk", s(self.sk.clone()))
+            .update_expression(self.expression())
+            .set_condition_expression(self.condition)
+            .set_expression_attribute_names((!self.names.is_empty()).then_some(self.names))
+            .set_expression_attribute_values((!self.values.is_empty()).then_some(self.values))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Applies the update alone; `false` when its condition failed.
+    async fn send(self, client: &Client, table: &str, what: &str) -> Result<bool, PortError> {
+        let expression = self.expression();
+        let result = client
+            .update_item()
+            .table_name(table)
+            .key("pk", s(self.pk))
+            .key("sk", s(self.sk))
+            .update_expression(expression)
+            .set_condition_expression(self.condition)
+            .set_expression_attribute_names((!self.names.is_empty()).then_some(self.names))
+            .set_expression_attribute_values((!self.values.is_empty()).then_some(self.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable(what, e)),
+        }
+    }
+}
+
+/// An update of the state item in partition `pk`.
+fn state_update(pk: String) -> ItemUpdate {
+    ItemUpdate::new(pk, STATE_SK)
+        .set("#kind = :state_kind")
+        .name("#kind", "kind")
+        .value(":state_kind", s("state"))
+}
+
+/// The condition that a state item's revision is still `revision`.
+fn revision_condition(update: ItemUpdate, revision: Option<u64>) -> ItemUpdate {
+    let update = update.name("#rev", "rev");
+    match revision {
+        Some(rev) => update
+            .when("#rev = :rev_read")
+            .value(":rev_read", AttributeValue::N(rev.to_string())),
+        None => update.when("attribute_not_exists(#rev)"),
+    }
+}
+
+/// The condition that a step is still as `expected`.
+fn expect(update: ItemUpdate, expected: Unclaimed<'_>) -> ItemUpdate {
+    match expected {
+        Unclaimed::Pending => update
+            .when("#status = :expected_status")
+            .value(":expected_status", s(StepStatus::Pending.as_str())),
+        Unclaimed::Queued(version) => update
+            .when("#status = :expected_status AND #data = :expected_data")
+            .name("#data", "data")
+            .value(":expected_status", s(StepStatus::Queued.as_str()))
+            .value(":expected_data", s(version.0.clone())),
+    }
+}
+
+/// How a send changes the contact's recent sends on its state item.
+#[derive(Debug, Clone)]
+enum SendsChange {
+    /// Appends one entry; readers count each step once.
+    Append(SendHistoryEntry),
+    /// Replaces the list (old entries dropped) if the contact's revision is
+    /// still the one the list was read at.
+    Replace {
+        fresh: Vec<SendHistoryEntry>,
+        read_at: Option<u64>,
+    },
+}
+
+impl SendsChange {
+    fn apply(&self, update: ItemUpdate) -> Result<ItemUpdate, PortError> {
+        let update = update
+            .add("#rev :one")
+            .name("#sends", "sends")
+            .name("#rev", "rev")
+            .value(":one", AttributeValue::N("1".to_owned()));
+        Ok(match self {
+            Self::Append(entry) => update
+                .set("#sends = list_append(if_not_exists(#sends, :no_sends), :sends)")
+                .value(":no_sends", AttributeValue::L(Vec::new()))
+                .value(":sends", AttributeValue::L(vec![s(to_json(entry)?)])),
+            Self::Replace { fresh, read_at } => {
+                let list = fresh
+                    .iter()
+                    .map(|e| to_json(e).map(s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                revision_condition(
+                    update
+                        .set("#sends = :sends")
+                        .value(":sends", AttributeValue::L(list)),
+                    *read_at,
+                )
+            }
+        })
+    }
+}
+
+/// What a transaction did.
+#[derive(Debug)]
+enum Tx {
+    Committed,
+    /// Cancelled, with each item's reason code (may be empty when the
+    /// service gave none).
+    Cancelled(Vec<String>),
+}
+
+impl Tx {
+    /// Whether item `index` failed its condition.
+    fn failed(codes: &[String], index: usize) -> bool {
+        codes
+            .get(index)
+            .is_some_and(|c| c == "ConditionalCheckFailed")
+    }
+}
+
+/// A state item as read.
+#[derive(Debug, Default)]
+struct StateDigest {
+    revision: Option<u64>,
+    facts: Vec<ConsentFact>,
+    sends: Vec<SendHistoryEntry>,
+    head: Option<AuditHead>,
+}
+
+/// A list attribute of JSON strings, decoded; absent is empty.
+fn json_list<T: DeserializeOwned>(value: Option<&AttributeValue>) -> Result<Vec<T>, PortError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(items)) => items
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(json) => {
+                    serde_json::from_str(json).map_err(|e| PortError::Corrupt(e.to_string()))
+                }
+                _ => Err(PortError::Corrupt("list entry is not a string".to_owned())),
+            })
+            .collect(),
+        Some(_) => Err(PortError::Corrupt("attribute is not a list".to_owned())),
+    }
 }
 
 /// How many times an audit append retries after losing a race for the head.
@@ -1048,7 +1657,7 @@ impl AuditTrail for DynamoStore {
             // The record (only if its number is free) and the head beside
             // the contact, which dispatch reads with the contact.
             match self
-                .transact("append audit", self.audit_items(&full)?)
+                .transact("append audit", self.audit_items(&full, None)?)
                 .await
             {
                 Ok(()) => return Ok(full),

@@ -70,17 +70,25 @@ pub trait StepStore: Send + Sync {
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError>;
     /// Moves a step from pending to queued; `false` if another sweep won.
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
-    /// Ends a pending step that the sweep's audience rules exclude
-    /// (pending -> suppressed, out of the due index); `false` when it is no
-    /// longer pending (another sweep, a cancellation or a reschedule won).
-    async fn exclude_step(&self, id: &StepId, outcome: &StepOutcome) -> Result<bool, PortError>;
+    /// Ends a step that will not be sent without claiming it: a pending
+    /// step outside its audience (the sweep), or a queued step that
+    /// dispatch suppresses. Takes it out of the due index; `false` when it
+    /// is no longer as `expected` (another sweep, a dispatcher, a
+    /// cancellation or a reschedule won).
+    async fn exclude_step(
+        &self,
+        id: &StepId,
+        expected: Unclaimed<'_>,
+        outcome: &StepOutcome,
+    ) -> Result<bool, PortError>;
     /// [`StepStore::exclude_step`] with its audit record: one atomic write
     /// when `head` is the chain's current head, else the exclusion then an
-    /// ordinary append. `None` when the step was no longer pending (nothing
-    /// is recorded then).
+    /// ordinary append. `None` when the step was no longer as `expected`
+    /// (nothing is recorded then).
     async fn exclude_audited(
         &self,
         step: &Step,
+        expected: Unclaimed<'_>,
         outcome: &StepOutcome,
         record: NewAuditRecord,
         head: Option<&AuditHead>,
@@ -124,9 +132,10 @@ pub trait StepStore: Send + Sync {
     ) -> Result<Option<ContactRecord>, PortError>;
 
     /// Records a step's final state and appends its audit record. When
-    /// `head` is the chain's current head, both go in one atomic write (the
-    /// step's status, its send records and the audit record together);
-    /// otherwise, or when the chain moved meanwhile, the step is finished as
+    /// `base` names the chain's current head, both go in one atomic write
+    /// (the step's status, its send records, the contact's recent sends and
+    /// the audit record together); otherwise, or when the chain or the
+    /// facts moved meanwhile, the step is finished as
     /// [`StepStore::finish_step`] does and the record appended as
     /// [`AuditTrail::append_audit`] does.
     async fn finish_audited(
@@ -134,8 +143,43 @@ pub trait StepStore: Send + Sync {
         step: &Step,
         outcome: &StepOutcome,
         record: NewAuditRecord,
-        head: Option<&AuditHead>,
+        base: Option<FinishBase<'_>>,
     ) -> Result<AuditRecord, PortError>;
+}
+
+/// Reads for deciding on many steps at once (a sweep page, an SQS batch):
+/// a few calls for the whole batch instead of a few per step, with the
+/// versions read so that the claim can prove nothing changed meanwhile.
+#[async_trait]
+pub trait DecisionReads: Send + Sync {
+    /// Steps by id, each with the version read; ids without a step are
+    /// absent from the answer.
+    async fn step_snapshots(
+        &self,
+        ids: &[StepId],
+    ) -> Result<std::collections::HashMap<StepId, StepSnapshot>, PortError>;
+    /// The decision facts of each contact (profile, the consent facts of
+    /// the contact and of its number, recent sends, audit head, revisions)
+    /// as of `now`; contacts that do not exist are absent from the answer.
+    async fn contact_facts(
+        &self,
+        contacts: &[ContactId],
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<ContactId, ContactFacts>, PortError>;
+    /// The answer recorded first for each episode (an outcome kind, in the
+    /// order of [`OUTCOME_KINDS`]); episodes without one are absent.
+    async fn episode_answers(
+        &self,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, PortError>;
+    /// Claims a queued step as it was read, on the condition that the
+    /// contact's and the number's facts are still at `facts.revision`.
+    async fn claim_checked(
+        &self,
+        snapshot: &StepSnapshot,
+        facts: &ContactFacts,
+        at: DateTime<Utc>,
+    ) -> Result<CheckedClaim, PortError>;
 }
 
 /// The per-contact, hash-chained audit trail.
@@ -181,11 +225,18 @@ pub trait Casework: Send + Sync {
 
 /// Everything the functions keep in the table.
 pub trait Store:
-    ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework + TemplateStore
+    ContactDirectory + ConsentLedger + StepStore + DecisionReads + AuditTrail + Casework + TemplateStore
 {
 }
-impl<T: ContactDirectory + ConsentLedger + StepStore + AuditTrail + Casework + TemplateStore> Store
-    for T
+impl<
+        T: ContactDirectory
+            + ConsentLedger
+            + StepStore
+            + DecisionReads
+            + AuditTrail
+            + Casework
+            + TemplateStore,
+    > Store for T
 {
 }
 

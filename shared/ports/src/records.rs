@@ -413,6 +413,20 @@ pub struct SendHistoryEntry {
     pub healthcare_exempt: bool,
 }
 
+impl SendHistoryEntry {
+    /// The entry a step's send leaves, at `at`.
+    pub fn for_step(step: &Step, at: DateTime<Utc>) -> Self {
+        Self {
+            step_id: Some(step.id.clone()),
+            template: Some(format!("{}@{}", step.template_id, step.template_version)),
+            at,
+            subject: step.subject.clone(),
+            program: step.program.clone(),
+            healthcare_exempt: step.healthcare_exempt,
+        }
+    }
+}
+
 /// A text handed to a sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundSms {
@@ -591,4 +605,106 @@ pub enum Audience {
     /// Only people who have not answered the episode yet (no confirm or
     /// reschedule outcome): the non-responder follow-up.
     NonResponders,
+}
+
+/// The kinds of episode outcome a store records (`EpisodeOutcome::kind`).
+/// A fixed list, so that a batch read can name every outcome item of an
+/// episode without a query.
+pub const OUTCOME_KINDS: [&str; 5] = [
+    "completed",
+    "confirmed",
+    "fulfilled",
+    "noshow",
+    "reschedule_requested",
+];
+
+/// How long a contact's recent sends are kept in its digest: the longest
+/// rolling cap window (7 days) with a day to spare.
+pub const RECENT_SENDS_DAYS: i64 = 8;
+
+/// A step as read, with the version it was read at, so that a later write
+/// can be made conditional on nobody having changed it meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepSnapshot {
+    /// The step (its `status` as stored).
+    pub step: Step,
+    /// When a dispatcher claimed it, for a step that is `sending`.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The store's token for this version of the step.
+    pub version: StepVersion,
+}
+
+/// A store's token for one version of a step (opaque to callers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepVersion(pub String);
+
+/// The revisions of a contact's decision facts as read: each consent
+/// event and each send moves one of them, so a claim conditioned on them
+/// fails when anything a decision relied on changed after it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FactsRevision {
+    /// The contact's own facts (`None`: nothing recorded yet).
+    pub contact: Option<u64>,
+    /// The phone number's facts (`None`: nothing recorded yet).
+    pub phone: Option<u64>,
+}
+
+/// Everything a send decision reads about a contact, as one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFacts {
+    /// The contact.
+    pub contact: Contact,
+    /// The consent facts of the contact and of its phone number, oldest
+    /// first (the policy folds them).
+    pub consent: Vec<ConsentFact>,
+    /// Its sends of the last [`RECENT_SENDS_DAYS`] days, newest first.
+    pub sends: Vec<SendHistoryEntry>,
+    /// Where its audit chain ended when this was read.
+    pub audit_head: Option<AuditHead>,
+    /// The revisions this snapshot was read at.
+    pub revision: FactsRevision,
+}
+
+impl ContactFacts {
+    /// Brings the snapshot up to date after this invocation sent a text to
+    /// the contact (one more send, the contact's revision moved by one) and
+    /// appended `head` to its chain.
+    pub fn after_send(&mut self, entry: SendHistoryEntry, head: AuditHead) {
+        self.sends.insert(0, entry);
+        self.revision.contact = Some(self.revision.contact.unwrap_or(0) + 1);
+        self.audit_head = Some(head);
+    }
+}
+
+/// What a step had to be, for a write that ends it without a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unclaimed<'a> {
+    /// Still pending (the sweep ends it).
+    Pending,
+    /// Still queued at exactly this version (dispatch ends it before any
+    /// claim, because it will not be sent).
+    Queued(&'a StepVersion),
+}
+
+/// What a claim conditioned on the facts found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedClaim {
+    /// This invocation owns the send, and the facts were still current.
+    Won,
+    /// The step was no longer queued at the version read.
+    StepMoved,
+    /// The step was as read, but a consent event or a send changed the
+    /// contact's or the number's facts: read them again and decide again.
+    FactsMoved,
+}
+
+/// How a finishing write may bring the contact's recent sends up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishBase<'a> {
+    /// The audit head the record follows.
+    pub head: &'a AuditHead,
+    /// The facts the send was decided on, when they are current: the write
+    /// then replaces the recent sends (dropping old ones) on the condition
+    /// that the contact's revision has not moved.
+    pub facts: Option<&'a ContactFacts>,
 }
