@@ -138,13 +138,13 @@ async fn sweep_and_dispatch(
     }
     let event = h.receive_dispatch_batch(10).await;
     let mut last = None;
-    for record in &event.records {
-        let outcome = optline_dispatch::handle_message(record, &h.dispatch(), now).await;
-        match &outcome {
+    // As Lambda hands it over: one batch, read once.
+    for handled in optline_dispatch::dispatch_batch(&event, &h.dispatch(), now).await {
+        match &handled.result {
             Ok(o) => report.say(format!("dispatch: {}", describe(o))),
             Err(e) => report.say(format!("dispatch error (will retry): {e}")),
         }
-        last = outcome.ok();
+        last = handled.result.ok();
     }
     h.delete_messages(&event, &[]).await;
     last

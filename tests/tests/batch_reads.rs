@@ -169,9 +169,13 @@ async fn a_claim_on_facts_that_moved_after_the_read_fails_and_nothing_is_claimed
         let id = id.clone();
         let contact = contact.clone();
         async move {
-            let snapshot = store.step_snapshots(&[id.clone()]).await.unwrap()[&id].clone();
+            let snapshot = store
+                .step_snapshots(std::slice::from_ref(&id))
+                .await
+                .unwrap()[&id]
+                .clone();
             let facts = store
-                .contact_facts(&[contact.clone()], noon())
+                .contact_facts(std::slice::from_ref(&contact), noon())
                 .await
                 .unwrap()[&contact]
                 .clone();
@@ -300,7 +304,7 @@ async fn sends_earlier_in_a_batch_count_toward_the_caps_of_the_later_ones() {
     let contact = ContactId::parse("caps-1").unwrap();
     let facts = h
         .store
-        .contact_facts(&[contact.clone()], noon())
+        .contact_facts(std::slice::from_ref(&contact), noon())
         .await
         .unwrap()[&contact]
         .clone();
@@ -350,7 +354,7 @@ async fn the_digest_folds_to_exactly_what_the_consent_ledger_holds_even_past_its
     }
     let read = h
         .store
-        .contact_facts(&[contact.clone()], noon())
+        .contact_facts(std::slice::from_ref(&contact), noon())
         .await
         .unwrap()[&contact]
         .clone();
@@ -374,7 +378,7 @@ async fn the_digest_folds_to_exactly_what_the_consent_ledger_holds_even_past_its
     }
     let read = h
         .store
-        .contact_facts(&[contact.clone()], noon())
+        .contact_facts(std::slice::from_ref(&contact), noon())
         .await
         .unwrap()[&contact]
         .clone();

@@ -235,10 +235,21 @@ async fn episode_answers(
     store.episode_answers(&subjects).await
 }
 
-/// Handles an SQS batch and reports the messages to retry.
-pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    let mut metrics = metrics::DispatchMetrics::default();
+/// What dispatch did with one message of a batch.
+#[derive(Debug)]
+pub struct Handled {
+    /// The SQS message id.
+    pub message_id: String,
+    /// Its outcome, or why it should come back.
+    pub result: Result<Outcome, DispatchError>,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
+/// Dispatches every message of a batch, in order, on one read of the
+/// batch's steps, facts and answers; one [`Handled`] per message. Writes
+/// nothing for undecodable messages ([`handle_batch`] dead-letters them).
+pub async fn dispatch_batch(event: &SqsEvent, deps: &Deps, now: DateTime<Utc>) -> Vec<Handled> {
     let decoded: Vec<Result<StepId, DispatchError>> = event.records.iter().map(decode).collect();
     let mut ids: Vec<StepId> = decoded
         .iter()
@@ -255,9 +266,10 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
             None
         }
     };
+    let mut handled = Vec::with_capacity(event.records.len());
     for (message, decoded) in event.records.iter().zip(decoded) {
-        let id = message.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("dispatch_message", message_id = %id);
+        let message_id = message.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("dispatch_message", message_id = %message_id);
         let started = std::time::Instant::now();
         let result = async {
             let step_id = decoded?;
@@ -268,9 +280,27 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
         }
         .instrument(span)
         .await;
-        metrics
-            .latency_ms
-            .push(started.elapsed().as_secs_f64() * 1000.0);
+        handled.push(Handled {
+            message_id,
+            result,
+            elapsed: started.elapsed(),
+        });
+    }
+    handled
+}
+
+/// Handles an SQS batch and reports the messages to retry.
+pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut metrics = metrics::DispatchMetrics::default();
+    let handled = dispatch_batch(&event, deps, now).await;
+    for (message, handled) in event.records.iter().zip(handled) {
+        let Handled {
+            message_id: id,
+            result,
+            elapsed,
+        } = handled;
+        metrics.latency_ms.push(elapsed.as_secs_f64() * 1000.0);
         let retry = match result {
             Ok(outcome) => {
                 info!(message_id = %id, outcome = outcome_kind(&outcome), "message handled");
