@@ -24,10 +24,11 @@ use optline_policy::template::TemplateVersion;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
     Audience, AuditHead, AuditRecord, CheckedClaim, Claim, ConsentEvent, Contact, ContactFacts,
-    ContactId, DeadLetters, EventId, FinishBase, NewAuditRecord, OutboundSms, Pace, PortError,
+    DeadLetters, EventId, FinishBase, NewAuditRecord, OutboundSms, Pace, PortError,
     SendHistoryEntry, SendPacer, SmsSender, Step, StepId, StepOutcome, StepSnapshot, StepStatus,
     Store, Unclaimed,
 };
+use optline_sweep::StepFacts;
 use tracing::{info, warn, Instrument};
 
 pub mod metrics;
@@ -181,8 +182,7 @@ async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<()
 #[derive(Debug, Default)]
 struct BatchFacts {
     steps: HashMap<StepId, StepSnapshot>,
-    contacts: HashMap<ContactId, ContactFacts>,
-    answers: HashMap<String, String>,
+    facts: StepFacts,
 }
 
 impl BatchFacts {
@@ -199,40 +199,9 @@ impl BatchFacts {
             .map(|s| &s.step)
             .filter(|s| s.status == StepStatus::Queued)
             .collect();
-        let mut contacts: Vec<ContactId> = queued.iter().map(|s| s.contact_id.clone()).collect();
-        contacts.sort();
-        contacts.dedup();
-        let contacts = if contacts.is_empty() {
-            HashMap::new()
-        } else {
-            store.contact_facts(&contacts, now).await?
-        };
-        let answers = episode_answers(store, &queued).await?;
-        Ok(Self {
-            steps,
-            contacts,
-            answers,
-        })
+        let facts = StepFacts::read(store, &queued, now).await?;
+        Ok(Self { steps, facts })
     }
-}
-
-/// The answers of the episodes of the follow-ups for non-responders among
-/// `steps` (no read when there are none).
-async fn episode_answers(
-    store: &dyn Store,
-    steps: &[&Step],
-) -> Result<HashMap<String, String>, PortError> {
-    let mut subjects: Vec<String> = steps
-        .iter()
-        .filter(|s| s.audience == Audience::NonResponders)
-        .map(|s| s.subject.clone())
-        .collect();
-    subjects.sort();
-    subjects.dedup();
-    if subjects.is_empty() {
-        return Ok(HashMap::new());
-    }
-    store.episode_answers(&subjects).await
 }
 
 /// What dispatch did with one message of a batch.
@@ -407,8 +376,8 @@ async fn dispatch_read(
     };
     let step = &snapshot.step;
     for _ in 0..FACTS_ATTEMPTS {
-        let answered = batch.answers.get(&step.subject).cloned();
-        let facts = batch.contacts.get_mut(&step.contact_id);
+        let answered = batch.facts.answer(step).map(str::to_owned);
+        let facts = batch.facts.contacts.get_mut(&step.contact_id);
         match conclude(
             step,
             Hold::Read(&snapshot),
@@ -423,12 +392,8 @@ async fn dispatch_read(
             Concluded::StepMoved => break,
             Concluded::FactsMoved => {
                 // Read this contact's facts (and the episode's answer) again.
-                let store = deps.store.as_ref();
-                let fresh = store
-                    .contact_facts(std::slice::from_ref(&step.contact_id), now)
-                    .await?;
-                batch.contacts.extend(fresh);
-                batch.answers.extend(episode_answers(store, &[step]).await?);
+                let fresh = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
+                batch.facts.extend(fresh);
             }
         }
     }
@@ -511,16 +476,13 @@ pub async fn dispatch_step(
     };
 
     // Everything after the claim must end the step one way or another.
-    let mut facts = store
-        .contact_facts(std::slice::from_ref(&step.contact_id), now)
-        .await?
-        .remove(&step.contact_id);
-    let answers = episode_answers(store, &[&step]).await?;
+    let mut read = StepFacts::read(store, &[&step], now).await?;
+    let answered = read.answer(&step).map(str::to_owned);
     match conclude(
         &step,
         Hold::Claimed,
-        facts.as_mut(),
-        answers.get(&step.subject).map(String::as_str),
+        read.contacts.get_mut(&step.contact_id),
+        answered.as_deref(),
         deps,
         now,
     )
@@ -777,16 +739,11 @@ pub async fn assess(
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> Result<Assessment, DispatchError> {
-    let store = deps.store.as_ref();
-    let facts = store
-        .contact_facts(std::slice::from_ref(&step.contact_id), now)
-        .await?
-        .remove(&step.contact_id);
-    let answers = episode_answers(store, &[step]).await?;
+    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
     assess_with(
         step,
-        facts.as_ref(),
-        answers.get(&step.subject).map(String::as_str),
+        read.contacts.get(&step.contact_id),
+        read.answer(step),
         deps,
         now,
     )

@@ -104,16 +104,61 @@ pub fn request_for(
     }
 }
 
-/// The answer already recorded for the step's episode, when the step is
-/// for non-responders only (one read; none for other steps).
-pub async fn episode_answer(store: &dyn Store, step: &Step) -> Result<Option<String>, PortError> {
-    if step.audience != Audience::NonResponders {
-        return Ok(None);
+/// What deciding on a set of steps reads, read for all of them at once.
+#[derive(Debug, Default, Clone)]
+pub struct StepFacts {
+    /// The facts of the steps' contacts (absent: no such contact).
+    pub contacts: HashMap<ContactId, ContactFacts>,
+    /// The first answer of each episode with a follow-up for non-responders.
+    pub answers: HashMap<String, String>,
+}
+
+impl StepFacts {
+    /// Reads the contacts' facts of `steps` (two calls per 50 contacts) and
+    /// the answers of the episodes of their follow-ups for non-responders
+    /// (one call per 20 episodes; none when there are none).
+    pub async fn read(
+        store: &dyn Store,
+        steps: &[&Step],
+        now: DateTime<Utc>,
+    ) -> Result<Self, PortError> {
+        let mut contacts: Vec<ContactId> = steps.iter().map(|s| s.contact_id.clone()).collect();
+        contacts.sort();
+        contacts.dedup();
+        let mut subjects: Vec<String> = steps
+            .iter()
+            .filter(|s| s.audience == Audience::NonResponders)
+            .map(|s| s.subject.clone())
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        Ok(Self {
+            contacts: if contacts.is_empty() {
+                HashMap::new()
+            } else {
+                store.contact_facts(&contacts, now).await?
+            },
+            answers: if subjects.is_empty() {
+                HashMap::new()
+            } else {
+                store.episode_answers(&subjects).await?
+            },
+        })
     }
-    Ok(store
-        .episode_answers(std::slice::from_ref(&step.subject))
-        .await?
-        .remove(&step.subject))
+
+    /// The episode's answer, for a follow-up for non-responders.
+    pub fn answer(&self, step: &Step) -> Option<&str> {
+        if step.audience != Audience::NonResponders {
+            return None;
+        }
+        self.answers.get(&step.subject).map(String::as_str)
+    }
+
+    /// Takes in what a later read found.
+    pub fn extend(&mut self, fresh: StepFacts) {
+        self.contacts.extend(fresh.contacts);
+        self.answers.extend(fresh.answers);
+    }
 }
 
 /// A step whose contact does not exist is outside every audience.
@@ -139,13 +184,19 @@ pub async fn select(
     step: &Step,
     now: DateTime<Utc>,
 ) -> Result<(Selection, Option<AuditHead>), PortError> {
-    let facts = store
-        .contact_facts(std::slice::from_ref(&step.contact_id), now)
-        .await?
-        .remove(&step.contact_id);
-    let answered = episode_answer(store, step).await?;
-    let selection = select_with(config, step, facts.as_ref(), answered.as_deref(), now);
-    Ok((selection, facts.and_then(|f| f.audit_head)))
+    let mut read = StepFacts::read(store, &[step], now).await?;
+    let selection = select_with(
+        config,
+        step,
+        read.contacts.get(&step.contact_id),
+        read.answer(step),
+        now,
+    );
+    let head = read
+        .contacts
+        .remove(&step.contact_id)
+        .and_then(|f| f.audit_head);
+    Ok((selection, head))
 }
 
 /// Applies the audience rules to `step` at `now` with the contact's facts
@@ -170,11 +221,7 @@ pub fn select_with(
             request: &request,
             due_at: step.due_at,
             non_responders_only: step.audience == Audience::NonResponders,
-            answered: if step.audience == Audience::NonResponders {
-                answered
-            } else {
-                None
-            },
+            answered,
             stage: Stage::Sweep {
                 consent: &facts.consent,
             },
@@ -193,33 +240,9 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
         found: due.len(),
         ..SweepReport::default()
     };
-    // What the audience rules read, for every due step at once: the
-    // contacts' facts (two calls per 50 contacts) and the follow-ups'
-    // episode answers.
-    let mut contacts: Vec<ContactId> = due.iter().map(|s| s.contact_id.clone()).collect();
-    contacts.sort();
-    contacts.dedup();
-    let mut subjects: Vec<String> = due
-        .iter()
-        .filter(|s| s.audience == Audience::NonResponders)
-        .map(|s| s.subject.clone())
-        .collect();
-    subjects.sort();
-    subjects.dedup();
-    let read = async {
-        let facts = if contacts.is_empty() {
-            HashMap::new()
-        } else {
-            store.contact_facts(&contacts, now).await?
-        };
-        let answers = if subjects.is_empty() {
-            HashMap::new()
-        } else {
-            store.episode_answers(&subjects).await?
-        };
-        Ok::<_, PortError>((facts, answers))
-    };
-    let (mut facts, answers) = match read.await {
+    // What the audience rules read, for every due step at once.
+    let steps: Vec<&Step> = due.iter().collect();
+    let mut read = match StepFacts::read(store, &steps, now).await {
         Ok(read) => read,
         Err(e) => {
             // Every step stays pending: the next run reads them again.
@@ -233,20 +256,12 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
         let selection = select_with(
             &deps.config,
             step,
-            facts.get(&step.contact_id),
-            answers.get(&step.subject).map(String::as_str),
+            read.contacts.get(&step.contact_id),
+            read.answer(step),
             now,
         );
-        match admit(
-            deps,
-            step,
-            selection,
-            facts.get_mut(&step.contact_id),
-            now,
-            &mut report,
-        )
-        .await
-        {
+        let facts = read.contacts.get_mut(&step.contact_id);
+        match admit(deps, step, selection, facts, now, &mut report).await {
             Ok(true) => won.push(step.id.clone()),
             Ok(false) => {}
             Err(e) => {

@@ -1698,6 +1698,13 @@ impl Casework for DynamoStore {
     }
 
     async fn record_outcome(&self, outcome: &EpisodeOutcome) -> Result<bool, PortError> {
+        // Only the known kinds: a batch read names each outcome item.
+        if !OUTCOME_KINDS.contains(&outcome.kind.as_str()) {
+            return Err(PortError::Invalid(format!(
+                "unknown episode outcome kind {:?}",
+                outcome.kind
+            )));
+        }
         let result = self
             .client
             .put_item()
