@@ -7,6 +7,7 @@
     python3 infra/local-stack.py status  # is it running?
     python3 infra/local-stack.py stop    # stop it and forget its state
     python3 infra/local-stack.py stack NAME  # one more isolated stack (tests), as JSON
+    python3 infra/local-stack.py policies    # each function's IAM allowances, as JSON
 
 One source of truth: the SAM template is transformed to CloudFormation
 offline (samtranslator), the data resources moto supports are kept (tables,
@@ -156,19 +157,7 @@ def http_ready(endpoint: str) -> bool:
 
 def cloudformation_template() -> dict:
     """SAM -> CloudFormation offline, then only the data resources."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    from samtranslator.translator.transform import transform  # type: ignore
-    from samtranslator.yaml_helper import yaml_parse  # type: ignore
-
-    class NoManagedPolicies:
-        def load(self):
-            return {}
-
-    sam = yaml_parse(TEMPLATE.read_text())
-    for resource in sam.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            resource.setdefault("Properties", {})["CodeUri"] = "s3://local-placeholder/code.zip"
-    cfn = transform(sam, {}, NoManagedPolicies())
+    cfn = transformed_template()
     kept = {name: r for name, r in cfn["Resources"].items() if r["Type"] in KEEP}
     # moto's server ignores DeletionProtection; keep the template's properties otherwise.
     outputs = {}
@@ -181,6 +170,73 @@ def cloudformation_template() -> dict:
         if kept[name]["Type"] == "AWS::SQS::Queue":
             outputs[f"{name}Arn"] = {"Value": {"Fn::GetAtt": [name, "Arn"]}}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}
+
+
+def transformed_template() -> dict:
+    """The whole SAM template as CloudFormation, transformed offline."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    from samtranslator.translator.transform import transform  # type: ignore
+    from samtranslator.yaml_helper import yaml_parse  # type: ignore
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    sam = yaml_parse(TEMPLATE.read_text())
+    for resource in sam.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            resource.setdefault("Properties", {})["CodeUri"] = "s3://local-placeholder/code.zip"
+    return transform(sam, {}, NoManagedPolicies())
+
+
+def symbolic_resource(value) -> str:
+    """A policy resource by the template's names: `OptlineTable` for the
+    table's ARN, `OptlineTable/index/due` for its index, `*` for any."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            return target[0] if isinstance(target, list) else str(target).split(".")[0]
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            text = text[0] if isinstance(text, list) else text
+            import re
+
+            return re.sub(r"\$\{([A-Za-z0-9]+)(\.[A-Za-z]+)?\}", r"\1", text)
+    return json.dumps(value)
+
+
+def function_policies() -> dict:
+    """Each function's allowed (action, resource) pairs, from the inline
+    policies SAM gives its role. A `NotResource` statement allows `*` (the
+    template uses it for SNS's publish to phone numbers)."""
+    cfn = transformed_template()
+    resources = cfn["Resources"]
+    allowed = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        role = resource["Properties"].get("Role", {}).get("Fn::GetAtt", [None])[0]
+        pairs = []
+        for policy in resources.get(role, {}).get("Properties", {}).get("Policies", []):
+            for statement in policy["PolicyDocument"].get("Statement", []):
+                if statement.get("Effect") != "Allow":
+                    continue
+                actions = statement.get("Action", [])
+                actions = [actions] if isinstance(actions, str) else actions
+                if "NotResource" in statement:
+                    targets = ["*"]
+                else:
+                    targets = statement.get("Resource", [])
+                    targets = targets if isinstance(targets, list) else [targets]
+                for action in actions:
+                    for target in targets:
+                        pairs.append([action, symbolic_resource(target)])
+        allowed[name] = pairs
+    return allowed
 
 
 def create_stack(endpoint: str, name: str = STACK) -> dict:
@@ -303,7 +359,7 @@ def stop() -> None:
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "start"
     # Run inside the project's venv, which has boto3 and samtranslator.
-    if command in ("start", "template", "stack") and Path(sys.prefix).resolve() != VENV.resolve():
+    if command in ("start", "template", "stack", "policies") and Path(sys.prefix).resolve() != VENV.resolve():
         ensure_venv()
         os.execv(str(venv_python()), [str(venv_python()), __file__, *sys.argv[1:]])
     if command == "start":
@@ -333,6 +389,8 @@ def main() -> None:
             endpoint = state["endpoint"]
         name = sys.argv[2] if len(sys.argv) > 2 else f"optline-{os.getpid()}"
         print(json.dumps(create_stack(endpoint, name)))
+    elif command == "policies":
+        print(json.dumps(function_policies(), indent=2, sort_keys=True))
     elif command == "template":
         print(json.dumps(cloudformation_template(), indent=2))
     else:

@@ -19,6 +19,7 @@
 
 pub mod calls;
 pub mod fixtures;
+pub mod iam;
 pub mod scenario;
 pub mod twilio_standin;
 
@@ -180,6 +181,22 @@ pub struct Harness {
     pub store: Arc<DynamoStore>,
     /// AWS calls made through this harness's clients, by operation.
     pub calls: calls::CallCounter,
+    /// The emulator's SDK configuration, for the clients of each role.
+    shared: aws_config::SdkConfig,
+}
+
+/// The clients of one function: each call is counted and checked against
+/// the function's role in the template ([`iam::Role`]).
+#[derive(Debug, Clone)]
+pub struct RoleClients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// SNS.
+    pub sns: aws_sdk_sns::Client,
+    /// EventBridge.
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl std::fmt::Debug for Harness {
@@ -373,7 +390,53 @@ impl Harness {
             events,
             store,
             calls,
+            shared,
         }
+    }
+
+    /// The clients of `function` (its logical id in `infra/template.yaml`):
+    /// a call its role does not allow fails the test.
+    pub fn clients_as(&self, function: &'static str) -> RoleClients {
+        let role = iam::Role::of(function);
+        RoleClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&self.shared)
+                    .interceptor(self.calls.clone())
+                    .interceptor(role.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&self.shared)
+                    .interceptor(self.calls.clone())
+                    .interceptor(role.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&self.shared)
+                    .interceptor(self.calls.clone())
+                    .interceptor(role.clone())
+                    .build(),
+            ),
+            events: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&self.shared)
+                    .interceptor(self.calls.clone())
+                    .interceptor(role)
+                    .build(),
+            ),
+        }
+    }
+
+    /// The table as `function` sees it: through its role, with the
+    /// configured retention (as the functions' `main` builds it).
+    pub fn store_as(&self, function: &'static str) -> Arc<DynamoStore> {
+        Arc::new(
+            DynamoStore::new(
+                self.clients_as(function).dynamodb,
+                self.resources.table_name.clone(),
+            )
+            .with_retention(self.config.retention_days)
+            .expect("the configured retention is allowed"),
+        )
     }
 
     /// The same stack, with the program sending through Twilio's API at
@@ -496,7 +559,7 @@ impl Harness {
     /// The consent API's deps.
     pub fn consent_api(&self) -> optline_consent_api::Deps {
         optline_consent_api::Deps {
-            store: self.store.clone(),
+            store: self.store_as("ConsentApiFunction"),
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
             default_program: self.config.default_program.clone(),
         }
@@ -504,11 +567,12 @@ impl Harness {
 
     /// The EHR events function's deps.
     pub fn ehr_events(&self) -> optline_ehr_events::Deps {
+        let role = "EhrEventsFunction";
         optline_ehr_events::Deps {
-            store: self.store.clone(),
+            store: self.store_as(role),
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
-            outcomes: Some(self.outcome_events()),
+            outcomes: Some(self.outcome_events_as(role)),
             config: self.config.clone(),
         }
     }
@@ -521,24 +585,43 @@ impl Harness {
         ))
     }
 
+    /// The outcome publisher as `function` uses it (through its role).
+    pub fn outcome_events_as(
+        &self,
+        function: &'static str,
+    ) -> Arc<dyn optline_ports::OutcomeEvents> {
+        Arc::new(optline_aws::EventBridgeOutcomes::new(
+            self.clients_as(function).events,
+            self.resources.outcome_bus.clone(),
+        ))
+    }
+
     /// The inbound function's deps.
     pub fn inbound(&self) -> optline_inbound::Deps {
+        self.inbound_as("InboundFunction")
+    }
+
+    /// The inbound function's deps under `function`'s role (the Twilio
+    /// webhook's `InboundFunction`, or `InboundTwoWayFunction`).
+    pub fn inbound_as(&self, function: &'static str) -> optline_inbound::Deps {
+        let clients = self.clients_as(function);
         optline_inbound::Deps {
-            store: self.store.clone(),
+            store: self.store_as(function),
             config: self.config.clone(),
             sender: Some(Arc::new(
-                ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
+                ProgramSenders::from_config(&self.config, clients.sns).expect("senders build"),
             )),
-            outcomes: Some(self.outcome_events()),
+            outcomes: Some(self.outcome_events_as(function)),
         }
     }
 
     /// The sweep's deps.
     pub fn sweep(&self) -> optline_sweep::Deps {
+        let role = "SweepFunction";
         optline_sweep::Deps {
-            store: self.store.clone(),
+            store: self.store_as(role),
             queue: Arc::new(SqsStepQueue::new(
-                self.sqs.clone(),
+                self.clients_as(role).sqs,
                 self.resources.queue_url.clone(),
             )),
             config: self.config.clone(),
@@ -547,14 +630,27 @@ impl Harness {
 
     /// Dispatch's deps, sending through SNS in the emulator.
     pub fn dispatch(&self) -> optline_dispatch::Deps {
+        self.dispatch_as("DispatchFunction")
+    }
+
+    /// The deps of the sweep's dry run (`GET /sweep/dry-run`), which runs
+    /// dispatch's assessment under its own, read-only role.
+    pub fn dry_run(&self) -> optline_dispatch::Deps {
+        self.dispatch_as("SweepDryRunFunction")
+    }
+
+    /// Dispatch's deps under `role`.
+    fn dispatch_as(&self, role: &'static str) -> optline_dispatch::Deps {
+        let clients = self.clients_as(role);
+        let store = self.store_as(role);
         optline_dispatch::Deps {
-            store: self.store.clone(),
+            store: store.clone(),
             sender: Arc::new(
-                ProgramSenders::from_config(&self.config, self.sns.clone()).expect("senders build"),
+                ProgramSenders::from_config(&self.config, clients.sns).expect("senders build"),
             ),
             config: self.config.clone(),
             dead_letters: Some(Arc::new(optline_aws::SqsDeadLetters::new(
-                self.sqs.clone(),
+                clients.sqs,
                 self.resources.dlq_url.clone(),
             ))),
             lint: Arc::new(
@@ -562,7 +658,7 @@ impl Harness {
                     .expect("lint table")
                     .clone(),
             ),
-            pacer: self.store.clone(),
+            pacer: store,
             warm: Arc::default(),
         }
     }
@@ -584,7 +680,7 @@ impl Harness {
             })
             .collect::<serde_json::Map<_, _>>();
         optline_templates::Deps {
-            store: self.store.clone(),
+            store: self.store_as("TemplatesFunction"),
             identity: optline_templates::Identity::Tokens,
             reviewers: optline_library::Reviewers::parse(
                 &serde_json::Value::Object(reviewers).to_string(),

@@ -534,7 +534,7 @@ async fn aws_two_way_sms_by_sns_and_by_sqs_records_stop_and_answers_help_through
     record.sns = message;
     sns.records = vec![record.clone(), record];
     let before = h.sns_sms().await.len();
-    optline_inbound::handle_two_way_sns(sns, &h.inbound(), t0())
+    optline_inbound::handle_two_way_sns(sns, &h.inbound_as("InboundTwoWayFunction"), t0())
         .await
         .unwrap();
     let sent: Vec<_> = h
@@ -561,7 +561,9 @@ async fn aws_two_way_sms_by_sns_and_by_sqs_records_stop_and_answers_help_through
     bad.body = Some("{\"hello\": 1}".to_owned());
     let mut batch = SqsEvent::default();
     batch.records = vec![good, bad];
-    let response = optline_inbound::handle_two_way_sqs(batch, &h.inbound(), t0()).await;
+    let response =
+        optline_inbound::handle_two_way_sqs(batch, &h.inbound_as("InboundTwoWayFunction"), t0())
+            .await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -687,8 +689,10 @@ async fn reconcile_records_the_carriers_opt_out_list_in_the_ledger_once() {
     // as unreadable).
     contact(&h, "uk1", "+447420500600").await;
     let deps = optline_reconcile::Deps {
-        store: h.store.clone(),
-        carrier: Arc::new(optline_aws::SnsOptOutList::new(h.sns.clone())),
+        store: h.store_as("ReconcileFunction"),
+        carrier: Arc::new(optline_aws::SnsOptOutList::new(
+            h.clients_as("ReconcileFunction").sns,
+        )),
         programs: vec!["clinic".to_owned()],
     };
     let first = optline_reconcile::reconcile(&deps, t0()).await.unwrap();

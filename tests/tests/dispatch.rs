@@ -535,12 +535,11 @@ async fn retention_expires_send_records_but_never_consent_or_the_audit_trail() {
             .is_err(),
         "less than six years is refused"
     );
+    // Six years, as a deployment sets RETENTION_DAYS.
     let mut h = h.clone();
-    h.store = std::sync::Arc::new(
-        optline_aws::DynamoStore::new(h.dynamodb.clone(), h.resources.table_name.clone())
-            .with_retention(Some(2190))
-            .unwrap(),
-    );
+    let mut config = (*h.config).clone();
+    config.retention_days = Some(2190);
+    h.config = std::sync::Arc::new(config);
     let step = h
         .seed_step("keep1", "+12125550777", "keep-step", noon())
         .await;
@@ -805,7 +804,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
     .await;
     assert_eq!(stop.status(), 200);
 
-    let report = optline_dispatch::dry_run(&h.dispatch(), noon(), 100)
+    let report = optline_dispatch::dry_run(&h.dry_run(), noon(), 100)
         .await
         .unwrap();
     assert_eq!(report.decisions.get("send"), Some(&2));
@@ -827,7 +826,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         );
     let response = optline_dispatch::dry_run_http(
         request,
-        &h.dispatch(),
+        &h.dry_run(),
         &optline_api::ApiAuth::Token(optline_tests::API_TOKEN.to_owned()),
         noon(),
     )
@@ -838,7 +837,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
     assert_eq!(body["reasons"]["segment.consent_scope"], 1);
 
     // At 23:00 in New York everyone left would wait for the morning.
-    let night = optline_dispatch::dry_run(&h.dispatch(), noon() + Duration::hours(11), 100)
+    let night = optline_dispatch::dry_run(&h.dry_run(), noon() + Duration::hours(11), 100)
         .await
         .unwrap();
     assert_eq!(night.decisions.get("defer"), Some(&2));
@@ -850,7 +849,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
         program.audience.time_sensitive_grace_minutes = 120;
     }
     strict.config = std::sync::Arc::new(config);
-    let late = optline_dispatch::dry_run(&strict.dispatch(), noon() + Duration::hours(11), 100)
+    let late = optline_dispatch::dry_run(&strict.dry_run(), noon() + Duration::hours(11), 100)
         .await
         .unwrap();
     assert_eq!(late.reasons.get("segment.band"), Some(&3));
