@@ -1,4 +1,5 @@
-//! Episodes end to end against the local emulator: overlapping sweeps,
+//! Episodes end to end against the local emulator: overlapping sweeps, a
+//! queued step whose message was lost,
 //! a cancellation between the sweep and dispatch, a step past its expiry,
 //! the program's cadence, and the sweep's audience (segment) rules.
 
@@ -62,6 +63,59 @@ async fn two_overlapping_sweeps_enqueue_each_due_step_exactly_once() {
     let queued = ids.len();
     ids.dedup();
     assert_eq!((queued, ids.len()), (40, 40), "one message per due step");
+}
+
+#[tokio::test]
+async fn a_step_queued_by_a_sweep_that_died_before_enqueueing_it_is_enqueued_again_and_sent_once() {
+    let h = Harness::new("lapsed").await;
+    let id = h
+        .seed_step_in(
+            "lp1",
+            "+12125551101",
+            "lapsed-1",
+            monday() - Duration::minutes(1),
+            StepStatus::Pending,
+        )
+        .await;
+    // A sweep moved it to queued, then died before SendMessageBatch.
+    assert!(h.store.mark_queued(&id, monday()).await.unwrap());
+    assert!(h.receive_dispatch_batch(10).await.records.is_empty());
+
+    // Within its queue lease no sweep touches it: its message may still be
+    // on the way.
+    let early = optline_sweep::sweep(&h.sweep(), monday() + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!((early.found, early.enqueued), (0, 0), "{early:?}");
+
+    // Once the lease lapses, two overlapping sweeps enqueue it once.
+    let later = monday() + Duration::minutes(31);
+    let (one, two) = (h.sweep(), h.sweep());
+    let (a, b) = tokio::join!(
+        optline_sweep::sweep(&one, later),
+        optline_sweep::sweep(&two, later)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.lapsed + b.lapsed, a.enqueued + b.enqueued),
+        (1, 1),
+        "{a:?} {b:?}"
+    );
+    let batch = h.receive_dispatch_batch(10).await;
+    assert_eq!(batch.records.len(), 1);
+    let response = optline_dispatch::handle_batch(batch.clone(), &h.dispatch(), later).await;
+    assert!(response.batch_item_failures.is_empty());
+    h.delete_messages(&batch, &[]).await;
+    assert_eq!(
+        h.store.step(&id).await.unwrap().unwrap().status,
+        StepStatus::Sent
+    );
+
+    // Claimed and sent, it has left the due index for good.
+    let after = optline_sweep::sweep(&h.sweep(), later + Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(after.found, 0, "{after:?}");
 }
 
 #[tokio::test]

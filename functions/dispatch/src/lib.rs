@@ -586,7 +586,7 @@ async fn conclude(
     };
     if let Some(program) = deps.config.program(Some(&step.program)) {
         if let Err(e) = pace(deps, program).await {
-            store.release_claim(&step.id).await?;
+            store.release_claim(&step.id, now).await?;
             return Err(e);
         }
     }
@@ -635,7 +635,7 @@ async fn conclude(
             Ok(Concluded::Done(Outcome::Sent(carrier_id)))
         }
         Err(failure) if failure.retryable => {
-            store.release_claim(&step.id).await?;
+            store.release_claim(&step.id, now).await?;
             Err(DispatchError::Carrier(failure.code))
         }
         Err(failure) => {

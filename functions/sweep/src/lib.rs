@@ -13,6 +13,10 @@
 //!   queue in batches of ten. A step whose enqueue failed goes back to
 //!   pending.
 //!
+//! A queued step stays in the index, due again when its queue lease lapses
+//! (its message never reached a dispatcher); the sweep renews the lease
+//! with a conditional write and enqueues it again.
+//!
 //! Time-sensitive steps are handled first. Dispatch applies the same audience
 //! rules again (without consent, which its own decision checks), with the
 //! latest data, right before it sends.
@@ -67,6 +71,10 @@ pub struct SweepReport {
     pub lost_race: usize,
     /// Steps whose enqueue failed and that went back to pending.
     pub requeued: usize,
+    /// Queued steps whose message never reached a dispatcher (their queue
+    /// lease lapsed: a sweep died before sending it, or it was
+    /// dead-lettered), enqueued again (counted in `enqueued` too).
+    pub lapsed: usize,
     /// Steps left pending because their facts could not be read (the next
     /// run tries again).
     pub unreadable: usize,
@@ -240,8 +248,11 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
         found: due.len(),
         ..SweepReport::default()
     };
-    // What the audience rules read, for every due step at once.
-    let steps: Vec<&Step> = due.iter().collect();
+    // What the audience rules read, for every pending due step at once.
+    let steps: Vec<&Step> = due
+        .iter()
+        .filter(|s| s.status == StepStatus::Pending)
+        .collect();
     let mut read = match StepFacts::read(store, &steps, now).await {
         Ok(read) => read,
         Err(e) => {
@@ -253,6 +264,23 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
     };
     let mut won: Vec<StepId> = Vec::with_capacity(due.len());
     for step in &due {
+        if step.status == StepStatus::Queued {
+            // Its lease lapsed: enqueue it again (dispatch claims it once,
+            // however many messages name it).
+            match store.requeue_lapsed(&step.id, now).await {
+                Ok(true) => {
+                    warn!(step_id = %step.id, "queued step never reached dispatch; enqueued again");
+                    report.lapsed += 1;
+                    won.push(step.id.clone());
+                }
+                Ok(false) => report.lost_race += 1,
+                Err(e) => {
+                    warn!(step_id = %step.id, error = %e, "lapsed step not renewed; the next run tries again");
+                    report.unreadable += 1;
+                }
+            }
+            continue;
+        }
         let selection = select_with(
             &deps.config,
             step,
@@ -285,6 +313,7 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
         excluded = report.excluded,
         lost_race = report.lost_race,
         requeued = report.requeued,
+        lapsed = report.lapsed,
         unreadable = report.unreadable,
         "sweep finished"
     );

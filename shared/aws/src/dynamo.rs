@@ -30,6 +30,11 @@ use sha2::{Digest, Sha256};
 /// Number of shards of the due index. Each sweep queries every shard.
 pub const DUE_SHARDS: u32 = 4;
 
+/// How long a queued step waits for its dispatcher before a sweep
+/// enqueues it again (SQS dead-letters a message after 5 receives 180 s
+/// apart: 15 minutes; a lease twice as long leaves room for a backlog).
+pub const QUEUE_LEASE: chrono::Duration = chrono::Duration::minutes(30);
+
 type Item = HashMap<String, AttributeValue>;
 
 /// The table adapter.
@@ -850,7 +855,7 @@ impl StepStore for DynamoStore {
                     .await
                     .map_err(|e| unavailable("query due index", e))?;
                 for item in out.items() {
-                    steps.push(from_item::<Step>(item)?);
+                    steps.push(step_from_item(item)?);
                     from_shard += 1;
                 }
                 match out.last_evaluated_key() {
@@ -865,15 +870,38 @@ impl StepStore for DynamoStore {
     }
 
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        // Queued steps stay in the due index until a dispatcher claims
+        // them, due again when their queue lease lapses: a step whose
+        // message never reached the queue (the sweep died in between, the
+        // message was dead-lettered) is enqueued again, never lost.
         self.update_step_if(
             id,
             "mark step queued",
-            "SET #status = :queued, queued_at = :at REMOVE due_pk, due_sk",
+            "SET #status = :queued, queued_at = :at, due_sk = :lease",
             "#status = :pending",
             &[
                 (":queued", StepStatus::Queued.as_str().to_owned()),
                 (":pending", StepStatus::Pending.as_str().to_owned()),
                 (":at", ts(at)),
+                (":lease", due_sk(id, at + QUEUE_LEASE)),
+            ],
+        )
+        .await
+    }
+
+    async fn requeue_lapsed(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        // Only while it is still queued and its lease has lapsed: of two
+        // overlapping sweeps, one renews it.
+        self.update_step_if(
+            id,
+            "requeue step",
+            "SET queued_at = :at, due_sk = :lease",
+            "#status = :queued AND due_sk <= :upper",
+            &[
+                (":queued", StepStatus::Queued.as_str().to_owned()),
+                (":at", ts(at)),
+                (":lease", due_sk(id, at + QUEUE_LEASE)),
+                (":upper", format!("{}#~", ts(at))),
             ],
         )
         .await
@@ -929,7 +957,7 @@ impl StepStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(step_pk(id)))
             .key("sk", s("STEP"))
-            .update_expression("SET #status = :sending, claimed_at = :at")
+            .update_expression("SET #status = :sending, claimed_at = :at REMOVE due_pk, due_sk")
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
@@ -986,16 +1014,20 @@ impl StepStore for DynamoStore {
         .await
     }
 
-    async fn release_claim(&self, id: &StepId) -> Result<(), PortError> {
+    async fn release_claim(&self, id: &StepId, at: DateTime<Utc>) -> Result<(), PortError> {
         // A claim already released (or finished) is fine: nothing to give back.
         self.update_step_if(
             id,
             "release claim",
-            "SET #status = :queued REMOVE claimed_at",
+            "SET #status = :queued, due_pk = :due_pk, due_sk = :lease REMOVE claimed_at",
             "#status = :sending",
             &[
                 (":sending", StepStatus::Sending.as_str().to_owned()),
                 (":queued", StepStatus::Queued.as_str().to_owned()),
+                // SQS brings the message back; should it be dead-lettered
+                // instead, the lease brings the step back to a sweep.
+                (":due_pk", format!("DUE#{}", due_shard(id))),
+                (":lease", due_sk(id, at + QUEUE_LEASE)),
             ],
         )
         .await
@@ -1345,6 +1377,8 @@ impl DecisionReads for DynamoStore {
             ItemUpdate::new(step_pk(&snapshot.step.id), "STEP")
                 .set("#status = :sending")
                 .set("claimed_at = :at")
+                .remove("due_pk")
+                .remove("due_sk")
                 .name("#status", "status")
                 .value(":sending", s(StepStatus::Sending.as_str()))
                 .value(":at", s(ts(at))),

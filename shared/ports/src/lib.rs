@@ -65,11 +65,18 @@ pub trait StepStore: Send + Sync {
     async fn replace_step(&self, step: &Step, when: &[StepStatus]) -> Result<bool, PortError>;
     /// Reads a step.
     async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError>;
-    /// Pending steps due at or before `now`, through the due index: the
-    /// oldest `limit` of them across every shard, oldest first.
+    /// Steps due at or before `now`, through the due index: pending steps
+    /// due, and queued steps whose queue lease has lapsed; the oldest
+    /// `limit` of them across every shard, oldest first.
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError>;
     /// Moves a step from pending to queued; `false` if another sweep won.
+    /// A queued step is due again when its queue lease lapses, until a
+    /// dispatcher claims it.
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
+    /// Renews the queue lease of a queued step whose lease has lapsed (its
+    /// message never reached a dispatcher); `false` if it is no longer
+    /// queued, or another sweep renewed it first.
+    async fn requeue_lapsed(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
     /// Ends a step that will not be sent without claiming it: a pending
     /// step outside its audience (the sweep), or a queued step that
     /// dispatch suppresses. Takes it out of the due index; `false` when it
@@ -105,7 +112,7 @@ pub trait StepStore: Send + Sync {
     ) -> Result<bool, PortError>;
     /// Gives a claim back after a retryable carrier failure (sending -> queued),
     /// so the redelivered message can claim it again.
-    async fn release_claim(&self, id: &StepId) -> Result<(), PortError>;
+    async fn release_claim(&self, id: &StepId, at: DateTime<Utc>) -> Result<(), PortError>;
     /// Records a step's final state.
     /// For a send, the send history and the carrier-id mapping are written
     /// first (idempotent), then the step's status: a crash in between leaves
