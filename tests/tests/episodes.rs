@@ -1,5 +1,5 @@
 //! Episodes end to end against the local emulator: overlapping sweeps, a
-//! queued step whose message was lost,
+//! queued step whose message was lost, a claim whose invocation died,
 //! a cancellation between the sweep and dispatch, a step past its expiry,
 //! the program's cadence, and the sweep's audience (segment) rules.
 
@@ -116,6 +116,56 @@ async fn a_step_queued_by_a_sweep_that_died_before_enqueueing_it_is_enqueued_aga
         .await
         .unwrap();
     assert_eq!(after.found, 0, "{after:?}");
+}
+
+#[tokio::test]
+async fn a_step_whose_invocation_died_mid_send_and_whose_message_was_lost_is_ended_without_a_second_text(
+) {
+    let h = Harness::new("lostclaim").await;
+    let id = h
+        .seed_step("lc1", "+12125551102", "lost-claim-1", monday())
+        .await;
+    // A dispatcher claimed it, then died; its message was dead-lettered.
+    assert!(matches!(
+        h.store.claim_send(&id, monday()).await.unwrap(),
+        optline_ports::Claim::Won(_)
+    ));
+    let before = h.sns_sms().await.len();
+    let early = optline_sweep::sweep(&h.sweep(), monday() + Duration::minutes(20))
+        .await
+        .unwrap();
+    assert_eq!(early.found, 0, "within its lease: {early:?}");
+
+    // Past the lease, a sweep enqueues it again; dispatch finds the claim
+    // stale and, since SNS cannot drop a repeat, ends the step with its
+    // reason instead of risking a second text.
+    let later = monday() + Duration::minutes(31);
+    let report = optline_sweep::sweep(&h.sweep(), later).await.unwrap();
+    assert_eq!((report.lapsed, report.enqueued), (1, 1), "{report:?}");
+    let batch = h.receive_dispatch_batch(10).await;
+    let handled = optline_dispatch::dispatch_batch(&batch, &h.dispatch(), later).await;
+    h.delete_messages(&batch, &[]).await;
+    assert!(matches!(
+        handled[0].result,
+        Ok(Outcome::Failed(ref code)) if code == "dispatch.unknown_outcome"
+    ));
+    let stored = h.store.step(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, StepStatus::Failed);
+    let texts: Vec<_> = h
+        .sns_sms()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|t| t.phone_number == "+12125551102")
+        .collect();
+    assert!(texts.is_empty(), "no second text: {texts:?}");
+    let after = optline_sweep::sweep(&h.sweep(), later + Duration::hours(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.found, 0,
+        "ended, it has left the due index: {after:?}"
+    );
 }
 
 #[tokio::test]

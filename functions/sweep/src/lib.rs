@@ -71,9 +71,10 @@ pub struct SweepReport {
     pub lost_race: usize,
     /// Steps whose enqueue failed and that went back to pending.
     pub requeued: usize,
-    /// Queued steps whose message never reached a dispatcher (their queue
-    /// lease lapsed: a sweep died before sending it, or it was
-    /// dead-lettered), enqueued again (counted in `enqueued` too).
+    /// Queued steps whose message never reached a dispatcher (a sweep died
+    /// before sending it, or it was dead-lettered), and claimed steps whose
+    /// invocation died and whose message was lost: their lease lapsed and
+    /// they were enqueued again (counted in `enqueued` too).
     pub lapsed: usize,
     /// Steps left pending because their facts could not be read (the next
     /// run tries again).
@@ -264,9 +265,11 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
     };
     let mut won: Vec<StepId> = Vec::with_capacity(due.len());
     for step in &due {
-        if step.status == StepStatus::Queued {
-            // Its lease lapsed: enqueue it again (dispatch claims it once,
-            // however many messages name it).
+        if matches!(step.status, StepStatus::Queued | StepStatus::Sending) {
+            // Its lease lapsed: enqueue it again. Dispatch claims it once
+            // however many messages name it, and finds a claim left by a
+            // dead invocation stale (it completes the send with the same
+            // idempotency key, or ends it without a second text).
             match store.requeue_lapsed(&step.id, now).await {
                 Ok(true) => {
                     warn!(step_id = %step.id, "queued step never reached dispatch; enqueued again");

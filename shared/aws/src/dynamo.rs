@@ -35,6 +35,12 @@ pub const DUE_SHARDS: u32 = 4;
 /// apart: 15 minutes; a lease twice as long leaves room for a backlog).
 pub const QUEUE_LEASE: chrono::Duration = chrono::Duration::minutes(30);
 
+/// How long a claimed step waits for its invocation to finish before a
+/// sweep enqueues it again: longer than dispatch's 5-minute claim lease, so
+/// that the message finds the claim stale and completes or ends the send
+/// (never a second text), and longer than SQS's own redeliveries.
+pub const SENDING_LEASE: chrono::Duration = chrono::Duration::minutes(30);
+
 type Item = HashMap<String, AttributeValue>;
 
 /// The table adapter.
@@ -890,15 +896,16 @@ impl StepStore for DynamoStore {
     }
 
     async fn requeue_lapsed(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError> {
-        // Only while it is still queued and its lease has lapsed: of two
-        // overlapping sweeps, one renews it.
+        // Only while it is still queued (or claimed) and its lease has
+        // lapsed: of two overlapping sweeps, one renews it.
         self.update_step_if(
             id,
             "requeue step",
             "SET queued_at = :at, due_sk = :lease",
-            "#status = :queued AND due_sk <= :upper",
+            "#status IN (:queued, :sending) AND due_sk <= :upper",
             &[
                 (":queued", StepStatus::Queued.as_str().to_owned()),
+                (":sending", StepStatus::Sending.as_str().to_owned()),
                 (":at", ts(at)),
                 (":lease", due_sk(id, at + QUEUE_LEASE)),
                 (":upper", format!("{}#~", ts(at))),
@@ -957,12 +964,17 @@ impl StepStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(step_pk(id)))
             .key("sk", s("STEP"))
-            .update_expression("SET #status = :sending, claimed_at = :at REMOVE due_pk, due_sk")
+            .update_expression(
+                "SET #status = :sending, claimed_at = :at, due_pk = :due_pk, due_sk = :lease",
+            )
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
             .expression_attribute_values(":queued", s(StepStatus::Queued.as_str()))
             .expression_attribute_values(":at", s(ts(at)))
+            // Due again only if its invocation dies and its message is lost.
+            .expression_attribute_values(":due_pk", s(format!("DUE#{}", due_shard(id))))
+            .expression_attribute_values(":lease", s(due_sk(id, at + SENDING_LEASE)))
             // The claimed step comes back with the claim: no separate read.
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
@@ -1003,12 +1015,13 @@ impl StepStore for DynamoStore {
         self.update_step_if(
             id,
             "reclaim step",
-            "SET claimed_at = :at",
+            "SET claimed_at = :at, due_sk = :lease",
             "#status = :sending AND claimed_at < :cutoff",
             &[
                 (":sending", StepStatus::Sending.as_str().to_owned()),
                 (":cutoff", ts(cutoff)),
                 (":at", ts(at)),
+                (":lease", due_sk(id, at + SENDING_LEASE)),
             ],
         )
         .await
@@ -1377,11 +1390,16 @@ impl DecisionReads for DynamoStore {
             ItemUpdate::new(step_pk(&snapshot.step.id), "STEP")
                 .set("#status = :sending")
                 .set("claimed_at = :at")
-                .remove("due_pk")
-                .remove("due_sk")
+                .set("due_pk = :due_pk")
+                .set("due_sk = :lease")
                 .name("#status", "status")
                 .value(":sending", s(StepStatus::Sending.as_str()))
-                .value(":at", s(ts(at))),
+                .value(":at", s(ts(at)))
+                .value(
+                    ":due_pk",
+                    s(format!("DUE#{}", due_shard(&snapshot.step.id))),
+                )
+                .value(":lease", s(due_sk(&snapshot.step.id, at + SENDING_LEASE))),
             Unclaimed::Queued(&snapshot.version),
         );
         let items = vec![

@@ -73,9 +73,10 @@ pub trait StepStore: Send + Sync {
     /// A queued step is due again when its queue lease lapses, until a
     /// dispatcher claims it.
     async fn mark_queued(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
-    /// Renews the queue lease of a queued step whose lease has lapsed (its
-    /// message never reached a dispatcher); `false` if it is no longer
-    /// queued, or another sweep renewed it first.
+    /// Renews the lease of a queued step whose message never reached a
+    /// dispatcher, or of a claimed step whose invocation died and whose
+    /// message was lost, once the lease has lapsed; `false` if it has moved
+    /// on, or another sweep renewed it first.
     async fn requeue_lapsed(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
     /// Ends a step that will not be sent without claiming it: a pending
     /// step outside its audience (the sweep), or a queued step that
