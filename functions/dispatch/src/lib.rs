@@ -1,9 +1,12 @@
 //! # dispatch
 //!
-//! Consumes the dispatch queue. For each message: claim the step (a
-//! conditional write, so a redelivered message never sends twice), decide
-//! again with the latest consent, caps and window, render the pinned template
-//! version, send, record the outcome and the audit record, and report
+//! Consumes the dispatch queue. For each batch: read its steps, their
+//! contacts' decision facts and their episodes' answers at once. For each
+//! message: decide again with the latest consent, caps, window and expiry,
+//! render the pinned template version, claim the step (a transaction that
+//! also proves the facts have not moved since the read, so a STOP committed
+//! meanwhile is seen, and a redelivered message never sends twice), send,
+//! record the outcome and the audit record in one transaction, and report
 //! partial batch failures for what should be retried.
 
 use std::collections::HashMap;
