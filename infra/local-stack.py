@@ -46,6 +46,7 @@ ENV_FOR = {
     "OptlineTable": ("TABLE_NAME", "Ref"),
     "DispatchQueue": ("QUEUE_URL", "Ref"),
     "DispatchDeadLetterQueue": ("DLQ_URL", "Ref"),
+    "OutboxDeadLetterQueue": ("OUTBOX_DLQ_URL", "Ref"),
     "TwoWaySmsTopic": ("TWO_WAY_TOPIC_ARN", "Ref"),
     "OutcomeBus": ("OUTCOME_BUS_NAME", "Ref"),
 }
@@ -169,6 +170,8 @@ def cloudformation_template() -> dict:
             outputs[f"{name}Ref"] = {"Value": {"Fn::GetAtt": [name, "Name"]}}
         if kept[name]["Type"] == "AWS::SQS::Queue":
             outputs[f"{name}Arn"] = {"Value": {"Fn::GetAtt": [name, "Arn"]}}
+        if kept[name].get("Properties", {}).get("StreamSpecification"):
+            outputs[f"{name}Stream"] = {"Value": {"Fn::GetAtt": [name, "StreamArn"]}}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}
 
 
@@ -262,6 +265,10 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
         value = outputs.get(f"{logical}Ref")
         if value:
             env[var] = value
+    # The table's stream, which the outbox drain consumes (tests read it
+    # as Lambda's event source mapping would).
+    if outputs.get("OptlineTableStream"):
+        env["TABLE_STREAM_ARN"] = outputs["OptlineTableStream"]
     return env
 
 

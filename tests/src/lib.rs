@@ -41,6 +41,15 @@ use optline_config::{Config, ProgramConfig, SenderKind, TwilioConfig};
 use serde::Deserialize;
 use sha1::Sha1;
 
+/// The embedded lint lists, as the functions load them.
+pub fn lint() -> Arc<optline_policy::template::lint::LintConfig> {
+    Arc::new(
+        optline_policy::template::lint::LintConfig::embedded()
+            .expect("lint table")
+            .clone(),
+    )
+}
+
 /// The bearer token the harness configures for the APIs.
 pub const API_TOKEN: &str = "local-test-token";
 /// The Twilio auth token the harness configures (webhook signatures).
@@ -92,6 +101,9 @@ pub struct StackResources {
     /// The outcome event bus.
     #[serde(rename = "OUTCOME_BUS_NAME")]
     pub outcome_bus: String,
+    /// The table's stream (the outbox drain's trigger).
+    #[serde(rename = "TABLE_STREAM_ARN")]
+    pub table_stream: String,
 }
 
 /// Creates an isolated stack named `name` (made unique) from the template.
@@ -183,6 +195,8 @@ pub struct Harness {
     pub calls: calls::CallCounter,
     /// The emulator's SDK configuration, for the clients of each role.
     shared: aws_config::SdkConfig,
+    /// How far each shard of the table's stream has been read.
+    stream_read: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// The clients of one function: each call is counted and checked against
@@ -391,6 +405,7 @@ impl Harness {
             store,
             calls,
             shared,
+            stream_read: Arc::default(),
         }
     }
 
@@ -556,6 +571,16 @@ impl Harness {
         id
     }
 
+    /// Records an episode outcome straight through the store, as a reply
+    /// or an EHR event would (test setup).
+    pub async fn record_outcome(&self, outcome: optline_ports::EpisodeOutcome) {
+        use optline_ports::Committer;
+        let mut commit = optline_ports::Commit::default();
+        commit.push(optline_ports::Write::Outcome(outcome));
+        let done = self.store.commit(commit).await.expect("record outcome");
+        assert!(matches!(done, optline_ports::Committed::Done(_)), "{done:?}");
+    }
+
     /// The consent API's deps.
     pub fn consent_api(&self) -> optline_consent_api::Deps {
         optline_consent_api::Deps {
@@ -572,28 +597,17 @@ impl Harness {
             store: self.store_as(role),
             auth: ApiAuth::Token(API_TOKEN.to_owned()),
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
-            outcomes: Some(self.outcome_events_as(role)),
             config: self.config.clone(),
+            lint: lint(),
         }
     }
 
-    /// The outcome publisher on this stack's bus.
-    pub fn outcome_events(&self) -> Arc<dyn optline_ports::OutcomeEvents> {
-        Arc::new(optline_aws::EventBridgeOutcomes::new(
-            self.events.clone(),
+    /// The outbox drain's publisher, on this stack's bus, through its role.
+    pub fn outbox_publisher(&self) -> optline_aws::EventBridgePublisher {
+        optline_aws::EventBridgePublisher::new(
+            self.clients_as("OutboxDrainFunction").events,
             self.resources.outcome_bus.clone(),
-        ))
-    }
-
-    /// The outcome publisher as `function` uses it (through its role).
-    pub fn outcome_events_as(
-        &self,
-        function: &'static str,
-    ) -> Arc<dyn optline_ports::OutcomeEvents> {
-        Arc::new(optline_aws::EventBridgeOutcomes::new(
-            self.clients_as(function).events,
-            self.resources.outcome_bus.clone(),
-        ))
+        )
     }
 
     /// The inbound function's deps.
@@ -611,7 +625,7 @@ impl Harness {
             sender: Some(Arc::new(
                 ProgramSenders::from_config(&self.config, clients.sns).expect("senders build"),
             )),
-            outcomes: Some(self.outcome_events_as(function)),
+            lint: lint(),
         }
     }
 
@@ -630,34 +644,33 @@ impl Harness {
 
     /// Dispatch's deps, sending through SNS in the emulator.
     pub fn dispatch(&self) -> optline_dispatch::Deps {
-        self.dispatch_as("DispatchFunction")
+        let role = "DispatchFunction";
+        optline_dispatch::Deps {
+            delivery: self.delivery_as(role),
+            dead_letters: Some(Arc::new(optline_aws::SqsDeadLetters::new(
+                self.clients_as(role).sqs,
+                self.resources.dlq_url.clone(),
+            ))),
+        }
     }
 
     /// The deps of the sweep's dry run (`GET /sweep/dry-run`), which runs
     /// dispatch's assessment under its own, read-only role.
-    pub fn dry_run(&self) -> optline_dispatch::Deps {
-        self.dispatch_as("SweepDryRunFunction")
+    pub fn dry_run(&self) -> optline_delivery::Deps {
+        self.delivery_as("SweepDryRunFunction")
     }
 
-    /// Dispatch's deps under `role`.
-    fn dispatch_as(&self, role: &'static str) -> optline_dispatch::Deps {
+    /// The delivery context under `role`.
+    fn delivery_as(&self, role: &'static str) -> optline_delivery::Deps {
         let clients = self.clients_as(role);
         let store = self.store_as(role);
-        optline_dispatch::Deps {
+        optline_delivery::Deps {
             store: store.clone(),
             sender: Arc::new(
                 ProgramSenders::from_config(&self.config, clients.sns).expect("senders build"),
             ),
             config: self.config.clone(),
-            dead_letters: Some(Arc::new(optline_aws::SqsDeadLetters::new(
-                clients.sqs,
-                self.resources.dlq_url.clone(),
-            ))),
-            lint: Arc::new(
-                optline_policy::template::lint::LintConfig::embedded()
-                    .expect("lint table")
-                    .clone(),
-            ),
+            lint: lint(),
             pacer: store,
             warm: Arc::default(),
         }
@@ -691,6 +704,92 @@ impl Harness {
                 .expect("lint table")
                 .clone(),
         }
+    }
+
+    /// One DynamoDB Streams call to the emulator, as Lambda's event source
+    /// mapping makes it (the stream's JSON protocol).
+    async fn streams_call(&self, target: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(&self.endpoint)
+            .header("x-amz-target", format!("DynamoDBStreams_20120810.{target}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20261203/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("streams call");
+        let status = response.status();
+        let text = response.text().await.expect("streams answer");
+        assert!(status.is_success(), "{target}: {status} {text}");
+        serde_json::from_str(&text).expect("streams answer is JSON")
+    }
+
+    /// The table's stream records written since the last call, as the
+    /// event Lambda hands the outbox drain (real stream records).
+    pub async fn stream_event(&self) -> aws_lambda_events::event::dynamodb::Event {
+        let arn = &self.resources.table_stream;
+        let described = self
+            .streams_call("DescribeStream", serde_json::json!({ "StreamArn": arn }))
+            .await;
+        let shards: Vec<String> = described["StreamDescription"]["Shards"]
+            .as_array()
+            .map(|shards| {
+                shards
+                    .iter()
+                    .filter_map(|s| s["ShardId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for shard in shards {
+            let after = self.stream_read.lock().expect("lock").get(&shard).cloned();
+            let mut request = serde_json::json!({
+                "StreamArn": arn,
+                "ShardId": shard,
+                "ShardIteratorType": "TRIM_HORIZON",
+            });
+            if let Some(sequence) = &after {
+                request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER".into();
+                request["SequenceNumber"] = sequence.clone().into();
+            }
+            let iterator = self.streams_call("GetShardIterator", request).await;
+            let mut iterator = iterator["ShardIterator"].as_str().map(str::to_owned);
+            while let Some(current) = iterator.take() {
+                let page = self
+                    .streams_call(
+                        "GetRecords",
+                        serde_json::json!({ "ShardIterator": current, "Limit": 1000 }),
+                    )
+                    .await;
+                let batch = page["Records"].as_array().cloned().unwrap_or_default();
+                if batch.is_empty() {
+                    break;
+                }
+                for mut record in batch {
+                    if let Some(sequence) = record["dynamodb"]["SequenceNumber"].as_str() {
+                        self.stream_read
+                            .lock()
+                            .expect("lock")
+                            .insert(shard.clone(), sequence.to_owned());
+                    }
+                    record["eventSourceARN"] = arn.clone().into();
+                    records.push(record);
+                }
+                iterator = page["NextShardIterator"].as_str().map(str::to_owned);
+            }
+        }
+        serde_json::from_value(serde_json::json!({ "Records": records }))
+            .expect("stream records decode as Lambda's event")
+    }
+
+    /// Runs the outbox drain over the stream records written since the
+    /// last drain, as the event source mapping would.
+    pub async fn drain_outbox(&self) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
+        let event = self.stream_event().await;
+        optline_outbox_drain::handle(event, &self.outbox_publisher()).await
     }
 
     /// Receives up to `max` messages from the dispatch queue as an SQS event,

@@ -83,7 +83,7 @@ async fn sweep_and_dispatch(
 ) -> Option<Outcome> {
     // First the question an operator can ask at any time: what would a
     // sweep do now, and why? (Nothing is written.)
-    match optline_dispatch::dry_run(&h.dry_run(), now, 100).await {
+    match optline_delivery::dry_run(&h.dry_run(), now, 100).await {
         Ok(dry) => {
             let steps: Vec<String> = dry
                 .steps

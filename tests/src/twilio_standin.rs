@@ -6,8 +6,11 @@
 //! E.164, a `Body` of at most 1,600 characters, and exactly one of `From` or
 //! `MessagingServiceSid`. It answers `201` with a message resource, or with
 //! Twilio's real error shape (`{"code", "message", "more_info", "status"}`)
-//! for numbers told to fail, and it honours `I-Twilio-Idempotency-Token`: a
-//! repeated token gets the first answer and is not a second send.
+//! for numbers told to fail. Like Twilio's Messages API, it deduplicates
+//! nothing: every accepted request is a text, whatever headers it carries.
+//! It can also lose its answer after creating a message ([`Scripted::LoseAnswer`]),
+//! as a timeout does, and lists messages as `GET Messages.json?To=…&DateSent>=…`
+//! does (`date_created` in RFC 2822).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +27,8 @@ pub enum Scripted {
     Error(u32, u16),
     /// A bare HTTP status (e.g. 503) with Twilio's 5xx body.
     Status(u16),
+    /// Creates the message, then drops the connection without answering.
+    LoseAnswer,
 }
 
 /// A request the stand-in accepted as a send.
@@ -44,10 +49,10 @@ pub struct RecordedSend {
 #[derive(Debug, Default)]
 struct State {
     sends: Vec<RecordedSend>,
-    by_token: HashMap<String, String>,
     script: HashMap<String, Scripted>,
     rejected: Vec<String>,
     requests: usize,
+    lookups: usize,
 }
 
 /// The running stand-in.
@@ -97,7 +102,7 @@ impl TwilioStandIn {
             .insert(to.to_owned(), answer);
     }
 
-    /// Every accepted send (one per idempotency token).
+    /// Every accepted send: each is a text.
     pub fn sends(&self) -> Vec<RecordedSend> {
         self.state.lock().expect("lock").sends.clone()
     }
@@ -107,9 +112,19 @@ impl TwilioStandIn {
         self.state.lock().expect("lock").rejected.clone()
     }
 
-    /// HTTP requests received, including repeats and errors.
+    /// Send requests received, including repeats and errors.
     pub fn requests(&self) -> usize {
         self.state.lock().expect("lock").requests
+    }
+
+    /// Message list lookups received.
+    pub fn lookups(&self) -> usize {
+        self.state.lock().expect("lock").lookups
+    }
+
+    /// Forgets what `to` was told to answer.
+    pub fn unscript(&self, to: &str) {
+        self.state.lock().expect("lock").script.remove(to);
     }
 
     async fn serve(&self, mut stream: TcpStream) {
@@ -148,8 +163,18 @@ impl TwilioStandIn {
             buffer.extend_from_slice(&chunk[..n]);
         }
         let body = buffer[head_end..(head_end + length).min(buffer.len())].to_vec();
-        let (status, json) = self.answer(&request_line, &headers, &body);
+        let (status, json) = if request_line.starts_with("GET ") {
+            self.list(&request_line, &headers)
+        } else {
+            self.answer(&request_line, &headers, &body)
+        };
+        if status == 0 {
+            // The message exists; its answer is lost on the way back.
+            let _ = stream.shutdown().await;
+            return;
+        }
         let reason = match status {
+            200 => "OK",
             201 => "Created",
             400 => "Bad Request",
             401 => "Unauthorized",
@@ -233,23 +258,17 @@ impl TwilioStandIn {
         }
         let token = headers.get("i-twilio-idempotency-token").cloned();
         let mut state = self.state.lock().expect("lock");
-        if let Some(answer) = state.script.get(&to).copied() {
-            return match answer {
-                Scripted::Error(code, status) => {
-                    (status, error_body(code, "scripted error", status))
-                }
-                Scripted::Status(status) => {
-                    (status, error_body(20500, "Internal Server Error", status))
-                }
-            };
-        }
-        if let Some(sid) = token.as_ref().and_then(|t| state.by_token.get(t)) {
-            return (201, message_body(sid, &to, &text, &self.account_sid));
-        }
+        let lose_answer = match state.script.get(&to).copied() {
+            Some(Scripted::Error(code, status)) => {
+                return (status, error_body(code, "scripted error", status))
+            }
+            Some(Scripted::Status(status)) => {
+                return (status, error_body(20500, "Internal Server Error", status))
+            }
+            Some(Scripted::LoseAnswer) => true,
+            None => false,
+        };
         let sid = format!("SM{:032x}", state.sends.len() + 1);
-        if let Some(t) = &token {
-            state.by_token.insert(t.clone(), sid.clone());
-        }
         state.sends.push(RecordedSend {
             to: to.clone(),
             body: text.clone(),
@@ -257,7 +276,55 @@ impl TwilioStandIn {
             sid: sid.clone(),
             received_at: std::time::SystemTime::now(),
         });
-        (201, message_body(&sid, &to, &text, &self.account_sid))
+        if lose_answer {
+            return (0, String::new());
+        }
+        (201, message_body(&sid, &to, &text, &self.account_sid, std::time::SystemTime::now()))
+    }
+
+    /// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=…&DateSent>=…`:
+    /// the account's messages to `To`, newest first.
+    fn list(&self, request_line: &str, headers: &HashMap<String, String>) -> (u16, String) {
+        let expected = format!("GET /2010-04-01/Accounts/{}/Messages.json", self.account_sid);
+        let Some(target) = request_line.strip_suffix(" HTTP/1.1") else {
+            return self.reject(400, 20001, "malformed request line");
+        };
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if path != expected {
+            return self.reject(404, 20404, "The requested resource was not found");
+        }
+        let expected_auth = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", self.account_sid, self.auth_token))
+        );
+        if headers.get("authorization") != Some(&expected_auth) {
+            return self.reject(401, 20003, "Authenticate");
+        }
+        let params: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).unwrap_or_default();
+        let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone());
+        let mut state = self.state.lock().expect("lock");
+        state.lookups += 1;
+        let messages: Vec<serde_json::Value> = state
+            .sends
+            .iter()
+            .rev()
+            .filter(|s| to.as_deref().is_none_or(|t| t == s.to))
+            .map(|s| {
+                serde_json::from_str(&message_body(
+                    &s.sid,
+                    &s.to,
+                    &s.body,
+                    &self.account_sid,
+                    s.received_at,
+                ))
+                .unwrap_or_default()
+            })
+            .collect();
+        (
+            200,
+            serde_json::json!({ "messages": messages, "page": 0, "page_size": 100 }).to_string(),
+        )
     }
 }
 
@@ -271,9 +338,17 @@ fn error_body(code: u32, message: &str, status: u16) -> String {
     .to_string()
 }
 
-fn message_body(sid: &str, to: &str, body: &str, account: &str) -> String {
+fn message_body(
+    sid: &str,
+    to: &str,
+    body: &str,
+    account: &str,
+    created: std::time::SystemTime,
+) -> String {
+    let created: chrono::DateTime<chrono::Utc> = created.into();
     serde_json::json!({
         "sid": sid,
+        "date_created": created.to_rfc2822(),
         "account_sid": account,
         "to": to,
         "body": body,

@@ -116,8 +116,8 @@ async fn a_stop_committed_after_the_batch_was_read_stops_the_later_step_of_that_
         .seed_step("bs-2", "+12125550402", "batch-stop-2", noon())
         .await;
     let mut deps = h.dispatch();
-    deps.sender = Arc::new(StopDuringFirstSend {
-        inner: deps.sender.clone(),
+    deps.delivery.sender = Arc::new(StopDuringFirstSend {
+        inner: deps.delivery.sender.clone(),
         inbound: h.inbound(),
         stop_from: Mutex::new(Some("+12125550402".to_owned())),
     });

@@ -888,8 +888,7 @@ fn decision_record(step: &optline_ports::Step, action: &str) -> optline_ports::N
 }
 
 #[tokio::test]
-async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_when_the_chain_moved()
-{
+async fn a_step_ends_in_one_transaction_with_its_audit_record_even_when_the_chain_moved() {
     use optline_ports::{Casework, FinishBase, StepOutcome};
     let h = Harness::new("finish-tx").await;
     let one = h
@@ -906,7 +905,10 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_wh
     assert_eq!(genesis.seq, 0);
 
     // A send: records, status, audit record and head in one call.
-    let step = h.store.step(&one).await.unwrap().unwrap();
+    let optline_ports::Claim::Won(step) = h.store.claim_send(&one, noon()).await.unwrap() else {
+        panic!("the queued step is claimed");
+    };
+    let step = *step;
     let sent = StepOutcome {
         status: StepStatus::Sent,
         at: noon(),
@@ -933,7 +935,14 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_wh
         [("DynamoDB.TransactWriteItems".to_owned(), 1)]
     );
     assert_eq!(first.seq, 1);
-    assert!(h.store.was_sent(&step).await.unwrap());
+    assert_eq!(
+        h.store
+            .send_history(&contact, noon() - Duration::days(1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         h.store
             .step_for_carrier_message("sns:ft-msg-1")
@@ -956,9 +965,12 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_or_the_long_way_wh
     assert_eq!((head.seq, head.hash.as_str()), (1, first.hash.as_str()));
 
     // A stale head (the chain moved since it was read): the transaction
-    // writes nothing, and the long way ends the step and appends after the
-    // real head. The chain stays whole.
-    let step = h.store.step(&two).await.unwrap().unwrap();
+    // writes nothing, and is made again after the real head, still one
+    // transaction. The chain stays whole.
+    let optline_ports::Claim::Won(step) = h.store.claim_send(&two, noon()).await.unwrap() else {
+        panic!("the queued step is claimed");
+    };
+    let step = *step;
     let suppressed = StepOutcome::ended(
         StepStatus::Suppressed,
         noon(),

@@ -222,7 +222,10 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
     assert_eq!(callbacks.len(), 1);
     assert_eq!(callbacks[0].contact_ids[0].as_str(), "tw-2");
 
-    // Each outcome was announced once on the bus, without phone or text.
+    // Each outcome was announced once on the bus, without phone or text:
+    // the outbox drain publishes what the replies committed.
+    let drained = h.drain_outbox().await;
+    assert!(drained.batch_item_failures.is_empty());
     let received = h
         .sqs
         .receive_message()

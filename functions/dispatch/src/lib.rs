@@ -1,103 +1,32 @@
 //! # dispatch
 //!
-//! Consumes the dispatch queue. For each batch: read its steps, their
-//! contacts' decision facts and their episodes' answers at once. For each
-//! message: decide again with the latest consent, caps, window and expiry,
-//! render the pinned template version, claim the step (a transaction that
-//! also proves the facts have not moved since the read, so a STOP committed
-//! meanwhile is seen, and a redelivered message never sends twice), send,
-//! record the outcome and the audit record in one transaction, and report
-//! partial batch failures for what should be retried.
+//! The SQS consumer of the dispatch queue: an adapter over
+//! [`optline_delivery::dispatch`]. It decodes each message, dispatches the
+//! batch's steps on one read of their facts, dead-letters a message that
+//! will never decode (with the reason), and reports the messages to retry
+//! as partial batch failures. The dry-run binary serves the sweep's dry run
+//! over HTTP ([`dry_run_http`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use optline_aws::DispatchMessage;
-use optline_config::Config;
-use optline_library::Library;
-use optline_policy::caps::PriorSend;
-use optline_policy::decision::{evaluate, Decision, PolicyState, SendRequest};
-use optline_policy::template::lint::{
-    has_errors, lint_rendered, LintConfig, Severity, LINT_VERSION,
-};
-use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
-use optline_policy::template::TemplateVersion;
-use optline_policy::{RuleOutcome, Verdict};
-use optline_ports::{
-    Audience, AuditHead, AuditRecord, CheckedClaim, Claim, ConsentEvent, Contact, ContactFacts,
-    DeadLetters, EventId, FinishBase, NewAuditRecord, OutboundSms, Pace, PortError,
-    SendHistoryEntry, SendPacer, SmsSender, Step, StepId, StepOutcome, StepSnapshot, StepStatus,
-    Store, Unclaimed,
-};
-use optline_sweep::StepFacts;
-use tracing::{info, warn, Instrument};
+use optline_delivery::metrics::DispatchMetrics;
+use optline_delivery::{dispatch_steps, outcome_kind, DispatchError};
+use optline_ports::{DeadLetters, StepId};
+use tracing::{info, warn};
 
-pub mod metrics;
+pub use optline_delivery::{dry_run, Deps as Delivery, Outcome, Warm, CLAIM_LEASE};
 
-/// How long a step waits when no next allowed time is known (no zone known).
-pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
-
-/// A claim older than this belongs to an invocation that died (the function
-/// times out after 30 s; SQS hides a message for 180 s).
-pub const CLAIM_LEASE: Duration = Duration::minutes(5);
-
-/// What dispatch needs, built once per cold start.
+/// What the function needs.
 #[derive(Clone)]
 pub struct Deps {
-    /// The table.
-    pub store: Arc<dyn Store>,
-    /// The carriers.
-    pub sender: Arc<dyn SmsSender>,
-    /// Configuration.
-    pub config: Arc<Config>,
+    /// The delivery context.
+    pub delivery: Delivery,
     /// Where undecodable messages go, with their reason.
     pub dead_letters: Option<Arc<dyn DeadLetters>>,
-    /// Lint lists for the rendered text.
-    pub lint: Arc<LintConfig>,
-    /// The per-sender send rate shared across invocations.
-    pub pacer: Arc<dyn SendPacer>,
-    /// What a warm container keeps between messages: sendable template
-    /// versions and send slots already taken for the current second.
-    pub warm: Arc<Warm>,
 }
-
-/// State a warm container keeps between messages and batches.
-#[derive(Debug, Default)]
-pub struct Warm {
-    /// Sendable template versions.
-    pub templates: optline_library::TemplateCache,
-    /// Send slots taken but not used yet, by sender: (epoch second, count).
-    slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
-}
-
-impl Warm {
-    /// Uses a slot taken earlier in this wall-clock second, if any.
-    fn take_slot(&self, key: &str) -> bool {
-        let second = Utc::now().timestamp();
-        let Ok(mut slots) = self.slots.lock() else {
-            return false;
-        };
-        match slots.get_mut(key) {
-            Some((s, n)) if *s == second && *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn keep_slots(&self, key: &str, second: i64, count: u32) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.insert(key.to_owned(), (second, count));
-        }
-    }
-}
-
-/// Slots taken per call to the shared counter: a batch's worth, so that a
-/// busy sender costs one counter update per batch rather than per text.
-pub const SLOTS_PER_TAKE: u32 = 10;
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,106 +34,15 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-/// What happened to one queue message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Sent; carrier message id.
-    Sent(String),
-    /// Suppressed with reasons.
-    Suppressed(Vec<String>),
-    /// Put back in the due index until the given time.
-    Deferred(DateTime<Utc>),
-    /// Nothing to do (already handled, or a claim in flight).
-    Skipped(&'static str),
-    /// Carrier refused permanently.
-    Failed(String),
-}
-
-/// Errors that make SQS redeliver the message.
+/// Why a message of a batch was not handled.
 #[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
+pub enum MessageError {
     /// The body is not a dispatch message.
     #[error("undecodable message: {0}")]
     Undecodable(String),
-    /// Storage failed.
+    /// Dispatch asks for a retry.
     #[error(transparent)]
-    Port(#[from] PortError),
-    /// The carrier failed in a way worth retrying.
-    #[error("retryable carrier failure: {0}")]
-    Carrier(String),
-    /// Another invocation holds a fresh claim on the step.
-    #[error("step is being sent by another invocation")]
-    InFlight,
-    /// The sender's rate stayed full for the whole wait.
-    #[error("the sender's rate is full; retry later")]
-    Paced,
-}
-
-/// The longest dispatch waits for a send slot before handing the message
-/// back to SQS (the function times out after 30 s).
-pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Waits for a slot in the sender's shared per-second rate.
-async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<(), DispatchError> {
-    // The rate belongs to the sending number (or Messaging Service), which
-    // programs may share.
-    let key = program
-        .messaging_service_sid
-        .as_deref()
-        .or(program.from_number.as_deref())
-        .or(program.origination_number.as_deref())
-        .unwrap_or(&program.id);
-    if deps.warm.take_slot(key) {
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let want = SLOTS_PER_TAKE.min(program.messages_per_second).max(1);
-    loop {
-        match deps
-            .pacer
-            .acquire(key, program.messages_per_second, want)
-            .await?
-        {
-            Pace::Granted { second, slots } => {
-                // One for this text; the rest for the next ones this second.
-                deps.warm.keep_slots(key, second, slots.saturating_sub(1));
-                return Ok(());
-            }
-            Pace::Full { wait } if started.elapsed() + wait <= PACE_MAX_WAIT => {
-                tokio::time::sleep(wait).await;
-            }
-            Pace::Full { .. } => return Err(DispatchError::Paced),
-        }
-    }
-}
-
-/// What dispatch reads for a whole SQS batch before it handles any message:
-/// the steps as they stood, the facts of their contacts and the answers of
-/// their episodes. Each message then costs no reads of its own; the claim
-/// proves that nothing it relied on moved meanwhile.
-#[derive(Debug, Default)]
-struct BatchFacts {
-    steps: HashMap<StepId, StepSnapshot>,
-    facts: StepFacts,
-}
-
-impl BatchFacts {
-    /// Three reads for up to 50 steps (four when follow-ups for
-    /// non-responders are among them).
-    async fn read(
-        store: &dyn Store,
-        ids: &[StepId],
-        now: DateTime<Utc>,
-    ) -> Result<Self, PortError> {
-        let steps = store.step_snapshots(ids).await?;
-        let queued: Vec<&Step> = steps
-            .values()
-            .map(|s| &s.step)
-            .filter(|s| s.status == StepStatus::Queued)
-            .collect();
-        let facts = StepFacts::read(store, &queued, now).await?;
-        Ok(Self { steps, facts })
-    }
+    Dispatch(#[from] DispatchError),
 }
 
 /// What dispatch did with one message of a batch.
@@ -213,73 +51,82 @@ pub struct Handled {
     /// The SQS message id.
     pub message_id: String,
     /// Its outcome, or why it should come back.
-    pub result: Result<Outcome, DispatchError>,
-    /// How long it took.
-    pub elapsed: std::time::Duration,
+    pub result: Result<Outcome, MessageError>,
 }
 
-/// Dispatches every message of a batch, in order, on one read of the
-/// batch's steps, facts and answers; one [`Handled`] per message. Writes
+fn decode(message: &SqsMessage) -> Result<StepId, MessageError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let parsed: DispatchMessage = serde_json::from_str(body)
+        .map_err(|e| MessageError::Undecodable(optline_api::json_reason(&e)))?;
+    Ok(parsed.step_id)
+}
+
+/// Dispatches every message of a batch on one read of the batch's steps,
+/// facts and answers; one [`Handled`] per message, in order. Writes
 /// nothing for undecodable messages ([`handle_batch`] dead-letters them).
 pub async fn dispatch_batch(event: &SqsEvent, deps: &Deps, now: DateTime<Utc>) -> Vec<Handled> {
-    let decoded: Vec<Result<StepId, DispatchError>> = event.records.iter().map(decode).collect();
-    let mut ids: Vec<StepId> = decoded
+    let decoded: Vec<Result<StepId, MessageError>> = event.records.iter().map(decode).collect();
+    let ids: Vec<StepId> = decoded
         .iter()
         .filter_map(|d| d.as_ref().ok())
         .cloned()
         .collect();
-    ids.sort();
-    ids.dedup();
-    // One read for the batch; if it fails, each message reads for itself.
-    let mut batch = match BatchFacts::read(deps.store.as_ref(), &ids, now).await {
-        Ok(batch) => Some(batch),
-        Err(e) => {
-            warn!(error = %e, "batch read failed; each message reads its own facts");
-            None
-        }
-    };
-    let mut handled = Vec::with_capacity(event.records.len());
-    for (message, decoded) in event.records.iter().zip(decoded) {
-        let message_id = message.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("dispatch_message", message_id = %message_id);
-        let started = std::time::Instant::now();
-        let result = async {
-            let step_id = decoded?;
-            match batch.as_mut() {
-                Some(batch) => dispatch_read(&step_id, batch, deps, now).await,
-                None => dispatch_step(&step_id, deps, now).await,
-            }
-        }
-        .instrument(span)
-        .await;
-        handled.push(Handled {
-            message_id,
-            result,
-            elapsed: started.elapsed(),
-        });
-    }
-    handled
+    let mut results = dispatch_steps(&ids, &deps.delivery, now).await.into_iter();
+    event
+        .records
+        .iter()
+        .zip(decoded)
+        .map(|(message, decoded)| Handled {
+            message_id: message.message_id.clone().unwrap_or_default(),
+            result: match decoded {
+                Ok(_) => match results.next() {
+                    Some(result) => result.map_err(MessageError::from),
+                    None => Err(MessageError::Undecodable("lost its place".to_owned())),
+                },
+                Err(e) => Err(e),
+            },
+        })
+        .collect()
+}
+
+/// Handles one message on its own (reads what it needs after its claim).
+pub async fn handle_message(
+    message: &SqsMessage,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, MessageError> {
+    dispatch_step(&decode(message)?, deps, now).await
+}
+
+/// Dispatches one step on its own, the long way (claim first, then read).
+pub async fn dispatch_step(
+    id: &StepId,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, MessageError> {
+    Ok(optline_delivery::dispatch_step(id, &deps.delivery, now).await?)
 }
 
 /// Handles an SQS batch and reports the messages to retry.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    let mut metrics = metrics::DispatchMetrics::default();
+    let mut metrics = DispatchMetrics::default();
+    let started = std::time::Instant::now();
     let handled = dispatch_batch(&event, deps, now).await;
+    let per_message = started.elapsed().as_secs_f64() * 1000.0 / handled.len().max(1) as f64;
     for (message, handled) in event.records.iter().zip(handled) {
         let Handled {
             message_id: id,
             result,
-            elapsed,
         } = handled;
-        metrics.latency_ms.push(elapsed.as_secs_f64() * 1000.0);
+        metrics.latency_ms.push(per_message);
         let retry = match result {
             Ok(outcome) => {
                 info!(message_id = %id, outcome = outcome_kind(&outcome), "message handled");
                 metrics.count(&outcome);
                 false
             }
-            Err(DispatchError::Undecodable(reason)) => {
+            Err(MessageError::Undecodable(reason)) => {
                 // It will never decode: dead-letter it now with the reason,
                 // rather than let it burn its receive count.
                 let body = message.body.as_deref().unwrap_or_default();
@@ -301,7 +148,7 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
                     }
                 }
             }
-            Err(err) => {
+            Err(MessageError::Dispatch(err)) => {
                 warn!(message_id = %id, error = %err, "message will be retried");
                 if let DispatchError::Carrier(code) = &err {
                     *metrics.failed_by_code.entry(code.clone()).or_default() += 1;
@@ -320,813 +167,11 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
     response
 }
 
-fn outcome_kind(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Sent(_) => "sent",
-        Outcome::Suppressed(_) => "suppressed",
-        Outcome::Deferred(_) => "deferred",
-        Outcome::Skipped(_) => "skipped",
-        Outcome::Failed(_) => "failed",
-    }
-}
-
-fn decode(message: &SqsMessage) -> Result<StepId, DispatchError> {
-    let body = message.body.as_deref().unwrap_or_default();
-    let parsed: DispatchMessage = serde_json::from_str(body)
-        .map_err(|e| DispatchError::Undecodable(optline_json_reason(&e)))?;
-    Ok(parsed.step_id)
-}
-
-/// Handles one message on its own (reads what it needs after its claim).
-pub async fn handle_message(
-    message: &SqsMessage,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
-    dispatch_step(&decode(message)?, deps, now).await
-}
-
-fn optline_json_reason(e: &serde_json::Error) -> String {
-    format!(
-        "line {} column {}: {:?}",
-        e.line(),
-        e.column(),
-        e.classify()
-    )
-}
-
-/// How often a message decided on facts that moved before its claim reads
-/// them again and decides again, before it goes the long way.
-const FACTS_ATTEMPTS: usize = 3;
-
-/// Dispatches one step of a batch on the facts the batch read. A step that
-/// is not simply queued (missing, already handled, claimed by someone
-/// else), or that moved after the read, goes the long way
-/// ([`dispatch_step`]).
-async fn dispatch_read(
-    id: &StepId,
-    batch: &mut BatchFacts,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
-    let Some(snapshot) = batch
-        .steps
-        .get(id)
-        .filter(|s| s.step.status == StepStatus::Queued)
-        .cloned()
-    else {
-        return dispatch_step(id, deps, now).await;
-    };
-    let step = &snapshot.step;
-    for _ in 0..FACTS_ATTEMPTS {
-        let answered = batch.facts.answer(step).map(str::to_owned);
-        let facts = batch.facts.contacts.get_mut(&step.contact_id);
-        match conclude(
-            step,
-            Hold::Read(&snapshot),
-            facts,
-            answered.as_deref(),
-            deps,
-            now,
-        )
-        .await?
-        {
-            Concluded::Done(outcome) => return Ok(outcome),
-            Concluded::StepMoved => break,
-            Concluded::FactsMoved => {
-                // Read this contact's facts (and the episode's answer) again.
-                let fresh = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
-                batch.facts.extend(fresh);
-            }
-        }
-    }
-    dispatch_step(id, deps, now).await
-}
-
-/// Dispatches one step the long way: claim it, then read its facts.
-pub async fn dispatch_step(
-    id: &StepId,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
-    let store = deps.store.as_ref();
-    let step = match store.claim_send(id, now).await? {
-        Claim::Won(step) => *step,
-        Claim::Missing => {
-            warn!(step_id = %id, "no such step; dropping message");
-            return Ok(Outcome::Skipped("no such step"));
-        }
-        Claim::AlreadyDone => return Ok(Outcome::Skipped("already handled")),
-        Claim::InFlight { since, step } => {
-            let step = *step;
-            let stale = since.is_none_or(|s| now - s >= CLAIM_LEASE);
-            if !stale {
-                // Another invocation is sending it: let SQS bring the message
-                // back later, when that one has finished or died.
-                return Err(DispatchError::InFlight);
-            }
-            if store.was_sent(&step).await? {
-                // The text went out; only the step's status was not written.
-                store
-                    .finish_step(
-                        &step,
-                        &StepOutcome::ended(
-                            StepStatus::Sent,
-                            now,
-                            vec!["dispatch.finished_after_crash".to_owned()],
-                        ),
-                    )
-                    .await?;
-                return Ok(Outcome::Skipped("already sent"));
-            }
-            if !deps.sender.deduplicates(&step.program) {
-                // The carrier may or may not have taken the text before the
-                // invocation died, and it cannot drop a repeat: never risk a
-                // second text. End the step and say why.
-                let reasons = vec!["dispatch.unknown_outcome".to_owned()];
-                store
-                    .finish_step(
-                        &step,
-                        &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
-                    )
-                    .await?;
-                let rules = vec![RuleOutcome::new(
-                    "dispatch.unknown_outcome",
-                    "1",
-                    Verdict::Fail,
-                    "a previous attempt died mid-send and this carrier cannot deduplicate; not sent again",
-                )];
-                store
-                    .append_audit(audit_record(
-                        &step,
-                        now,
-                        "failed",
-                        rules,
-                        reasons,
-                        Decided::default(),
-                        None,
-                    ))
-                    .await?;
-                return Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()));
-            }
-            // The carrier drops a repeat with the same idempotency key: finish
-            // the half-done send.
-            if !store.reclaim_stale(id, now - CLAIM_LEASE, now).await? {
-                return Ok(Outcome::Skipped("claim moved on"));
-            }
-            step
-        }
-    };
-
-    // Everything after the claim must end the step one way or another.
-    let mut read = StepFacts::read(store, &[&step], now).await?;
-    let answered = read.answer(&step).map(str::to_owned);
-    match conclude(
-        &step,
-        Hold::Claimed,
-        read.contacts.get_mut(&step.contact_id),
-        answered.as_deref(),
-        deps,
-        now,
-    )
-    .await?
-    {
-        Concluded::Done(outcome) => Ok(outcome),
-        // Only a step held unclaimed can move under the decision.
-        Concluded::StepMoved | Concluded::FactsMoved => Err(DispatchError::Port(
-            PortError::Conflict("a claimed step moved under its decision".to_owned()),
-        )),
-    }
-}
-
-/// How dispatch holds a step while it decides.
-#[derive(Debug, Clone, Copy)]
-enum Hold<'a> {
-    /// This invocation claimed it (queued -> sending) before reading.
-    Claimed,
-    /// Read as queued at this version, not claimed yet: a send or a
-    /// deferral claims it first (on the condition that the facts have not
-    /// moved), a suppression ends it on the condition that it is unchanged.
-    Read(&'a StepSnapshot),
-}
-
-/// Where a decision left a step.
-#[derive(Debug)]
-enum Concluded {
-    /// Ended, deferred or sent.
-    Done(Outcome),
-    /// The step was no longer as read: nothing was written.
-    StepMoved,
-    /// The contact's or the number's facts moved after they were read:
-    /// nothing was written; read them again.
-    FactsMoved,
-}
-
-/// Decides on `step` with `facts` and carries the decision out: the one
-/// place that turns an assessment into writes and a carrier call.
-async fn conclude(
-    step: &Step,
-    hold: Hold<'_>,
-    facts: Option<&mut ContactFacts>,
-    answered: Option<&str>,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Concluded, DispatchError> {
-    let store = deps.store.as_ref();
-    let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
-    let (body, legal_basis, consent_event_id, rules) = match assessment {
-        Assessment::Refused { reasons, rules } => {
-            return suppress(deps, step, hold, facts, now, reasons, rules).await;
-        }
-        Assessment::Decided { body, decision } => match decision {
-            Decision::Suppress { reasons, rules } => {
-                return suppress(deps, step, hold, facts, now, reasons, rules).await;
-            }
-            Decision::Defer { until, rules } => {
-                if let Some(moved) = claim(step, hold, facts.as_deref(), deps, now).await? {
-                    return Ok(moved);
-                }
-                let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
-                store.defer_step(&step.id, until).await?;
-                let record = store
-                    .append_audit(audit_record(
-                        step,
-                        now,
-                        "defer",
-                        rules,
-                        Vec::new(),
-                        Decided::default(),
-                        Some(format!("deferred until {}", until.to_rfc3339())),
-                    ))
-                    .await?;
-                if let Some(facts) = facts {
-                    facts.audit_head = Some(head_of(&record));
-                }
-                return Ok(Concluded::Done(Outcome::Deferred(until)));
-            }
-            Decision::Send {
-                legal_basis,
-                consent_event_id,
-                rules,
-            } => (body, legal_basis, consent_event_id, rules),
-        },
-    };
-    // A send decision always has the contact's facts.
-    let Some(facts) = facts else {
-        return Err(DispatchError::Port(PortError::Invalid(
-            "a send was decided without the contact's facts".to_owned(),
-        )));
-    };
-    if let Some(moved) = claim(step, hold, Some(facts), deps, now).await? {
-        return Ok(moved);
-    }
-    let sms = OutboundSms {
-        to: facts.contact.phone.clone(),
-        body,
-        class: step.class,
-        program: step.program.clone(),
-        idempotency_key: step.id.as_str().to_owned(),
-    };
-    if let Some(program) = deps.config.program(Some(&step.program)) {
-        if let Err(e) = pace(deps, program).await {
-            store.release_claim(&step.id, now).await?;
-            return Err(e);
-        }
-    }
-    let decided = Decided {
-        legal_basis: Some(legal_basis.as_str()),
-        consent_event_id: consent_event_id.as_deref(),
-        carrier_message_id: None,
-    };
-    match deps.sender.send(&sms).await {
-        Ok(receipt) => {
-            let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
-            let outcome = StepOutcome {
-                status: StepStatus::Sent,
-                at: now,
-                carrier_message_id: Some(carrier_id.clone()),
-                reasons: Vec::new(),
-            };
-            let record = audit_record(
-                step,
-                now,
-                "send",
-                rules,
-                Vec::new(),
-                Decided {
-                    carrier_message_id: Some(&carrier_id),
-                    ..decided
-                },
-                None,
-            );
-            // The send records, the step's status, the contact's recent
-            // sends and the audit record: one write when nothing moved.
-            let head = facts.audit_head.clone();
-            let record = store
-                .finish_audited(
-                    step,
-                    &outcome,
-                    record,
-                    head.as_ref().map(|head| FinishBase {
-                        head,
-                        facts: Some(facts),
-                    }),
-                )
-                .await?;
-            facts.after_send(SendHistoryEntry::for_step(step, now), head_of(&record));
-            info!(step_id = %step.id, to = %facts.contact.phone.masked(), "sent");
-            Ok(Concluded::Done(Outcome::Sent(carrier_id)))
-        }
-        Err(failure) if failure.retryable => {
-            store.release_claim(&step.id, now).await?;
-            Err(DispatchError::Carrier(failure.code))
-        }
-        Err(failure) => {
-            let reasons = vec![format!("carrier.{}", failure.code)];
-            let head = facts.audit_head.clone();
-            let record = store
-                .finish_audited(
-                    step,
-                    &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
-                    audit_record(
-                        step,
-                        now,
-                        "failed",
-                        rules,
-                        reasons,
-                        decided,
-                        Some(failure.reason.clone()),
-                    ),
-                    head.as_ref().map(|head| FinishBase { head, facts: None }),
-                )
-                .await?;
-            facts.audit_head = Some(head_of(&record));
-            if failure.recipient_opted_out {
-                let record = record_carrier_opt_out(deps, step, &facts.contact, now).await?;
-                facts.audit_head = Some(head_of(&record));
-                // The number's facts moved: a later step of this batch to
-                // it finds out at its claim.
-            }
-            Ok(Concluded::Done(Outcome::Failed(failure.code)))
-        }
-    }
-}
-
-/// Claims a step held as read, on the condition that nothing moved;
-/// `Some` tells what moved instead. A claimed step needs nothing.
-async fn claim(
-    step: &Step,
-    hold: Hold<'_>,
-    facts: Option<&ContactFacts>,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Option<Concluded>, DispatchError> {
-    let Hold::Read(snapshot) = hold else {
-        return Ok(None);
-    };
-    let Some(facts) = facts else {
-        // Without facts there is nothing to condition on: claim the long way.
-        return Ok(Some(Concluded::StepMoved));
-    };
-    debug_assert_eq!(snapshot.step.id, step.id);
-    Ok(
-        match deps.store.claim_checked(snapshot, facts, now).await? {
-            CheckedClaim::Won => None,
-            CheckedClaim::StepMoved => Some(Concluded::StepMoved),
-            CheckedClaim::FactsMoved => Some(Concluded::FactsMoved),
-        },
-    )
-}
-
-/// What the audit record of a decision says beyond its rules.
-#[derive(Debug, Clone, Copy, Default)]
-struct Decided<'a> {
-    legal_basis: Option<&'a str>,
-    consent_event_id: Option<&'a str>,
-    carrier_message_id: Option<&'a str>,
-}
-
-fn head_of(record: &AuditRecord) -> AuditHead {
-    AuditHead {
-        seq: record.seq,
-        hash: record.hash.clone(),
-    }
-}
-
-/// What dispatch would do with a step, before any write: refused for a
-/// reason of its own (unknown contact, template, rendering, audience), or
-/// the policy's decision with the rendered text.
-#[derive(Debug)]
-pub enum Assessment {
-    /// Suppressed before the policy ran.
-    Refused {
-        /// Rule ids.
-        reasons: Vec<String>,
-        /// Rules consulted.
-        rules: Vec<RuleOutcome>,
-    },
-    /// The policy's decision.
-    Decided {
-        /// The rendered text.
-        body: String,
-        /// The decision.
-        decision: Decision,
-    },
-}
-
-/// Assesses a step at `now` without claiming, writing or sending: what
-/// dispatch would decide (and the sweep's dry run reports). Reads the
-/// contact's facts and the episode's answer.
-pub async fn assess(
-    step: &Step,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Assessment, DispatchError> {
-    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
-    assess_with(
-        step,
-        read.contacts.get(&step.contact_id),
-        read.answer(step),
-        deps,
-        now,
-    )
-    .await
-}
-
-/// [`assess`] on facts already read (`None`: the contact does not exist)
-/// and the episode's answer, if any.
-pub async fn assess_with(
-    step: &Step,
-    facts: Option<&ContactFacts>,
-    answered: Option<&str>,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Assessment, DispatchError> {
-    let store = deps.store.as_ref();
-    let Some(facts) = facts else {
-        return Ok(Assessment::Refused {
-            reasons: vec!["dispatch.unknown_contact".to_owned()],
-            rules: vec![RuleOutcome::new(
-                "dispatch.unknown_contact",
-                "1",
-                Verdict::Fail,
-                "the step's contact does not exist",
-            )],
-        });
-    };
-    let contact = &facts.contact;
-
-    // The program's audience again, with the latest answers (a follow-up
-    // for non-responders goes only to people who have not answered),
-    // minors and region. Consent, expiry and lateness are the decision's.
-    let program = deps.config.program(Some(&step.program));
-    let audience_rules = program.map(|p| p.audience.clone()).unwrap_or_default();
-    let request = optline_sweep::request_for(step, contact, program, now);
-    let selection = optline_policy::audience::select(
-        &audience_rules,
-        &optline_policy::audience::Candidate {
-            request: &request,
-            due_at: step.due_at,
-            non_responders_only: step.audience == Audience::NonResponders,
-            answered,
-            stage: optline_policy::audience::Stage::Send,
-        },
-        now,
-    );
-    if !selection.included {
-        return Ok(Assessment::Refused {
-            reasons: selection.reasons,
-            rules: selection.rules,
-        });
-    }
-
-    // Only the published, approved version the step pins; rendered, then
-    // linted again (values can add words, links and length).
-    let library = Library::new(
-        store,
-        ReviewPolicy {
-            approval_valid_days: deps.config.approval_valid_days,
-        },
-        &deps.lint,
-    );
-    let template = match library
-        .sendable_cached(
-            &deps.warm.templates,
-            &step.template_id,
-            step.template_version,
-            now,
-        )
-        .await?
-    {
-        Ok(stored) => stored.version,
-        Err((rule_id, reason)) => {
-            return Ok(Assessment::Refused {
-                reasons: vec![rule_id.to_owned()],
-                rules: vec![RuleOutcome::new(
-                    rule_id,
-                    REVIEW_VERSION,
-                    Verdict::Fail,
-                    reason,
-                )],
-            });
-        }
-    };
-    let rendered = match program {
-        Some(p) => {
-            let mut values = step.variables.clone();
-            values.insert("program".to_owned(), p.name.clone());
-            values.insert("help_contact".to_owned(), p.support_contact.clone());
-            values.insert("frequency".to_owned(), p.frequency.clone());
-            template.render(&values).map_err(|e| e.to_string())
-        }
-        None => Err("the step's program is not configured".to_owned()),
-    };
-    let body = match rendered {
-        Ok(b) => b,
-        Err(reason) => {
-            return Ok(Assessment::Refused {
-                reasons: vec!["template.render".to_owned()],
-                rules: vec![RuleOutcome::new(
-                    "template.render",
-                    LINT_VERSION,
-                    Verdict::Fail,
-                    reason,
-                )],
-            });
-        }
-    };
-    let findings = lint_rendered(&template, &body, &deps.lint);
-    if has_errors(&findings) {
-        let rules: Vec<RuleOutcome> = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .map(|f| {
-                RuleOutcome::new(
-                    f.rule.clone(),
-                    LINT_VERSION,
-                    Verdict::Fail,
-                    f.message.clone(),
-                )
-            })
-            .collect();
-        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
-        reasons.dedup();
-        return Ok(Assessment::Refused { reasons, rules });
-    }
-
-    let history = facts
-        .sends
-        .iter()
-        .map(|h| PriorSend {
-            at: h.at,
-            subject: h.subject.clone(),
-            provider: h.program.clone(),
-            healthcare_exempt: h.healthcare_exempt,
-            // Each episode (subject) is one workflow instance.
-            workflow: Some(h.subject.clone()),
-        })
-        .collect();
-    let request = send_request(step, contact, Some(&template), &body, deps, now);
-    let state = PolicyState {
-        consent: facts.consent.clone(),
-        history,
-    };
-    let decision = evaluate(&request, &state, now);
-    Ok(Assessment::Decided { body, decision })
-}
-
-fn send_request(
-    step: &Step,
-    contact: &Contact,
-    template: Option<&TemplateVersion>,
-    body: &str,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> SendRequest {
-    let mut request =
-        optline_sweep::request_for(step, contact, deps.config.program(Some(&step.program)), now);
-    if let Some(t) = template {
-        request.category = t.category.clone();
-        request.class = t.class;
-    }
-    request.body = Some(body.to_owned());
-    request
-}
-
-/// Ends a step that will not be sent, with its audit record: a claimed
-/// step is finished; a step held as read ends only if it is unchanged.
-async fn suppress(
-    deps: &Deps,
-    step: &Step,
-    hold: Hold<'_>,
-    facts: Option<&mut ContactFacts>,
-    now: DateTime<Utc>,
-    reasons: Vec<String>,
-    rules: Vec<RuleOutcome>,
-) -> Result<Concluded, DispatchError> {
-    let outcome = StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone());
-    let record = audit_record(
-        step,
-        now,
-        "suppress",
-        rules,
-        reasons.clone(),
-        Decided::default(),
-        None,
-    );
-    let head = facts.as_ref().and_then(|f| f.audit_head.clone());
-    let recorded = match hold {
-        Hold::Claimed => Some(
-            deps.store
-                .finish_audited(
-                    step,
-                    &outcome,
-                    record,
-                    head.as_ref().map(|head| FinishBase { head, facts: None }),
-                )
-                .await?,
-        ),
-        Hold::Read(snapshot) => {
-            deps.store
-                .exclude_audited(
-                    step,
-                    Unclaimed::Queued(&snapshot.version),
-                    &outcome,
-                    record,
-                    head.as_ref(),
-                )
-                .await?
-        }
-    };
-    let Some(record) = recorded else {
-        return Ok(Concluded::StepMoved);
-    };
-    if let Some(facts) = facts {
-        facts.audit_head = Some(head_of(&record));
-    }
-    Ok(Concluded::Done(Outcome::Suppressed(reasons)))
-}
-
-fn audit_record(
-    step: &Step,
-    at: DateTime<Utc>,
-    action: &str,
-    rules: Vec<RuleOutcome>,
-    reasons: Vec<String>,
-    decided: Decided<'_>,
-    detail: Option<String>,
-) -> NewAuditRecord {
-    NewAuditRecord {
-        contact_id: step.contact_id.clone(),
-        at,
-        kind: "decision".to_owned(),
-        action: action.to_owned(),
-        step_id: Some(step.id.as_str().to_owned()),
-        rules,
-        reasons,
-        legal_basis: decided.legal_basis.map(str::to_owned),
-        consent_event_id: decided.consent_event_id.map(str::to_owned),
-        template: Some(format!("{}@{}", step.template_id, step.template_version)),
-        carrier_message_id: decided.carrier_message_id.map(str::to_owned),
-        detail,
-    }
-}
-
-/// Twilio 21610: the number replied STOP at the carrier. The ledger learns it
-/// as a phone-scoped revocation with source `carrier`.
-async fn record_carrier_opt_out(
-    deps: &Deps,
-    step: &Step,
-    contact: &Contact,
-    now: DateTime<Utc>,
-) -> Result<AuditRecord, DispatchError> {
-    let event = ConsentEvent::carrier_revocation(
-        EventId::parse(&format!("carrier-optout-{}", step.id))?,
-        contact.phone.clone(),
-        Some(contact.id.clone()),
-        Some(step.program.clone()),
-        "twilio",
-        "21610",
-        None,
-        now,
-    );
-    deps.store.append_consent(&event, None).await?;
-    let record = deps
-        .store
-        .append_audit(NewAuditRecord {
-            contact_id: contact.id.clone(),
-            at: now,
-            kind: "consent".to_owned(),
-            action: "revoke".to_owned(),
-            step_id: Some(step.id.as_str().to_owned()),
-            rules: Vec::new(),
-            reasons: vec!["carrier.21610".to_owned()],
-            legal_basis: None,
-            consent_event_id: Some(event.id.as_str().to_owned()),
-            template: None,
-            carrier_message_id: None,
-            detail: Some("carrier reports the number opted out".to_owned()),
-        })
-        .await?;
-    Ok(record)
-}
-
-/// One step in a dry run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DryRunStep {
-    /// The step.
-    pub step_id: StepId,
-    /// Its contact.
-    pub contact_id: String,
-    /// Template id and version.
-    pub template: String,
-    /// `send`, `defer` or `suppress`.
-    pub decision: &'static str,
-    /// Until when, for a deferral.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<DateTime<Utc>>,
-    /// Why not now (rule ids).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
-}
-
-/// What a sweep at `at` would lead to, step by step, with counts per
-/// decision and per reason. Nothing is claimed, queued, sent or written.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DryRun {
-    /// The instant assessed.
-    pub at: DateTime<Utc>,
-    /// Every due step.
-    pub steps: Vec<DryRunStep>,
-    /// Steps per decision.
-    pub decisions: std::collections::BTreeMap<&'static str, usize>,
-    /// Deferred or suppressed steps per reason.
-    pub reasons: std::collections::BTreeMap<String, usize>,
-}
-
-/// Assesses every step due at `at` (up to `limit`) as the sweep (its
-/// audience rules) and then dispatch (its decision) would.
-pub async fn dry_run(
-    deps: &Deps,
-    at: DateTime<Utc>,
-    limit: usize,
-) -> Result<DryRun, DispatchError> {
-    let due = deps.store.due_steps(at, limit).await?;
-    let mut report = DryRun {
-        at,
-        steps: Vec::with_capacity(due.len()),
-        decisions: std::collections::BTreeMap::new(),
-        reasons: std::collections::BTreeMap::new(),
-    };
-    for step in &due {
-        // The sweep's audience rules first: an excluded step is never queued.
-        let (audience, _) =
-            optline_sweep::select(deps.store.as_ref(), &deps.config, step, at).await?;
-        let assessed = if audience.included {
-            assess(step, deps, at).await?
-        } else {
-            Assessment::Refused {
-                reasons: audience.reasons,
-                rules: audience.rules,
-            }
-        };
-        let (decision, until, reasons) = match assessed {
-            Assessment::Refused { reasons, .. } => ("suppress", None, reasons),
-            Assessment::Decided { decision, .. } => match decision {
-                Decision::Send { .. } => ("send", None, Vec::new()),
-                Decision::Defer { until, rules } => (
-                    "defer",
-                    until,
-                    rules
-                        .iter()
-                        .filter(|r| r.verdict == Verdict::Defer || r.verdict == Verdict::Fail)
-                        .map(|r| r.id.to_string())
-                        .collect(),
-                ),
-                Decision::Suppress { reasons, .. } => ("suppress", None, reasons),
-            },
-        };
-        *report.decisions.entry(decision).or_insert(0) += 1;
-        for reason in &reasons {
-            *report.reasons.entry(reason.clone()).or_insert(0) += 1;
-        }
-        report.steps.push(DryRunStep {
-            step_id: step.id.clone(),
-            contact_id: step.contact_id.as_str().to_owned(),
-            template: format!("{}@{}", step.template_id, step.template_version),
-            decision,
-            until,
-            reasons,
-        });
-    }
-    Ok(report)
-}
-
-/// `GET /sweep/dry-run?at=<RFC 3339>&limit=<n>`: the [`dry_run`] report as
+/// `GET /sweep/dry-run?at=<RFC 3339>&limit=<n>`: the dry run report as
 /// JSON, for operators and dashboards. Authenticated like the other APIs.
 pub async fn dry_run_http(
     request: lambda_http::Request,
-    deps: &Deps,
+    deps: &Delivery,
     auth: &optline_api::ApiAuth,
     now: DateTime<Utc>,
 ) -> lambda_http::Response<lambda_http::Body> {

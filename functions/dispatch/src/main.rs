@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::{DynamoStore, ProgramSenders, SqsDeadLetters};
 use optline_config::{AwsClients, Config};
-use optline_dispatch::{handle_batch, Deps};
+use optline_dispatch::{handle_batch, Delivery, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,22 +18,26 @@ async fn main() -> Result<(), Error> {
             .with_retention(config.retention_days)?,
     );
     let deps = Deps {
-        store: store.clone(),
-        pacer: store,
-        warm: Arc::default(),
-        sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
         dead_letters: std::env::var("DLQ_URL")
             .ok()
             .filter(|u| !u.is_empty())
             .map(|url| Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)) as _),
-        lint: Arc::new(optline_library::lint_config(
-            config.template_lint.as_deref(),
-        )?),
-        config: Arc::new(config),
+        delivery: Delivery {
+            store: store.clone(),
+            pacer: store,
+            warm: Arc::default(),
+            sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+            lint: Arc::new(optline_library::lint_config(
+                config.template_lint.as_deref(),
+            )?),
+            config: Arc::new(config),
+        },
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handle_batch(event.payload, deps, chrono::Utc::now()).await)
+        Ok::<SqsBatchResponse, std::convert::Infallible>(
+            handle_batch(event.payload, deps, chrono::Utc::now()).await,
+        )
     }))
     .await
 }

@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let outcomes = optline_aws::EventBridgeOutcomes::from_env(&clients.events);
     let deps = Deps {
-        outcomes,
-        config: Arc::new(config.clone()),
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                 .with_retention(config.retention_days)?,
@@ -28,6 +25,8 @@ async fn main() -> Result<(), Error> {
             }
             _ => optline_ehr_events::verify::EhrSources::default(),
         },
+        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
+        config: Arc::new(config),
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -12,13 +12,12 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let outcomes = optline_aws::EventBridgeOutcomes::from_env(&clients.events);
     let deps = Deps {
-        outcomes,
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                 .with_retention(config.retention_days)?,
         ),
+        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
         config: Arc::new(config),
         sender: None,
     };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::{DynamoStore, SnsOptOutList};
 use optline_config::{AwsClients, Config};
-use optline_reconcile::{reconcile, Deps, ReconcileReport};
+use optline_reconcile::{reconcile, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<ReconcileReport, Error>(reconcile(deps, chrono::Utc::now()).await?)
+            reconcile(deps, chrono::Utc::now()).await
         },
     ))
     .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::{DynamoStore, SqsStepQueue};
 use optline_config::{AwsClients, Config, ConfigError};
-use optline_sweep::{sweep, Deps, SweepReport};
+use optline_sweep::{handle, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<SweepReport, Error>(sweep(deps, chrono::Utc::now()).await?)
+            handle(deps, chrono::Utc::now()).await
         },
     ))
     .await

@@ -116,17 +116,4 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
     serde_json::from_slice(bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &json_reason(&e)))
 }
 
-/// serde_json's message without any echoed value: "invalid type" and
-/// "invalid value" messages quote the offending input, which may be PHI.
-pub fn json_reason(e: &serde_json::Error) -> String {
-    let message = e.to_string();
-    if message.starts_with("invalid type") || message.starts_with("invalid value") {
-        format!(
-            "invalid json: a field has the wrong type or value at line {} column {}",
-            e.line(),
-            e.column()
-        )
-    } else {
-        format!("invalid json: {message}")
-    }
-}
+pub use optline_ports::json_reason;

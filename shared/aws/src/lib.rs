@@ -1,8 +1,9 @@
 //! # optline-aws
 //!
 //! Adapters behind optline's ports: DynamoDB (contacts, consent ledger,
-//! steps, audit trail), SQS (the dispatch queue), Amazon SNS and Twilio
-//! (senders), and the Twilio webhook signature.
+//! steps, audit trail, one transaction per decision), SQS (the dispatch
+//! queue), Amazon SNS and Twilio (senders), EventBridge (outbox events), and
+//! the Twilio webhook signature.
 
 mod dynamo;
 mod events;
@@ -12,8 +13,10 @@ mod sns;
 mod twilio;
 pub mod twilio_signature;
 
-pub use dynamo::{due_shard, DynamoStore, DUE_SHARDS};
-pub use events::{EventBridgeOutcomes, EVENT_SOURCE, OUTCOME_DETAIL_TYPE};
+pub use dynamo::{
+    due_shard, DynamoStore, DUE_SHARDS, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
+};
+pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};

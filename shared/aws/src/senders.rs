@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use optline_config::{Config, SenderKind};
-use optline_ports::{CarrierReceipt, OutboundSms, SendFailure, SmsSender};
+use chrono::{DateTime, Utc};
+use optline_ports::{
+    CarrierReceipt, FailureKind, OutboundSms, PortError, SendFailure, SentLookup, SmsSender,
+};
 
 use crate::{SnsSender, TwilioSender};
 
@@ -40,7 +43,7 @@ impl ProgramSenders {
                     let twilio = config.twilio.as_ref().ok_or_else(|| SendFailure {
                         code: "Config".to_owned(),
                         reason: "program uses twilio but TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set".to_owned(),
-                        retryable: false,
+                        kind: FailureKind::Refused,
                         recipient_opted_out: false,
                     })?;
                     Arc::new(TwilioSender::new(
@@ -61,10 +64,15 @@ impl ProgramSenders {
 
 #[async_trait]
 impl SmsSender for ProgramSenders {
-    fn deduplicates(&self, program: &str) -> bool {
-        self.by_program
-            .get(program)
-            .is_some_and(|s| s.deduplicates(program))
+    async fn lookup(
+        &self,
+        sms: &OutboundSms,
+        since: DateTime<Utc>,
+    ) -> Result<SentLookup, PortError> {
+        match self.by_program.get(&sms.program) {
+            Some(sender) => sender.lookup(sms, since).await,
+            None => Ok(SentLookup::Unsupported),
+        }
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure> {
@@ -73,7 +81,7 @@ impl SmsSender for ProgramSenders {
             None => Err(SendFailure {
                 code: "UnknownProgram".to_owned(),
                 reason: "no sender configured for the program".to_owned(),
-                retryable: false,
+                kind: FailureKind::Refused,
                 recipient_opted_out: false,
             }),
         }

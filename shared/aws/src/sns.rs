@@ -13,7 +13,8 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use optline_policy::MessageClass;
 use optline_ports::{
-    CarrierOptOutList, CarrierReceipt, OutboundSms, PortError, SendFailure, SmsSender,
+    CarrierOptOutList, CarrierReceipt, FailureKind, OutboundSms, PortError, SendFailure,
+    SmsSender,
 };
 
 /// The SNS sender.
@@ -39,7 +40,7 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, SendFailure> {
         .map_err(|e| SendFailure {
             code: "InvalidAttribute".to_owned(),
             reason: e.to_string(),
-            retryable: false,
+            kind: FailureKind::Refused,
             recipient_opted_out: false,
         })
 }
@@ -74,27 +75,39 @@ impl SmsSender for SnsSender {
             }),
             Err(err) => {
                 let code = err.code().unwrap_or("Unknown").to_owned();
-                let retryable = err.as_service_error().is_none()
-                    || matches!(
-                        code.as_str(),
-                        "Throttling"
-                            | "ThrottledException"
-                            | "InternalError"
-                            | "InternalErrorException"
-                            | "KMSThrottlingException"
-                            | "Unknown"
-                    );
+                let kind = publish_failure_kind(&err, &code);
                 let opted_out = code == "OptedOutException";
-                tracing::warn!(code = %code, "sns publish failed");
+                tracing::warn!(code = %code, ?kind, "sns publish failed");
                 Err(SendFailure {
                     // SNS's messages can echo the number: keep only the code.
                     reason: format!("sns publish failed with {code}"),
                     code,
-                    retryable,
+                    kind,
                     recipient_opted_out: opted_out,
                 })
             }
         }
+    }
+}
+
+/// What a failed `Publish` says about the text. A request never sent
+/// (built but not dispatched) and throttling are safe to retry; a server
+/// error, a timeout or a lost answer may have published it; anything else
+/// is a refusal.
+fn publish_failure_kind<E, R>(err: &aws_sdk_sns::error::SdkError<E, R>, code: &str) -> FailureKind {
+    use aws_sdk_sns::error::SdkError;
+    match err {
+        SdkError::ConstructionFailure(_) => FailureKind::NotSent,
+        SdkError::ServiceError(_) => match code {
+            "Throttling" | "ThrottledException" | "KMSThrottlingException" => {
+                FailureKind::NotSent
+            }
+            "InternalError" | "InternalErrorException" | "ServiceUnavailable" => {
+                FailureKind::Unknown
+            }
+            _ => FailureKind::Refused,
+        },
+        _ => FailureKind::Unknown,
     }
 }
 

@@ -112,14 +112,13 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
                 DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                     .with_retention(config.retention_days)?,
             );
-            let deps = optline_dispatch::Deps {
+            let deps = optline_delivery::Deps {
                 store: store.clone(),
                 pacer: store,
                 sender: std::sync::Arc::new(optline_aws::ProgramSenders::from_config(
                     &config,
                     clients.sns.clone(),
                 )?),
-                dead_letters: None,
                 lint: std::sync::Arc::new(optline_library::lint_config(
                     config.template_lint.as_deref(),
                 )?),
@@ -127,7 +126,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
                 config: std::sync::Arc::new(config),
             };
             let report =
-                optline_dispatch::dry_run(&deps, at.unwrap_or_else(chrono::Utc::now), limit)
+                optline_delivery::dry_run(&deps, at.unwrap_or_else(chrono::Utc::now), limit)
                     .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(std::process::ExitCode::SUCCESS)

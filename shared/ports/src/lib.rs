@@ -6,6 +6,7 @@
 //! `optline-aws`; handlers only see these traits.
 
 mod audit;
+mod commit;
 mod error;
 mod records;
 
@@ -16,6 +17,7 @@ use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 
 pub use audit::{chain_hash, verify_chain, AuditRecord, ChainBreak, NewAuditRecord, GENESIS_HASH};
+pub use commit::*;
 pub use error::PortError;
 pub use records::*;
 
@@ -30,12 +32,13 @@ pub trait ContactDirectory: Send + Sync {
     async fn contacts_by_phone(&self, phone: &E164) -> Result<Vec<ContactId>, PortError>;
 }
 
-/// The append-only consent ledger.
+/// The append-only consent ledger (reads; events are appended by a
+/// [`Commit`]).
 #[async_trait]
 pub trait ConsentLedger: Send + Sync {
-    /// Appends a consent event, storing its disclosure text once by SHA-256.
-    /// The event and the disclosure are written in one transaction. Returns
-    /// `false` when an event with the same id is already recorded (a retry).
+    /// Appends one consent event on its own (seeding, tools): the event
+    /// and its disclosure in one commit. Returns `false` when an event
+    /// with the same id is already recorded.
     async fn append_consent(
         &self,
         event: &ConsentEvent,
@@ -49,10 +52,17 @@ pub trait ConsentLedger: Send + Sync {
     ) -> Result<Vec<ConsentEvent>, PortError>;
     /// The phone-scoped events of a number (opt-outs sent from the handset).
     async fn phone_consent_events(&self, phone: &E164) -> Result<Vec<ConsentEvent>, PortError>;
+    /// One ledger's facts and where it stands (its state item; the events
+    /// themselves when the digest overflowed).
+    async fn ledger(&self, partition: &Partition) -> Result<Ledger, PortError>;
+    /// One event of a ledger by id.
+    async fn consent_event(
+        &self,
+        partition: &Partition,
+        id: &EventId,
+    ) -> Result<Option<ConsentEvent>, PortError>;
     /// A stored disclosure text by its SHA-256 (hex).
     async fn disclosure(&self, sha256: &str) -> Result<Option<String>, PortError>;
-    /// Records a carrier message id once; `false` if it was already seen.
-    async fn first_sighting(&self, carrier_message_id: &str) -> Result<bool, PortError>;
 }
 
 /// Steps (one planned text each) and their send claims.
@@ -65,6 +75,11 @@ pub trait StepStore: Send + Sync {
     async fn replace_step(&self, step: &Step, when: &[StepStatus]) -> Result<bool, PortError>;
     /// Reads a step.
     async fn step(&self, id: &StepId) -> Result<Option<Step>, PortError>;
+    /// Reads steps by id; ids without a step are absent.
+    async fn steps(
+        &self,
+        ids: &[StepId],
+    ) -> Result<std::collections::HashMap<StepId, Step>, PortError>;
     /// Steps due at or before `now`, through the due index: pending steps
     /// due, and queued steps whose queue lease has lapsed; the oldest
     /// `limit` of them across every shard, oldest first.
@@ -78,21 +93,12 @@ pub trait StepStore: Send + Sync {
     /// message was lost, once the lease has lapsed; `false` if it has moved
     /// on, or another sweep renewed it first.
     async fn requeue_lapsed(&self, id: &StepId, at: DateTime<Utc>) -> Result<bool, PortError>;
-    /// Ends a step that will not be sent without claiming it: a pending
-    /// step outside its audience (the sweep), or a queued step that
-    /// dispatch suppresses. Takes it out of the due index; `false` when it
-    /// is no longer as `expected` (another sweep, a dispatcher, a
-    /// cancellation or a reschedule won).
-    async fn exclude_step(
-        &self,
-        id: &StepId,
-        expected: Unclaimed<'_>,
-        outcome: &StepOutcome,
-    ) -> Result<bool, PortError>;
-    /// [`StepStore::exclude_step`] with its audit record: one atomic write
-    /// when `head` is the chain's current head, else the exclusion then an
-    /// ordinary append. `None` when the step was no longer as `expected`
-    /// (nothing is recorded then).
+    /// Ends a step that will not be sent without claiming it (a pending
+    /// step outside its audience, a queued step that dispatch suppresses)
+    /// and appends its audit record, in one transaction: after `head`
+    /// when given and still current, else after the chain's head as read
+    /// again. `None` when the step was no longer as `expected` (nothing is
+    /// recorded then).
     async fn exclude_audited(
         &self,
         step: &Step,
@@ -111,18 +117,34 @@ pub trait StepStore: Send + Sync {
         cutoff: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<bool, PortError>;
-    /// Gives a claim back after a retryable carrier failure (sending -> queued),
-    /// so the redelivered message can claim it again.
+    /// Gives a claim back after a carrier refusal that proves nothing was
+    /// sent (sending -> queued), so the redelivered message can claim it
+    /// again.
     async fn release_claim(&self, id: &StepId, at: DateTime<Utc>) -> Result<(), PortError>;
-    /// Records a step's final state.
-    /// For a send, the send history and the carrier-id mapping are written
-    /// first (idempotent), then the step's status: a crash in between leaves
-    /// the step claimed, and its history shows the text went out.
-    async fn finish_step(&self, step: &Step, outcome: &StepOutcome) -> Result<(), PortError>;
-    /// Whether the send history holds this step (the text went out).
-    async fn was_sent(&self, step: &Step) -> Result<bool, PortError>;
-    /// Puts a deferred step back in the due index at `until`.
-    async fn defer_step(&self, id: &StepId, until: DateTime<Utc>) -> Result<(), PortError>;
+    /// Records a claimed step's final state (its status, its send records,
+    /// the contact's recent sends) and appends its audit record, in one
+    /// transaction. When `base` names the chain's current head (and, for a
+    /// send, the facts read), that is one write; when the chain or the
+    /// facts moved, the head is read again and the transaction retried.
+    async fn finish_audited(
+        &self,
+        step: &Step,
+        outcome: &StepOutcome,
+        record: NewAuditRecord,
+        base: Option<FinishBase<'_>>,
+    ) -> Result<AuditRecord, PortError>;
+    /// Puts a claimed step back in the due index at `until` (pending), with
+    /// its audit record, in one transaction.
+    async fn defer_audited(
+        &self,
+        step: &Step,
+        until: DateTime<Utc>,
+        record: NewAuditRecord,
+        head: Option<&AuditHead>,
+    ) -> Result<AuditRecord, PortError>;
+    /// Puts a queued step whose message could not be enqueued back to
+    /// pending, due at `at`.
+    async fn unqueue(&self, id: &StepId, at: DateTime<Utc>) -> Result<(), PortError>;
     /// Earlier sends to a contact (for caps), newest first.
     async fn send_history(
         &self,
@@ -131,28 +153,12 @@ pub trait StepStore: Send + Sync {
     ) -> Result<Vec<SendHistoryEntry>, PortError>;
 
     /// The contact, its contact-scoped consent events and its sends since
-    /// `since` (newest first), as dispatch needs them. Stores that keep
-    /// them together override this to read them in one call.
+    /// `since` (newest first), in one query.
     async fn contact_record(
         &self,
         contact: &ContactId,
         since: DateTime<Utc>,
     ) -> Result<Option<ContactRecord>, PortError>;
-
-    /// Records a step's final state and appends its audit record. When
-    /// `base` names the chain's current head, both go in one atomic write
-    /// (the step's status, its send records, the contact's recent sends and
-    /// the audit record together); otherwise, or when the chain or the
-    /// facts moved meanwhile, the step is finished as
-    /// [`StepStore::finish_step`] does and the record appended as
-    /// [`AuditTrail::append_audit`] does.
-    async fn finish_audited(
-        &self,
-        step: &Step,
-        outcome: &StepOutcome,
-        record: NewAuditRecord,
-        base: Option<FinishBase<'_>>,
-    ) -> Result<AuditRecord, PortError>;
 }
 
 /// Reads for deciding on many steps at once (a sweep page, an SQS batch):
@@ -180,8 +186,18 @@ pub trait DecisionReads: Send + Sync {
         &self,
         subjects: &[String],
     ) -> Result<std::collections::HashMap<String, String>, PortError>;
+    /// Every outcome recorded for each episode, by kind.
+    async fn episode_outcomes(
+        &self,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<EpisodeOutcome>>, PortError>;
+    /// Where each subject's audit chain ends (the genesis when empty).
+    async fn chain_heads(
+        &self,
+        subjects: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, AuditHead>, PortError>;
     /// Claims a queued step as it was read, on the condition that the
-    /// contact's and the number's facts are still at `facts.revision`.
+    /// contact's and the number's facts are still as read in `facts`.
     async fn claim_checked(
         &self,
         snapshot: &StepSnapshot,
@@ -193,47 +209,69 @@ pub trait DecisionReads: Send + Sync {
 /// The per-contact, hash-chained audit trail.
 #[async_trait]
 pub trait AuditTrail: Send + Sync {
-    /// Appends a record at the head of the contact's chain.
+    /// Appends a record at the head of the contact's chain, on its own
+    /// (the template library's trail); decisions append theirs in their
+    /// [`Commit`].
     async fn append_audit(&self, record: NewAuditRecord) -> Result<AuditRecord, PortError>;
     /// The contact's chain, oldest first.
     async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError>;
 }
 
-/// Work for people: review items, revocation requests, delivery reports.
+/// Work for people, and what carriers report (reads; the writes are a
+/// [`Commit`]'s).
 #[async_trait]
 pub trait Casework: Send + Sync {
-    /// Adds a review item (idempotent by id).
-    async fn add_review(&self, item: &ReviewItem) -> Result<bool, PortError>;
-    /// Records an episode outcome, once per kind (the first wins); `false`
-    /// when that kind was already recorded.
-    async fn record_outcome(&self, outcome: &EpisodeOutcome) -> Result<bool, PortError>;
     /// An episode's outcomes.
     async fn outcomes(&self, subject: &str) -> Result<Vec<EpisodeOutcome>, PortError>;
     /// Review items, oldest first.
     async fn reviews(&self) -> Result<Vec<ReviewItem>, PortError>;
-    /// Stores a revocation request.
-    async fn put_revocation_request(&self, request: &RevocationRequest) -> Result<(), PortError>;
     /// Every revocation request, oldest first.
     async fn revocation_requests(&self) -> Result<Vec<RevocationRequest>, PortError>;
-    /// Marks a request completed; `false` if there is no such request.
-    async fn complete_revocation_request(
-        &self,
-        id: &EventId,
-        by: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError>;
+    /// One revocation request.
+    async fn revocation_request(&self, id: &EventId)
+        -> Result<Option<RevocationRequest>, PortError>;
     /// The step a carrier message id belongs to.
     async fn step_for_carrier_message(
         &self,
         carrier_message_id: &str,
     ) -> Result<Option<StepId>, PortError>;
-    /// Records a delivery report on the step; `false` if the message is unknown.
-    async fn record_delivery(&self, update: &DeliveryUpdate) -> Result<Option<StepId>, PortError>;
+    /// The delivery state a step's carrier last reported, if any.
+    async fn delivery_status(&self, step: &StepId) -> Result<Option<String>, PortError>;
+    /// What a carrier reported about a send attempt optline had not
+    /// recorded (a status callback naming the attempt): its message id.
+    async fn carrier_attempt(&self, attempt: &str) -> Result<Option<String>, PortError>;
+}
+
+/// Writes a decision's [`Commit`] in one transaction.
+#[async_trait]
+pub trait Committer: Send + Sync {
+    /// Writes everything or nothing; see [`Committed`].
+    async fn commit(&self, commit: Commit) -> Result<Committed, PortError>;
+}
+
+/// Texts owed through the compliance lane: claimed once, sent once.
+#[async_trait]
+pub trait ComplianceLane: Send + Sync {
+    /// Reads one owed text and where it stands.
+    async fn lane_text(&self, key: &str) -> Result<Option<(LaneText, LaneStatus)>, PortError>;
+    /// Claims an owed text for sending (pending -> sending); `false` when
+    /// another invocation has it, or it is done.
+    async fn lane_claim(&self, key: &str, at: DateTime<Utc>) -> Result<bool, PortError>;
+    /// Gives a claim back after a refusal that proves nothing was sent.
+    async fn lane_release(&self, key: &str) -> Result<(), PortError>;
 }
 
 /// Everything the functions keep in the table.
 pub trait Store:
-    ContactDirectory + ConsentLedger + StepStore + DecisionReads + AuditTrail + Casework + TemplateStore
+    ContactDirectory
+    + ConsentLedger
+    + StepStore
+    + DecisionReads
+    + AuditTrail
+    + Casework
+    + TemplateStore
+    + Committer
+    + ComplianceLane
 {
 }
 impl<
@@ -243,7 +281,9 @@ impl<
             + DecisionReads
             + AuditTrail
             + Casework
-            + TemplateStore,
+            + TemplateStore
+            + Committer
+            + ComplianceLane,
     > Store for T
 {
 }
@@ -274,11 +314,12 @@ pub trait TemplateStore: Send + Sync {
     ) -> Result<bool, PortError>;
 }
 
-/// Where episode outcomes are announced for other systems (EventBridge).
+/// Where outbox events are published for other systems (EventBridge).
 #[async_trait]
-pub trait OutcomeEvents: Send + Sync {
-    /// Publishes one outcome.
-    async fn publish(&self, outcome: &EpisodeOutcome) -> Result<(), PortError>;
+pub trait EventPublisher: Send + Sync {
+    /// Publishes events; returns the ids of those that were not accepted
+    /// (to be retried).
+    async fn publish(&self, events: &[OutboxEvent]) -> Result<Vec<String>, PortError>;
 }
 
 /// A send rate shared by every concurrent dispatch invocation.
@@ -328,11 +369,27 @@ pub trait SmsSender: Send + Sync {
     /// supports one.
     async fn send(&self, sms: &OutboundSms) -> Result<CarrierReceipt, SendFailure>;
 
-    /// Whether the carrier drops a repeated request with the same
-    /// idempotency key (so a send whose outcome is unknown may be retried).
-    fn deduplicates(&self, _program: &str) -> bool {
-        false
+    /// Whether the carrier holds a message like `sms` created at or after
+    /// `since` (an attempt whose answer was lost): its receipt when found.
+    /// [`SentLookup::Unsupported`] when the carrier offers no such lookup.
+    async fn lookup(
+        &self,
+        _sms: &OutboundSms,
+        _since: DateTime<Utc>,
+    ) -> Result<SentLookup, PortError> {
+        Ok(SentLookup::Unsupported)
     }
+}
+
+/// What a carrier's message lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SentLookup {
+    /// The carrier holds the message: it went out.
+    Found(CarrierReceipt),
+    /// The carrier holds no such message.
+    NotFound,
+    /// The carrier cannot be asked.
+    Unsupported,
 }
 
 /// Where messages that can never be processed go, with the reason.
@@ -345,4 +402,27 @@ pub trait DeadLetters: Send + Sync {
 /// Re-exported so adapters and handlers agree on the fold's input.
 pub fn consent_facts(events: &[ConsentEvent]) -> Vec<ConsentFact> {
     events.iter().map(ConsentEvent::fact).collect()
+}
+
+/// The key that names one send attempt in a carrier's status callback URL:
+/// a hash of its idempotency key (a step id), so the URL carries no PHI.
+pub fn attempt_key(idempotency_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("optline-attempt:{idempotency_key}").as_bytes());
+    hex::encode(digest).chars().take(32).collect()
+}
+
+/// serde_json's message without any echoed value: "invalid type" and
+/// "invalid value" messages quote the offending input, which may be PHI.
+pub fn json_reason(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        format!(
+            "invalid json: a field has the wrong type or value at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        format!("invalid json: {message}")
+    }
 }

@@ -459,10 +459,33 @@ pub struct SendFailure {
     pub code: String,
     /// Human reason (never contains the number or body).
     pub reason: String,
-    /// Try again later (throttling, 5xx, timeouts).
-    pub retryable: bool,
+    /// What the failure says about the text.
+    pub kind: FailureKind,
     /// The recipient has opted out at the carrier (Twilio 21610).
     pub recipient_opted_out: bool,
+}
+
+impl SendFailure {
+    /// Whether the text may be tried again later: the carrier proved it
+    /// did not take it (throttling, a request never sent).
+    pub fn retryable(&self) -> bool {
+        self.kind == FailureKind::NotSent
+    }
+}
+
+/// What a failed send says about the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The carrier did not take it and may take it later (throttling, a
+    /// request that never left): safe to try again.
+    NotSent,
+    /// The carrier refused it for good (invalid number, opted out).
+    Refused,
+    /// It may or may not have gone out (a timeout, a lost answer, a
+    /// carrier error after the request arrived): never sent again without
+    /// proof that it did not.
+    Unknown,
 }
 
 /// A revocation received by other means (phone call, portal, staff): the
@@ -572,6 +595,24 @@ pub struct AuditHead {
     pub hash: String,
 }
 
+impl AuditHead {
+    /// The head of an empty chain.
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: crate::GENESIS_HASH.to_owned(),
+        }
+    }
+
+    /// The head after `record`.
+    pub fn of(record: &crate::AuditRecord) -> Self {
+        Self {
+            seq: record.seq,
+            hash: record.hash.clone(),
+        }
+    }
+}
+
 /// Something that happened in an episode: the patient confirmed, asked to
 /// reschedule, completed a form; the appointment was fulfilled or missed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -638,15 +679,15 @@ pub struct StepSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepVersion(pub String);
 
-/// The revisions of a contact's decision facts as read: each consent
-/// event and each send moves one of them, so a claim conditioned on them
-/// fails when anything a decision relied on changed after it was read.
+/// The ledgers of a contact's decision facts as read: each consent event
+/// and each send moves one of their revisions, so a write conditioned on
+/// them fails when anything a decision relied on changed after it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FactsRevision {
-    /// The contact's own facts (`None`: nothing recorded yet).
-    pub contact: Option<u64>,
-    /// The phone number's facts (`None`: nothing recorded yet).
-    pub phone: Option<u64>,
+pub struct FactsLedgers {
+    /// The contact's own ledger (its state item).
+    pub contact: crate::LedgerRead,
+    /// The phone number's ledger.
+    pub phone: crate::LedgerRead,
 }
 
 /// Everything a send decision reads about a contact, as one snapshot.
@@ -661,8 +702,8 @@ pub struct ContactFacts {
     pub sends: Vec<SendHistoryEntry>,
     /// Where its audit chain ended when this was read.
     pub audit_head: Option<AuditHead>,
-    /// The revisions this snapshot was read at.
-    pub revision: FactsRevision,
+    /// The ledgers this snapshot was read at.
+    pub ledgers: FactsLedgers,
 }
 
 impl ContactFacts {
@@ -671,9 +712,49 @@ impl ContactFacts {
     /// appended `head` to its chain.
     pub fn after_send(&mut self, entry: SendHistoryEntry, head: AuditHead) {
         self.sends.insert(0, entry);
-        self.revision.contact = Some(self.revision.contact.unwrap_or(0) + 1);
+        self.ledgers.contact.revision = Some(self.ledgers.contact.revision.unwrap_or(0) + 1);
         self.audit_head = Some(head);
     }
+
+    /// The contact's chain as read (the genesis when nothing is recorded).
+    pub fn chain(&self) -> crate::ChainRead {
+        crate::ChainRead {
+            contact: self.contact.id.clone(),
+            head: self.audit_head.clone().unwrap_or_else(AuditHead::genesis),
+        }
+    }
+}
+
+/// Where consent events are kept: a contact's own ledger or a phone
+/// number's (events sent from the handset cover everyone sharing it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Partition {
+    /// A contact's ledger.
+    Contact(ContactId),
+    /// A phone number's ledger.
+    Phone(E164),
+}
+
+impl Partition {
+    /// The ledger a consent event belongs to.
+    pub fn of(event: &ConsentEvent) -> Result<Self, PortError> {
+        match (&event.scope, &event.contact_id) {
+            (ConsentScope::Contact, Some(contact)) => Ok(Self::Contact(contact.clone())),
+            (ConsentScope::Contact, None) => Err(PortError::Invalid(
+                "a contact-scoped consent event needs a contact id".to_owned(),
+            )),
+            (ConsentScope::Phone, _) => Ok(Self::Phone(event.phone.clone())),
+        }
+    }
+}
+
+/// One ledger's facts as read, with where it stood.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ledger {
+    /// Its facts, oldest first.
+    pub facts: Vec<ConsentFact>,
+    /// Where it stood.
+    pub read: crate::LedgerRead,
 }
 
 /// What a step had to be, for a write that ends it without a claim.

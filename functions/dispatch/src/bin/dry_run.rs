@@ -6,7 +6,7 @@ use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
 use optline_aws::{DynamoStore, ProgramSenders};
 use optline_config::{AwsClients, Config};
-use optline_dispatch::{dry_run_http, Deps};
+use optline_dispatch::{dry_run_http, Delivery};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,12 +18,11 @@ async fn main() -> Result<(), Error> {
             .with_retention(config.retention_days)?,
     );
     let auth = ApiAuth::from_env(config.api_token.as_deref());
-    let deps = Deps {
+    let deps = Delivery {
         store: store.clone(),
         pacer: store,
         // Never called: a dry run sends nothing.
         sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
-        dead_letters: None,
         lint: Arc::new(optline_library::lint_config(
             config.template_lint.as_deref(),
         )?),

@@ -5,19 +5,41 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use optline_aws::{DynamoStore, ProgramSenders};
 use optline_config::{AwsClients, Config};
-use optline_inbound::{handle_two_way_sns, handle_two_way_sqs, Deps};
+use optline_inbound::two_way::{handle_two_way_sns, handle_two_way_sqs, TwoWayError};
+use optline_inbound::Deps;
+
+/// Why an invocation failed, as Lambda records it (`errorType`).
+#[derive(Debug)]
+struct TwoWayFailed(String, &'static str);
+
+impl From<TwoWayFailed> for Diagnostic {
+    fn from(failed: TwoWayFailed) -> Self {
+        Diagnostic {
+            error_type: failed.1.to_owned(),
+            error_message: failed.0,
+        }
+    }
+}
+
+fn failed(e: &TwoWayError) -> TwoWayFailed {
+    let kind = match e {
+        TwoWayError::Undecodable(_) => "UndecodableTwoWaySms",
+        TwoWayError::Reply(_) => "ReplyNotHandled",
+        TwoWayError::Lane(_) => "ComplianceTextNotSent",
+        TwoWayError::Port(_) => "StorageUnavailable",
+    };
+    TwoWayFailed(e.to_string(), kind)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let outcomes = optline_aws::EventBridgeOutcomes::from_env(&clients.events);
     let deps = Deps {
-        outcomes,
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                 .with_retention(config.retention_days)?,
@@ -26,6 +48,7 @@ async fn main() -> Result<(), Error> {
             &config,
             clients.sns.clone(),
         )?)),
+        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
         config: Arc::new(config),
     };
     let deps = &deps;
@@ -38,13 +61,17 @@ async fn main() -> Result<(), Error> {
                 .and_then(|s| s.as_str())
                 == Some("aws:sqs");
             if from_sqs {
-                let batch: SqsEvent = serde_json::from_value(event.payload)?;
-                Ok::<serde_json::Value, Error>(serde_json::to_value(
-                    handle_two_way_sqs(batch, deps, now).await,
-                )?)
+                let batch: SqsEvent = serde_json::from_value(event.payload)
+                    .map_err(|e| TwoWayFailed(e.to_string(), "UndecodableSqsEvent"))?;
+                let answer = handle_two_way_sqs(batch, deps, now).await;
+                serde_json::to_value(answer)
+                    .map_err(|e| TwoWayFailed(e.to_string(), "UnencodableAnswer"))
             } else {
-                let sns: SnsEvent = serde_json::from_value(event.payload)?;
-                handle_two_way_sns(sns, deps, now).await?;
+                let sns: SnsEvent = serde_json::from_value(event.payload)
+                    .map_err(|e| TwoWayFailed(e.to_string(), "UndecodableSnsEvent"))?;
+                handle_two_way_sns(sns, deps, now)
+                    .await
+                    .map_err(|e| failed(&e))?;
                 Ok(serde_json::Value::Null)
             }
         },

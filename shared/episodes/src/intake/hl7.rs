@@ -21,6 +21,9 @@
 //! message is refused rather than guessed.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use optline_ports::{ContactId, StepId};
+
+use crate::{AppointmentEvent, AppointmentStatus, Start};
 
 /// A parsed ER7 message: segments of fields of components (repetitions kept
 /// in the field text; only the first is read).
@@ -164,6 +167,38 @@ pub fn siu(message: &Message) -> Result<Siu, Hl7Error> {
     })
 }
 
+/// The episodes' event an SIU message carries.
+pub fn read(message: &Message) -> Result<AppointmentEvent, Hl7Error> {
+    let siu = siu(message)?;
+    let (Ok(patient), Ok(_)) = (
+        ContactId::parse(&siu.patient_id),
+        StepId::parse(&format!("appt-{}-reminder", siu.appointment_id)),
+    ) else {
+        return fail("PID-3 or the appointment id has characters outside A-Za-z0-9._:-");
+    };
+    let status = match siu.trigger.as_str() {
+        "S15" => AppointmentStatus::Cancelled,
+        "S26" => AppointmentStatus::NoShow,
+        _ => match &siu.start {
+            Some(start) => AppointmentStatus::Booked(Start::Hl7(start.clone())),
+            None => return fail("AIS-4 or SCH-11.4 must give the start"),
+        },
+    };
+    let sender = [
+        message.field("MSH", 3).unwrap_or_default(),
+        message.field("MSH", 4).unwrap_or_default(),
+    ]
+    .join(":");
+    Ok(AppointmentEvent {
+        appointment_id: siu.appointment_id.clone(),
+        patient,
+        status,
+        source: format!("hl7:SIU^{}/{}", siu.trigger, siu.control_id),
+        version: siu.version.clone(),
+        marker: format!("hl7:{sender}:{}", siu.control_id),
+    })
+}
+
 /// An HL7 DTM (`YYYYMMDDHHMM[SS[.S…]][+/-ZZZZ]`) as an instant; without an
 /// offset, read in `zone` (or refused when there is none).
 pub fn parse_dtm(
@@ -291,10 +326,10 @@ mod tests {
     use chrono::TimeZone;
 
     // Validated by tests/fixtures/validate.py (hl7apy, HL7 v2.5 strict).
-    const S12: &str = include_str!("../../../tests/fixtures/hl7/siu-s12-new.hl7");
-    const ACK_AA: &str = include_str!("../../../tests/fixtures/hl7/ack-aa.hl7");
-    const ACK_AR: &str = include_str!("../../../tests/fixtures/hl7/ack-ar.hl7");
-    const ACK_AE: &str = include_str!("../../../tests/fixtures/hl7/ack-ae.hl7");
+    const S12: &str = include_str!("../../../../tests/fixtures/hl7/siu-s12-new.hl7");
+    const ACK_AA: &str = include_str!("../../../../tests/fixtures/hl7/ack-aa.hl7");
+    const ACK_AR: &str = include_str!("../../../../tests/fixtures/hl7/ack-ar.hl7");
+    const ACK_AE: &str = include_str!("../../../../tests/fixtures/hl7/ack-ae.hl7");
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, 17, 0, 5).unwrap()

@@ -22,7 +22,10 @@
 //! changes to one subject, as `meta.lastUpdated` does for FHIR.
 
 use chrono::{DateTime, Duration, Utc};
+use optline_ports::ContactId;
 use serde::Deserialize;
+
+use crate::{AppointmentEvent, AppointmentStatus, EpisodeError, Start, TaskEvent};
 
 /// One normalized event.
 #[derive(Debug, Deserialize)]
@@ -125,4 +128,81 @@ pub fn version_key(version: Option<&serde_json::Value>) -> Result<Option<String>
         }
         Some(_) => Err("version must be a non-negative integer or an RFC 3339 instant"),
     }
+}
+
+/// What a normalized event asks for.
+#[derive(Debug)]
+pub enum NormalizedCommand {
+    /// An appointment booked or cancelled.
+    Appointment(AppointmentEvent),
+    /// A form, result, statement or referral to remind of, or done.
+    Task(TaskEvent),
+}
+
+/// Reads a normalized event from its JSON body.
+pub fn read(body: &[u8]) -> Result<NormalizedCommand, EpisodeError> {
+    let event: NormalizedEvent = serde_json::from_slice(body)
+        .map_err(|e| EpisodeError::Invalid(crate::intake::json_reason(&e)))?;
+    let Some(effect) = effect(&event.kind) else {
+        return Err(EpisodeError::Invalid("unknown event type".to_owned()));
+    };
+    let version =
+        version_key(event.version.as_ref()).map_err(|r| EpisodeError::Invalid(r.to_owned()))?;
+    let patient =
+        ContactId::parse(&event.patient).map_err(|e| EpisodeError::Invalid(e.to_string()))?;
+    let prefix = match effect {
+        Effect::Plan { prefix, .. } | Effect::Cancel { prefix } => prefix,
+    };
+    if optline_ports::StepId::parse(&step_key(prefix, &event.subject)).is_err() {
+        return Err(EpisodeError::Invalid(
+            "subject must be 1 to 100 characters of A-Za-z0-9._:-".to_owned(),
+        ));
+    }
+    let source = format!("event:{}", event.id);
+    let marker = format!("event:{}", event.id);
+    if prefix == "appt" {
+        let status = match effect {
+            Effect::Cancel { .. } => AppointmentStatus::Cancelled,
+            Effect::Plan { .. } => match event.start {
+                Some(start) => AppointmentStatus::Booked(Start::At(start)),
+                None => {
+                    return Err(EpisodeError::Invalid(
+                        "appointment.booked needs start".to_owned(),
+                    ))
+                }
+            },
+        };
+        return Ok(NormalizedCommand::Appointment(AppointmentEvent {
+            appointment_id: event.subject,
+            patient,
+            status,
+            source,
+            version,
+            marker,
+        }));
+    }
+    if let Effect::Plan { .. } = effect {
+        let Some(link) = event.link.as_deref() else {
+            return Err(EpisodeError::Invalid(
+                "this event type needs a portal link".to_owned(),
+            ));
+        };
+        if !link.starts_with("https://") {
+            return Err(EpisodeError::Invalid(
+                "link must be an https URL".to_owned(),
+            ));
+        }
+    }
+    Ok(NormalizedCommand::Task(TaskEvent {
+        effect,
+        kind: event.kind,
+        subject: event.subject,
+        patient,
+        link: event.link,
+        due_at: event.due_at,
+        expires_at: event.expires_at,
+        version,
+        source,
+        marker,
+    }))
 }

@@ -1,0 +1,1161 @@
+//! Dispatch: for each batch of queued steps, read their steps, their
+//! contacts' decision facts and their episodes' answers at once. For each
+//! step: decide again with the latest consent, caps, window and expiry,
+//! render the pinned template version, claim the step (a transaction that
+//! also proves the facts have not moved since the read, so a STOP committed
+//! meanwhile is seen, and a redelivered message never sends twice), send,
+//! and record the outcome and its audit record in one transaction.
+//!
+//! A claim left by an invocation that died mid-send is never simply sent
+//! again: the carrier is asked whether the text went out (Twilio's message
+//! list, or a status callback that named the attempt); if it did, the step
+//! is finished as sent; if nothing proves it, the step ends as an unknown
+//! outcome. Only a carrier refusal that proves nothing was sent releases a
+//! claim for a retry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use optline_config::Config;
+use optline_library::Library;
+use optline_policy::caps::PriorSend;
+use optline_policy::decision::{evaluate, Decision, PolicyState, SendRequest};
+use optline_policy::template::lint::{
+    has_errors, lint_rendered, LintConfig, Severity, LINT_VERSION,
+};
+use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
+use optline_policy::template::TemplateVersion;
+use optline_policy::{RuleOutcome, Verdict};
+use optline_episodes::StepFacts;
+use optline_ports::{
+    Audience, AuditHead, AuditRecord, ChainRead, CheckedClaim, Claim, Commit, Committed,
+    ConsentEvent, Contact, ContactFacts, EventId, FailureKind, FinishBase, NewAuditRecord,
+    OutboundSms, Pace, Partition, PortError, SendHistoryEntry, SendPacer, SentLookup, SmsSender,
+    Step, StepId, StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed, Write, COMMIT_ATTEMPTS,
+};
+use tracing::{info, warn, Instrument};
+
+/// How long a step waits when no next allowed time is known (no zone known).
+pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
+
+/// A claim older than this belongs to an invocation that died (the function
+/// times out after 30 s; SQS hides a message for 180 s).
+pub const CLAIM_LEASE: Duration = Duration::minutes(5);
+
+/// What dispatch needs, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    /// The table.
+    pub store: Arc<dyn Store>,
+    /// The carriers.
+    pub sender: Arc<dyn SmsSender>,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Lint lists for the rendered text.
+    pub lint: Arc<LintConfig>,
+    /// The per-sender send rate shared across invocations.
+    pub pacer: Arc<dyn SendPacer>,
+    /// What a warm container keeps between messages: sendable template
+    /// versions and send slots already taken for the current second.
+    pub warm: Arc<Warm>,
+}
+
+/// State a warm container keeps between messages and batches.
+#[derive(Debug, Default)]
+pub struct Warm {
+    /// Sendable template versions.
+    pub templates: optline_library::TemplateCache,
+    /// Send slots taken but not used yet, by sender: (epoch second, count).
+    slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl Warm {
+    /// Uses a slot taken earlier in this wall-clock second, if any.
+    fn take_slot(&self, key: &str) -> bool {
+        let second = Utc::now().timestamp();
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        match slots.get_mut(key) {
+            Some((s, n)) if *s == second && *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn keep_slots(&self, key: &str, second: i64, count: u32) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.insert(key.to_owned(), (second, count));
+        }
+    }
+}
+
+/// Slots taken per call to the shared counter: a batch's worth, so that a
+/// busy sender costs one counter update per batch rather than per text.
+pub const SLOTS_PER_TAKE: u32 = 10;
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+/// What happened to one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent; carrier message id.
+    Sent(String),
+    /// Suppressed with reasons.
+    Suppressed(Vec<String>),
+    /// Put back in the due index until the given time.
+    Deferred(DateTime<Utc>),
+    /// Nothing to do (already handled, or a claim in flight).
+    Skipped(&'static str),
+    /// Carrier refused permanently.
+    Failed(String),
+}
+
+/// Errors that make SQS redeliver the message.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// Storage failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// The carrier failed in a way worth retrying.
+    #[error("retryable carrier failure: {0}")]
+    Carrier(String),
+    /// Another invocation holds a fresh claim on the step.
+    #[error("step is being sent by another invocation")]
+    InFlight,
+    /// The sender's rate stayed full for the whole wait.
+    #[error("the sender's rate is full; retry later")]
+    Paced,
+}
+
+/// The longest dispatch waits for a send slot before handing the message
+/// back to SQS (the function times out after 30 s).
+pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits for a slot in the sender's shared per-second rate.
+async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<(), DispatchError> {
+    // The rate belongs to the sending number (or Messaging Service), which
+    // programs may share.
+    let key = program
+        .messaging_service_sid
+        .as_deref()
+        .or(program.from_number.as_deref())
+        .or(program.origination_number.as_deref())
+        .unwrap_or(&program.id);
+    if deps.warm.take_slot(key) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let want = SLOTS_PER_TAKE.min(program.messages_per_second).max(1);
+    loop {
+        match deps
+            .pacer
+            .acquire(key, program.messages_per_second, want)
+            .await?
+        {
+            Pace::Granted { second, slots } => {
+                // One for this text; the rest for the next ones this second.
+                deps.warm.keep_slots(key, second, slots.saturating_sub(1));
+                return Ok(());
+            }
+            Pace::Full { wait } if started.elapsed() + wait <= PACE_MAX_WAIT => {
+                tokio::time::sleep(wait).await;
+            }
+            Pace::Full { .. } => return Err(DispatchError::Paced),
+        }
+    }
+}
+
+/// What dispatch reads for a whole SQS batch before it handles any message:
+/// the steps as they stood, the facts of their contacts and the answers of
+/// their episodes. Each message then costs no reads of its own; the claim
+/// proves that nothing it relied on moved meanwhile.
+#[derive(Debug, Default)]
+struct BatchFacts {
+    steps: HashMap<StepId, StepSnapshot>,
+    facts: StepFacts,
+}
+
+impl BatchFacts {
+    /// Three reads for up to 50 steps (four when follow-ups for
+    /// non-responders are among them).
+    async fn read(
+        store: &dyn Store,
+        ids: &[StepId],
+        now: DateTime<Utc>,
+    ) -> Result<Self, PortError> {
+        let steps = store.step_snapshots(ids).await?;
+        let queued: Vec<&Step> = steps
+            .values()
+            .map(|s| &s.step)
+            .filter(|s| s.status == StepStatus::Queued)
+            .collect();
+        let facts = StepFacts::read(store, &queued, now).await?;
+        Ok(Self { steps, facts })
+    }
+}
+
+/// Dispatches the steps of one batch, in order, on one read of the batch's
+/// steps, facts and answers; one result per id, in order.
+pub async fn dispatch_steps(
+    ids: &[StepId],
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Vec<Result<Outcome, DispatchError>> {
+    let mut unique: Vec<StepId> = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    // One read for the batch; if it fails, each step reads for itself.
+    let mut batch = match BatchFacts::read(deps.store.as_ref(), &unique, now).await {
+        Ok(batch) => Some(batch),
+        Err(e) => {
+            warn!(error = %e, "batch read failed; each message reads its own facts");
+            None
+        }
+    };
+    let mut results = Vec::with_capacity(ids.len());
+    for step_id in ids {
+        let span = tracing::info_span!("dispatch_step", step_id = %step_id);
+        let result = async {
+            match batch.as_mut() {
+                Some(batch) => dispatch_read(step_id, batch, deps, now).await,
+                None => dispatch_step(step_id, deps, now).await,
+            }
+        }
+        .instrument(span)
+        .await;
+        results.push(result);
+    }
+    results
+}
+
+/// The name of an outcome, for logs and metrics.
+pub fn outcome_kind(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Sent(_) => "sent",
+        Outcome::Suppressed(_) => "suppressed",
+        Outcome::Deferred(_) => "deferred",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::Failed(_) => "failed",
+    }
+}
+
+/// How often a message decided on facts that moved before its claim reads
+/// them again and decides again, before it goes the long way.
+const FACTS_ATTEMPTS: usize = 3;
+
+/// Dispatches one step of a batch on the facts the batch read. A step that
+/// is not simply queued (missing, already handled, claimed by someone
+/// else), or that moved after the read, goes the long way
+/// ([`dispatch_step`]).
+async fn dispatch_read(
+    id: &StepId,
+    batch: &mut BatchFacts,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let Some(snapshot) = batch
+        .steps
+        .get(id)
+        .filter(|s| s.step.status == StepStatus::Queued)
+        .cloned()
+    else {
+        return dispatch_step(id, deps, now).await;
+    };
+    let step = &snapshot.step;
+    for _ in 0..FACTS_ATTEMPTS {
+        let answered = batch.facts.answer(step).map(str::to_owned);
+        let facts = batch.facts.contacts.get_mut(&step.contact_id);
+        match conclude(
+            step,
+            Hold::Read(&snapshot),
+            facts,
+            answered.as_deref(),
+            deps,
+            now,
+        )
+        .await?
+        {
+            Concluded::Done(outcome) => return Ok(outcome),
+            Concluded::StepMoved => break,
+            Concluded::FactsMoved => {
+                // Read this contact's facts (and the episode's answer) again.
+                let fresh = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
+                batch.facts.extend(fresh);
+            }
+        }
+    }
+    dispatch_step(id, deps, now).await
+}
+
+/// Dispatches one step the long way: claim it, then read its facts.
+pub async fn dispatch_step(
+    id: &StepId,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let store = deps.store.as_ref();
+    let step = match store.claim_send(id, now).await? {
+        Claim::Won(step) => *step,
+        Claim::Missing => {
+            warn!(step_id = %id, "no such step; dropping message");
+            return Ok(Outcome::Skipped("no such step"));
+        }
+        Claim::AlreadyDone => return Ok(Outcome::Skipped("already handled")),
+        Claim::InFlight { since, step } => {
+            let step = *step;
+            let stale = since.is_none_or(|s| now - s >= CLAIM_LEASE);
+            if !stale {
+                // Another invocation is sending it: let SQS bring the message
+                // back later, when that one has finished or died.
+                return Err(DispatchError::InFlight);
+            }
+            // Its invocation died mid-send: never send again without proof
+            // that the first attempt did not go out.
+            if !store.reclaim_stale(id, now - CLAIM_LEASE, now).await? {
+                return Ok(Outcome::Skipped("claim moved on"));
+            }
+            return recover(deps, &step, since, now).await;
+        }
+    };
+
+    // Everything after the claim must end the step one way or another.
+    let mut read = StepFacts::read(store, &[&step], now).await?;
+    let answered = read.answer(&step).map(str::to_owned);
+    match conclude(
+        &step,
+        Hold::Claimed,
+        read.contacts.get_mut(&step.contact_id),
+        answered.as_deref(),
+        deps,
+        now,
+    )
+    .await?
+    {
+        Concluded::Done(outcome) => Ok(outcome),
+        // Only a step held unclaimed can move under the decision.
+        Concluded::StepMoved | Concluded::FactsMoved => Err(DispatchError::Port(
+            PortError::Conflict("a claimed step moved under its decision".to_owned()),
+        )),
+    }
+}
+
+/// How dispatch holds a step while it decides.
+#[derive(Debug, Clone, Copy)]
+enum Hold<'a> {
+    /// This invocation claimed it (queued -> sending) before reading.
+    Claimed,
+    /// Read as queued at this version, not claimed yet: a send or a
+    /// deferral claims it first (on the condition that the facts have not
+    /// moved), a suppression ends it on the condition that it is unchanged.
+    Read(&'a StepSnapshot),
+}
+
+/// Where a decision left a step.
+#[derive(Debug)]
+enum Concluded {
+    /// Ended, deferred or sent.
+    Done(Outcome),
+    /// The step was no longer as read: nothing was written.
+    StepMoved,
+    /// The contact's or the number's facts moved after they were read:
+    /// nothing was written; read them again.
+    FactsMoved,
+}
+
+/// Decides on `step` with `facts` and carries the decision out: the one
+/// place that turns an assessment into writes and a carrier call.
+async fn conclude(
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&mut ContactFacts>,
+    answered: Option<&str>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Concluded, DispatchError> {
+    let store = deps.store.as_ref();
+    let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
+    let (body, legal_basis, consent_event_id, rules) = match assessment {
+        Assessment::Refused { reasons, rules } => {
+            return suppress(deps, step, hold, facts, now, reasons, rules).await;
+        }
+        Assessment::Decided { body, decision } => match decision {
+            Decision::Suppress { reasons, rules } => {
+                return suppress(deps, step, hold, facts, now, reasons, rules).await;
+            }
+            Decision::Defer { until, rules } => {
+                if let Some(moved) = claim(step, hold, facts.as_deref(), deps, now).await? {
+                    return Ok(moved);
+                }
+                let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
+                // Back in the due index with its audit record, in one write.
+                let head = facts.as_ref().and_then(|f| f.audit_head.clone());
+                let record = store
+                    .defer_audited(
+                        step,
+                        until,
+                        audit_record(
+                            step,
+                            now,
+                            "defer",
+                            rules,
+                            Vec::new(),
+                            Decided::default(),
+                            Some(format!("deferred until {}", until.to_rfc3339())),
+                        ),
+                        head.as_ref(),
+                    )
+                    .await?;
+                if let Some(facts) = facts {
+                    facts.audit_head = Some(head_of(&record));
+                }
+                return Ok(Concluded::Done(Outcome::Deferred(until)));
+            }
+            Decision::Send {
+                legal_basis,
+                consent_event_id,
+                rules,
+            } => (body, legal_basis, consent_event_id, rules),
+        },
+    };
+    // A send decision always has the contact's facts.
+    let Some(facts) = facts else {
+        return Err(DispatchError::Port(PortError::Invalid(
+            "a send was decided without the contact's facts".to_owned(),
+        )));
+    };
+    if let Some(moved) = claim(step, hold, Some(facts), deps, now).await? {
+        return Ok(moved);
+    }
+    let sms = OutboundSms {
+        to: facts.contact.phone.clone(),
+        body,
+        class: step.class,
+        program: step.program.clone(),
+        idempotency_key: step.id.as_str().to_owned(),
+    };
+    if let Some(program) = deps.config.program(Some(&step.program)) {
+        if let Err(e) = pace(deps, program).await {
+            store.release_claim(&step.id, now).await?;
+            return Err(e);
+        }
+    }
+    let decided = Decided {
+        legal_basis: Some(legal_basis.as_str()),
+        consent_event_id: consent_event_id.as_deref(),
+        carrier_message_id: None,
+    };
+    match deps.sender.send(&sms).await {
+        Ok(receipt) => {
+            let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
+            let outcome = StepOutcome {
+                status: StepStatus::Sent,
+                at: now,
+                carrier_message_id: Some(carrier_id.clone()),
+                reasons: Vec::new(),
+            };
+            let record = audit_record(
+                step,
+                now,
+                "send",
+                rules,
+                Vec::new(),
+                Decided {
+                    carrier_message_id: Some(&carrier_id),
+                    ..decided
+                },
+                None,
+            );
+            // The send records, the step's status, the contact's recent
+            // sends and the audit record: one write when nothing moved.
+            let head = facts.audit_head.clone();
+            let record = store
+                .finish_audited(
+                    step,
+                    &outcome,
+                    record,
+                    head.as_ref().map(|head| FinishBase {
+                        head,
+                        facts: Some(facts),
+                    }),
+                )
+                .await?;
+            facts.after_send(SendHistoryEntry::for_step(step, now), head_of(&record));
+            info!(step_id = %step.id, to = %facts.contact.phone.masked(), "sent");
+            Ok(Concluded::Done(Outcome::Sent(carrier_id)))
+        }
+        Err(failure) if failure.retryable() => {
+            // The carrier proved it did not take the text: give the claim
+            // back, and SQS brings the message back later.
+            store.release_claim(&step.id, now).await?;
+            Err(DispatchError::Carrier(failure.code))
+        }
+        Err(failure) if failure.kind == FailureKind::Unknown => {
+            // The text may have gone out: never send it again without
+            // proof that it did not.
+            warn!(code = %failure.code, "send outcome unknown; asking the carrier");
+            let outcome = recover_with(deps, step, &sms, Some(now), now).await?;
+            if let Some(head) = deps_head(deps, step).await? {
+                match outcome {
+                    Outcome::Sent(_) => {
+                        facts.after_send(SendHistoryEntry::for_step(step, now), head);
+                    }
+                    _ => facts.audit_head = Some(head),
+                }
+            }
+            Ok(Concluded::Done(outcome))
+        }
+        Err(failure) => {
+            let reasons = vec![format!("carrier.{}", failure.code)];
+            let head = facts.audit_head.clone();
+            let record = store
+                .finish_audited(
+                    step,
+                    &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
+                    audit_record(
+                        step,
+                        now,
+                        "failed",
+                        rules,
+                        reasons,
+                        decided,
+                        Some(failure.reason.clone()),
+                    ),
+                    head.as_ref().map(|head| FinishBase { head, facts: None }),
+                )
+                .await?;
+            facts.audit_head = Some(head_of(&record));
+            if failure.recipient_opted_out {
+                let record = record_carrier_opt_out(deps, step, &facts.contact, now).await?;
+                if let Some(record) = record {
+                    facts.audit_head = Some(head_of(&record));
+                }
+                // The number's facts moved: a later step of this batch to
+                // it finds out at its claim.
+            }
+            Ok(Concluded::Done(Outcome::Failed(failure.code)))
+        }
+    }
+}
+
+/// The head of a step's contact's chain as it is now.
+async fn deps_head(deps: &Deps, step: &Step) -> Result<Option<AuditHead>, DispatchError> {
+    Ok(deps
+        .store
+        .chain_heads(std::slice::from_ref(&step.contact_id))
+        .await?
+        .remove(&step.contact_id))
+}
+
+/// Ends a step whose claim an invocation that died left behind: finished as
+/// sent when the carrier proves the text went out, else as an unknown
+/// outcome. Never a second text.
+async fn recover(
+    deps: &Deps,
+    step: &Step,
+    claimed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
+    let sms = match read.contacts.get(&step.contact_id) {
+        Some(facts) => match render(step, deps, now).await? {
+            Ok((_, body)) => Some(OutboundSms {
+                to: facts.contact.phone.clone(),
+                body,
+                class: step.class,
+                program: step.program.clone(),
+                idempotency_key: step.id.as_str().to_owned(),
+            }),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    match sms {
+        Some(sms) => recover_with(deps, step, &sms, claimed_at, now).await,
+        None => end_unknown(deps, step, now).await,
+    }
+}
+
+/// [`recover`] for the text as it was (or would have been) sent.
+async fn recover_with(
+    deps: &Deps,
+    step: &Step,
+    sms: &OutboundSms,
+    claimed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    // A status callback that named this attempt proves it went out.
+    let attempt = optline_ports::attempt_key(step.id.as_str());
+    let mut carrier_id = deps.store.carrier_attempt(&attempt).await?;
+    if carrier_id.is_none() {
+        let since = claimed_at.unwrap_or(now) - CLAIM_LEASE;
+        carrier_id = match deps.sender.lookup(sms, since).await? {
+            SentLookup::Found(receipt) => Some(format!("{}:{}", receipt.carrier, receipt.message_id)),
+            SentLookup::NotFound | SentLookup::Unsupported => None,
+        };
+    }
+    let Some(carrier_id) = carrier_id else {
+        return end_unknown(deps, step, now).await;
+    };
+    let outcome = StepOutcome {
+        status: StepStatus::Sent,
+        at: now,
+        carrier_message_id: Some(carrier_id.clone()),
+        reasons: vec!["dispatch.confirmed_by_carrier".to_owned()],
+    };
+    let rules = vec![RuleOutcome::new(
+        "dispatch.confirmed_by_carrier",
+        "1",
+        Verdict::Pass,
+        "the carrier holds the text an interrupted attempt sent; recorded, not sent again",
+    )];
+    deps.store
+        .finish_audited(
+            step,
+            &outcome,
+            audit_record(
+                step,
+                now,
+                "send",
+                rules,
+                outcome.reasons.clone(),
+                Decided {
+                    carrier_message_id: Some(&carrier_id),
+                    ..Decided::default()
+                },
+                None,
+            ),
+            None,
+        )
+        .await?;
+    info!(step_id = %step.id, "an interrupted send was confirmed by the carrier");
+    Ok(Outcome::Sent(carrier_id))
+}
+
+/// Ends a step whose send outcome nothing can prove: failed, with the
+/// reason, and never sent again.
+async fn end_unknown(
+    deps: &Deps,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> Result<Outcome, DispatchError> {
+    let reasons = vec!["dispatch.unknown_outcome".to_owned()];
+    let rules = vec![RuleOutcome::new(
+        "dispatch.unknown_outcome",
+        "1",
+        Verdict::Fail,
+        "an attempt may have sent the text and the carrier cannot prove whether it did; not sent again",
+    )];
+    deps.store
+        .finish_audited(
+            step,
+            &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
+            audit_record(step, now, "failed", rules, reasons, Decided::default(), None),
+            None,
+        )
+        .await?;
+    warn!(step_id = %step.id, "send outcome unknown; ended without a second text");
+    Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()))
+}
+
+/// Claims a step held as read, on the condition that nothing moved;
+/// `Some` tells what moved instead. A claimed step needs nothing.
+async fn claim(
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&ContactFacts>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Option<Concluded>, DispatchError> {
+    let Hold::Read(snapshot) = hold else {
+        return Ok(None);
+    };
+    let Some(facts) = facts else {
+        // Without facts there is nothing to condition on: claim the long way.
+        return Ok(Some(Concluded::StepMoved));
+    };
+    debug_assert_eq!(snapshot.step.id, step.id);
+    Ok(
+        match deps.store.claim_checked(snapshot, facts, now).await? {
+            CheckedClaim::Won => None,
+            CheckedClaim::StepMoved => Some(Concluded::StepMoved),
+            CheckedClaim::FactsMoved => Some(Concluded::FactsMoved),
+        },
+    )
+}
+
+/// What the audit record of a decision says beyond its rules.
+#[derive(Debug, Clone, Copy, Default)]
+struct Decided<'a> {
+    legal_basis: Option<&'a str>,
+    consent_event_id: Option<&'a str>,
+    carrier_message_id: Option<&'a str>,
+}
+
+fn head_of(record: &AuditRecord) -> AuditHead {
+    AuditHead {
+        seq: record.seq,
+        hash: record.hash.clone(),
+    }
+}
+
+/// What dispatch would do with a step, before any write: refused for a
+/// reason of its own (unknown contact, template, rendering, audience), or
+/// the policy's decision with the rendered text.
+#[derive(Debug)]
+pub enum Assessment {
+    /// Suppressed before the policy ran.
+    Refused {
+        /// Rule ids.
+        reasons: Vec<String>,
+        /// Rules consulted.
+        rules: Vec<RuleOutcome>,
+    },
+    /// The policy's decision.
+    Decided {
+        /// The rendered text.
+        body: String,
+        /// The decision.
+        decision: Decision,
+    },
+}
+
+/// Assesses a step at `now` without claiming, writing or sending: what
+/// dispatch would decide (and the sweep's dry run reports). Reads the
+/// contact's facts and the episode's answer.
+pub async fn assess(
+    step: &Step,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Assessment, DispatchError> {
+    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
+    assess_with(
+        step,
+        read.contacts.get(&step.contact_id),
+        read.answer(step),
+        deps,
+        now,
+    )
+    .await
+}
+
+/// [`assess`] on facts already read (`None`: the contact does not exist)
+/// and the episode's answer, if any.
+pub async fn assess_with(
+    step: &Step,
+    facts: Option<&ContactFacts>,
+    answered: Option<&str>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Assessment, DispatchError> {
+    let Some(facts) = facts else {
+        return Ok(Assessment::Refused {
+            reasons: vec!["dispatch.unknown_contact".to_owned()],
+            rules: vec![RuleOutcome::new(
+                "dispatch.unknown_contact",
+                "1",
+                Verdict::Fail,
+                "the step's contact does not exist",
+            )],
+        });
+    };
+    let contact = &facts.contact;
+
+    // The program's audience again, with the latest answers (a follow-up
+    // for non-responders goes only to people who have not answered),
+    // minors and region. Consent, expiry and lateness are the decision's.
+    let program = deps.config.program(Some(&step.program));
+    let audience_rules = program.map(|p| p.audience.clone()).unwrap_or_default();
+    let request = optline_episodes::request_for(step, contact, program, now);
+    let selection = optline_policy::audience::select(
+        &audience_rules,
+        &optline_policy::audience::Candidate {
+            request: &request,
+            due_at: step.due_at,
+            non_responders_only: step.audience == Audience::NonResponders,
+            answered,
+            stage: optline_policy::audience::Stage::Send,
+        },
+        now,
+    );
+    if !selection.included {
+        return Ok(Assessment::Refused {
+            reasons: selection.reasons,
+            rules: selection.rules,
+        });
+    }
+
+    let (template, body) = match render(step, deps, now).await? {
+        Ok(rendered) => rendered,
+        Err((reasons, rules)) => return Ok(Assessment::Refused { reasons, rules }),
+    };
+
+    let history = facts
+        .sends
+        .iter()
+        .map(|h| PriorSend {
+            at: h.at,
+            subject: h.subject.clone(),
+            provider: h.program.clone(),
+            healthcare_exempt: h.healthcare_exempt,
+            // Each episode (subject) is one workflow instance.
+            workflow: Some(h.subject.clone()),
+        })
+        .collect();
+    let request = send_request(step, contact, Some(&template), &body, deps, now);
+    let state = PolicyState {
+        consent: facts.consent.clone(),
+        history,
+    };
+    let decision = evaluate(&request, &state, now);
+    Ok(Assessment::Decided { body, decision })
+}
+
+/// Why a step's text cannot be rendered: the rule ids and the rules.
+type RenderRefusal = (Vec<String>, Vec<RuleOutcome>);
+
+/// The text a step sends: only the published, approved version it pins,
+/// rendered with its variables and the program's, then linted again
+/// (values can add words, links and length).
+async fn render(
+    step: &Step,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Result<(TemplateVersion, String), RenderRefusal>, DispatchError> {
+    let library = Library::new(
+        deps.store.as_ref(),
+        ReviewPolicy {
+            approval_valid_days: deps.config.approval_valid_days,
+        },
+        &deps.lint,
+    );
+    let template = match library
+        .sendable_cached(
+            &deps.warm.templates,
+            &step.template_id,
+            step.template_version,
+            now,
+        )
+        .await?
+    {
+        Ok(stored) => stored.version,
+        Err((rule_id, reason)) => {
+            return Ok(Err((
+                vec![rule_id.to_owned()],
+                vec![RuleOutcome::new(
+                    rule_id,
+                    REVIEW_VERSION,
+                    Verdict::Fail,
+                    reason,
+                )],
+            )));
+        }
+    };
+    let rendered = match deps.config.program(Some(&step.program)) {
+        Some(p) => {
+            let mut values = step.variables.clone();
+            values.insert("program".to_owned(), p.name.clone());
+            values.insert("help_contact".to_owned(), p.support_contact.clone());
+            values.insert("frequency".to_owned(), p.frequency.clone());
+            template.render(&values).map_err(|e| e.to_string())
+        }
+        None => Err("the step's program is not configured".to_owned()),
+    };
+    let body = match rendered {
+        Ok(b) => b,
+        Err(reason) => {
+            return Ok(Err((
+                vec!["template.render".to_owned()],
+                vec![RuleOutcome::new(
+                    "template.render",
+                    LINT_VERSION,
+                    Verdict::Fail,
+                    reason,
+                )],
+            )));
+        }
+    };
+    let findings = lint_rendered(&template, &body, &deps.lint);
+    if has_errors(&findings) {
+        let rules: Vec<RuleOutcome> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| {
+                RuleOutcome::new(
+                    f.rule.clone(),
+                    LINT_VERSION,
+                    Verdict::Fail,
+                    f.message.clone(),
+                )
+            })
+            .collect();
+        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
+        reasons.dedup();
+        return Ok(Err((reasons, rules)));
+    }
+    Ok(Ok((template, body)))
+}
+
+fn send_request(
+    step: &Step,
+    contact: &Contact,
+    template: Option<&TemplateVersion>,
+    body: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> SendRequest {
+    let mut request =
+        optline_episodes::request_for(step, contact, deps.config.program(Some(&step.program)), now);
+    if let Some(t) = template {
+        request.category = t.category.clone();
+        request.class = t.class;
+    }
+    request.body = Some(body.to_owned());
+    request
+}
+
+/// Ends a step that will not be sent, with its audit record: a claimed
+/// step is finished; a step held as read ends only if it is unchanged.
+async fn suppress(
+    deps: &Deps,
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&mut ContactFacts>,
+    now: DateTime<Utc>,
+    reasons: Vec<String>,
+    rules: Vec<RuleOutcome>,
+) -> Result<Concluded, DispatchError> {
+    let outcome = StepOutcome::ended(StepStatus::Suppressed, now, reasons.clone());
+    let record = audit_record(
+        step,
+        now,
+        "suppress",
+        rules,
+        reasons.clone(),
+        Decided::default(),
+        None,
+    );
+    let head = facts.as_ref().and_then(|f| f.audit_head.clone());
+    let recorded = match hold {
+        Hold::Claimed => Some(
+            deps.store
+                .finish_audited(
+                    step,
+                    &outcome,
+                    record,
+                    head.as_ref().map(|head| FinishBase { head, facts: None }),
+                )
+                .await?,
+        ),
+        Hold::Read(snapshot) => {
+            deps.store
+                .exclude_audited(
+                    step,
+                    Unclaimed::Queued(&snapshot.version),
+                    &outcome,
+                    record,
+                    head.as_ref(),
+                )
+                .await?
+        }
+    };
+    let Some(record) = recorded else {
+        return Ok(Concluded::StepMoved);
+    };
+    if let Some(facts) = facts {
+        facts.audit_head = Some(head_of(&record));
+    }
+    Ok(Concluded::Done(Outcome::Suppressed(reasons)))
+}
+
+fn audit_record(
+    step: &Step,
+    at: DateTime<Utc>,
+    action: &str,
+    rules: Vec<RuleOutcome>,
+    reasons: Vec<String>,
+    decided: Decided<'_>,
+    detail: Option<String>,
+) -> NewAuditRecord {
+    NewAuditRecord {
+        contact_id: step.contact_id.clone(),
+        at,
+        kind: "decision".to_owned(),
+        action: action.to_owned(),
+        step_id: Some(step.id.as_str().to_owned()),
+        rules,
+        reasons,
+        legal_basis: decided.legal_basis.map(str::to_owned),
+        consent_event_id: decided.consent_event_id.map(str::to_owned),
+        template: Some(format!("{}@{}", step.template_id, step.template_version)),
+        carrier_message_id: decided.carrier_message_id.map(str::to_owned),
+        detail,
+    }
+}
+
+/// Twilio 21610: the number replied STOP at the carrier. The ledger learns
+/// it as a phone-scoped revocation with source `carrier`, with a record on
+/// every chain of the contacts sharing the number, in one commit. Returns
+/// the record on the step's contact's chain.
+pub async fn record_carrier_opt_out(
+    deps: &Deps,
+    step: &Step,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<Option<AuditRecord>, DispatchError> {
+    let event = ConsentEvent::carrier_revocation(
+        EventId::parse(&format!("carrier-optout-{}", step.id))?,
+        contact.phone.clone(),
+        Some(contact.id.clone()),
+        Some(step.program.clone()),
+        "twilio",
+        "21610",
+        None,
+        now,
+    );
+    let partition = Partition::Phone(contact.phone.clone());
+    let store = deps.store.as_ref();
+    for _ in 0..COMMIT_ATTEMPTS {
+        if store.consent_event(&partition, &event.id).await?.is_some() {
+            return Ok(None);
+        }
+        let ledger = store.ledger(&partition).await?;
+        let mut contacts = store.contacts_by_phone(&contact.phone).await?;
+        contacts.sort();
+        let heads = store.chain_heads(&contacts).await?;
+        let mut commit = Commit::default();
+        commit.push(Write::Consent {
+            event: event.clone(),
+            disclosure: None,
+            ledger: ledger.read,
+        });
+        for (id, head) in &heads {
+            commit.push(Write::Audit {
+                chain: ChainRead {
+                    contact: id.clone(),
+                    head: head.clone(),
+                },
+                records: vec![NewAuditRecord {
+                    contact_id: id.clone(),
+                    at: now,
+                    kind: "consent".to_owned(),
+                    action: "revoke".to_owned(),
+                    step_id: Some(step.id.as_str().to_owned()),
+                    rules: Vec::new(),
+                    reasons: vec!["carrier.21610".to_owned()],
+                    legal_basis: None,
+                    consent_event_id: Some(event.id.as_str().to_owned()),
+                    template: None,
+                    carrier_message_id: None,
+                    detail: Some("carrier reports the number opted out".to_owned()),
+                }],
+            });
+        }
+        if let Committed::Done(records) = store.commit(commit).await? {
+            return Ok(records
+                .into_iter()
+                .find(|r| r.content.contact_id == contact.id));
+        }
+    }
+    Err(DispatchError::Port(PortError::Conflict(
+        "carrier opt-out: the ledger kept moving".to_owned(),
+    )))
+}
+
+/// One step in a dry run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRunStep {
+    /// The step.
+    pub step_id: StepId,
+    /// Its contact.
+    pub contact_id: String,
+    /// Template id and version.
+    pub template: String,
+    /// `send`, `defer` or `suppress`.
+    pub decision: &'static str,
+    /// Until when, for a deferral.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Why not now (rule ids).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// What a sweep at `at` would lead to, step by step, with counts per
+/// decision and per reason. Nothing is claimed, queued, sent or written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryRun {
+    /// The instant assessed.
+    pub at: DateTime<Utc>,
+    /// Every due step.
+    pub steps: Vec<DryRunStep>,
+    /// Steps per decision.
+    pub decisions: std::collections::BTreeMap<&'static str, usize>,
+    /// Deferred or suppressed steps per reason.
+    pub reasons: std::collections::BTreeMap<String, usize>,
+}
+
+/// Assesses every step due at `at` (up to `limit`) as the sweep (its
+/// audience rules) and then dispatch (its decision) would.
+pub async fn dry_run(
+    deps: &Deps,
+    at: DateTime<Utc>,
+    limit: usize,
+) -> Result<DryRun, DispatchError> {
+    let due = deps.store.due_steps(at, limit).await?;
+    let mut report = DryRun {
+        at,
+        steps: Vec::with_capacity(due.len()),
+        decisions: std::collections::BTreeMap::new(),
+        reasons: std::collections::BTreeMap::new(),
+    };
+    for step in &due {
+        // The sweep's audience rules first: an excluded step is never queued.
+        let (audience, _) =
+            optline_episodes::select(deps.store.as_ref(), &deps.config, step, at).await?;
+        let assessed = if audience.included {
+            assess(step, deps, at).await?
+        } else {
+            Assessment::Refused {
+                reasons: audience.reasons,
+                rules: audience.rules,
+            }
+        };
+        let (decision, until, reasons) = match assessed {
+            Assessment::Refused { reasons, .. } => ("suppress", None, reasons),
+            Assessment::Decided { decision, .. } => match decision {
+                Decision::Send { .. } => ("send", None, Vec::new()),
+                Decision::Defer { until, rules } => (
+                    "defer",
+                    until,
+                    rules
+                        .iter()
+                        .filter(|r| r.verdict == Verdict::Defer || r.verdict == Verdict::Fail)
+                        .map(|r| r.id.to_string())
+                        .collect(),
+                ),
+                Decision::Suppress { reasons, .. } => ("suppress", None, reasons),
+            },
+        };
+        *report.decisions.entry(decision).or_insert(0) += 1;
+        for reason in &reasons {
+            *report.reasons.entry(reason.clone()).or_insert(0) += 1;
+        }
+        report.steps.push(DryRunStep {
+            step_id: step.id.clone(),
+            contact_id: step.contact_id.as_str().to_owned(),
+            template: format!("{}@{}", step.template_id, step.template_version),
+            decision,
+            until,
+            reasons,
+        });
+    }
+    Ok(report)
+}

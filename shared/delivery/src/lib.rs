@@ -1,0 +1,23 @@
+//! # optline-delivery
+//!
+//! Delivery: sending a due step and learning what became of it.
+//!
+//! - [`dispatch`]: the SQS consumer's use case. For a batch of steps: read
+//!   the facts once, decide again with the full policy, claim, send, and
+//!   commit the outcome with its audit record once; never a second text.
+//! - [`dry_run`]: what a sweep would send, defer or suppress, and why,
+//!   writing nothing.
+//! - [`reports`]: carriers' delivery reports (Twilio status callbacks),
+//!   each committed once with its audit record, and a carrier opt-out
+//!   (21610) in the same commit.
+//! - [`metrics`]: counts in CloudWatch's embedded metric format.
+
+pub mod dispatch;
+pub mod metrics;
+pub mod reports;
+
+pub use dispatch::{
+    assess, assess_with, dispatch_step, dispatch_steps, dry_run, outcome_kind,
+    record_carrier_opt_out, Assessment, Deps, DispatchError, DryRun, DryRunStep, Outcome, Warm,
+    CLAIM_LEASE, PACE_MAX_WAIT, SLOTS_PER_TAKE, UNKNOWN_WINDOW_RETRY,
+};

@@ -1,0 +1,275 @@
+//! FHIR R4 `Appointment` resources and subscription notifications, read
+//! into [`AppointmentEvent`]s.
+//!
+//! - `booked` plans the reminder (and the non-responder follow-up);
+//! - `cancelled`, `noshow` and `entered-in-error` cancel what is planned;
+//! - `fulfilled` and `noshow` are the episode's outcome;
+//! - `proposed`, `pending`, `arrived`, `checked-in` and `waitlist` plan
+//!   nothing.
+//!
+//! `meta.lastUpdated` (or a numeric `meta.versionId`) orders changes.
+//! Patient references may be relative, absolute, versioned or contained.
+//! A notification Bundle is the R4B/R5 shape (`SubscriptionStatus` first)
+//! or the R4 backport (`Parameters` first), with full-resource payloads.
+
+use chrono::{DateTime, Utc};
+use optline_ports::ContactId;
+use serde::Deserialize;
+
+use crate::{AppointmentEvent, AppointmentStatus, EpisodeError, Start};
+
+/// The parts of a FHIR R4 Appointment this reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirAppointment {
+    /// Must be `Appointment`.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: Option<String>,
+    /// proposed | pending | booked | arrived | fulfilled | cancelled | noshow | entered-in-error | checked-in | waitlist
+    pub status: String,
+    /// Start with its offset.
+    pub start: Option<String>,
+    /// Participants; the patient is the one whose actor references `Patient/…`.
+    #[serde(default)]
+    pub participant: Vec<FhirParticipant>,
+    /// Resource metadata: its version, for ordering changes.
+    #[serde(default)]
+    pub meta: Option<FhirMeta>,
+    /// Contained resources (a `#id` patient reference points here).
+    #[serde(default)]
+    pub contained: Vec<serde_json::Value>,
+}
+
+/// FHIR `Meta`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirMeta {
+    /// The server's version id.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    /// When the resource last changed.
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+/// An Appointment participant.
+#[derive(Debug, Deserialize)]
+pub struct FhirParticipant {
+    /// The participant's actor.
+    pub actor: Option<FhirReference>,
+}
+
+/// A FHIR Reference.
+#[derive(Debug, Deserialize)]
+pub struct FhirReference {
+    /// `Patient/123` or an absolute URL ending so.
+    pub reference: Option<String>,
+}
+
+/// A sortable version of a resource: `meta.lastUpdated` as a UTC instant,
+/// else a numeric `meta.versionId`, zero-padded.
+pub fn fhir_version(meta: Option<&FhirMeta>) -> Option<String> {
+    let meta = meta?;
+    if let Some(at) = meta
+        .last_updated
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        return Some(format!(
+            "t{}",
+            at.with_timezone(&Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        ));
+    }
+    meta.version_id
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|v| format!("v{v:020}"))
+}
+
+/// The patient id in a reference (relative `Patient/123` or absolute
+/// `https://ehr.example/fhir/Patient/123`, optionally with `/_history/n`).
+pub fn patient_id(reference: &str) -> Option<&str> {
+    let trimmed = match reference.find("/_history/") {
+        Some(i) => reference.get(..i)?,
+        None => reference,
+    };
+    let mut parts = trimmed.rsplit('/');
+    let id = parts.next()?;
+    (parts.next()? == "Patient" && !id.is_empty()).then_some(id)
+}
+
+/// The patient behind a contained reference (`#p1`): the contained
+/// Patient's first identifier value (its `id` is local to the resource).
+fn contained_patient<'a>(contained: &'a [serde_json::Value], reference: &str) -> Option<&'a str> {
+    let local = reference.strip_prefix('#')?;
+    contained
+        .iter()
+        .find(|r| {
+            r.get("resourceType").and_then(|t| t.as_str()) == Some("Patient")
+                && r.get("id").and_then(|i| i.as_str()) == Some(local)
+        })?
+        .get("identifier")?
+        .as_array()?
+        .first()?
+        .get("value")?
+        .as_str()
+}
+
+/// What a posted FHIR document is.
+#[derive(Debug)]
+pub enum FhirDocument {
+    /// One Appointment.
+    Appointment(Box<AppointmentEvent>),
+    /// A notification that carries no event (handshake, heartbeat, query).
+    Notice(String),
+    /// An event notification's Appointments, each read or refused.
+    Notification(Vec<Result<AppointmentEvent, EpisodeError>>),
+}
+
+/// Reads a posted FHIR JSON document: an Appointment or a subscription
+/// notification Bundle.
+pub fn read_document(value: serde_json::Value) -> Result<FhirDocument, EpisodeError> {
+    match value.get("resourceType").and_then(|t| t.as_str()) {
+        Some("Appointment") => Ok(FhirDocument::Appointment(Box::new(appointment(value)?))),
+        Some("Bundle") => notification(&value),
+        _ => Err(EpisodeError::Invalid(
+            "resourceType must be Appointment or a subscription notification Bundle".to_owned(),
+        )),
+    }
+}
+
+fn notification(bundle: &serde_json::Value) -> Result<FhirDocument, EpisodeError> {
+    let invalid = |reason: &str| EpisodeError::Invalid(reason.to_owned());
+    let kind = bundle
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    if !matches!(kind, "history" | "subscription-notification") {
+        return Err(invalid(
+            "Bundle.type must be history or subscription-notification",
+        ));
+    }
+    let entries = bundle
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(status) = entries.first().and_then(|e| e.get("resource")) else {
+        return Err(invalid(
+            "a notification Bundle starts with its SubscriptionStatus or Parameters",
+        ));
+    };
+    let notification_type = match status.get("resourceType").and_then(|t| t.as_str()) {
+        Some("SubscriptionStatus") => status
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
+        Some("Parameters") => status
+            .get("parameter")
+            .and_then(|p| p.as_array())
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("type"))
+            })
+            .and_then(|p| p.get("valueCode").and_then(|v| v.as_str()))
+            .map(str::to_owned),
+        _ => None,
+    };
+    let Some(notification_type) = notification_type else {
+        return Err(invalid(
+            "the first entry must be a SubscriptionStatus or Parameters giving the notification type",
+        ));
+    };
+    if notification_type != "event-notification" {
+        return Ok(FhirDocument::Notice(notification_type));
+    }
+    let mut events = Vec::new();
+    for entry in entries.iter().skip(1) {
+        let Some(resource) = entry.get("resource").cloned() else {
+            return Err(EpisodeError::Unprocessable(
+                "id-only notifications are not supported: use full-resource content".to_owned(),
+            ));
+        };
+        if resource.get("resourceType").and_then(|t| t.as_str()) != Some("Appointment") {
+            continue;
+        }
+        events.push(appointment(resource));
+    }
+    Ok(FhirDocument::Notification(events))
+}
+
+/// One FHIR R4 Appointment.
+pub fn appointment(value: serde_json::Value) -> Result<AppointmentEvent, EpisodeError> {
+    let identity = crate::intake::identity(&value.to_string());
+    let appt: FhirAppointment = serde_json::from_value(value)
+        .map_err(|e| EpisodeError::Invalid(crate::intake::json_reason(&e)))?;
+    let Some(appt_id) = appt.id.as_deref() else {
+        return Err(EpisodeError::Invalid(
+            "Appointment.id is required".to_owned(),
+        ));
+    };
+    let Some(patient) = appt
+        .participant
+        .iter()
+        .filter_map(|p| p.actor.as_ref()?.reference.as_deref())
+        .find_map(|r| contained_patient(&appt.contained, r).or_else(|| patient_id(r)))
+    else {
+        return Err(EpisodeError::Invalid(
+            "Appointment.participant has no Patient reference".to_owned(),
+        ));
+    };
+    let patient = ContactId::parse(patient).map_err(|e| EpisodeError::Invalid(e.to_string()))?;
+    let status = match appt.status.as_str() {
+        "booked" => {
+            let Some(start) = appt.start.as_deref() else {
+                return Err(EpisodeError::Invalid(
+                    "a booked Appointment needs start".to_owned(),
+                ));
+            };
+            let start = DateTime::parse_from_rfc3339(start).map_err(|_| {
+                EpisodeError::Invalid(
+                    "Appointment.start must be an instant with an offset".to_owned(),
+                )
+            })?;
+            AppointmentStatus::Booked(Start::At(start))
+        }
+        "cancelled" | "entered-in-error" => AppointmentStatus::Cancelled,
+        "noshow" => AppointmentStatus::NoShow,
+        "fulfilled" => AppointmentStatus::Fulfilled,
+        "proposed" | "pending" | "arrived" | "checked-in" | "waitlist" => {
+            AppointmentStatus::NothingToPlan
+        }
+        _ => {
+            return Err(EpisodeError::Invalid(
+                "Appointment.status is not a FHIR R4 status".to_owned(),
+            ))
+        }
+    };
+    Ok(AppointmentEvent {
+        appointment_id: appt_id.to_owned(),
+        patient,
+        status,
+        source: format!("fhir:Appointment/{appt_id}"),
+        version: fhir_version(appt.meta.as_ref()),
+        marker: format!("fhir:Appointment/{appt_id}:{identity}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patient_references_relative_absolute_and_versioned_are_read() {
+        assert_eq!(patient_id("Patient/123"), Some("123"));
+        assert_eq!(
+            patient_id("https://ehr.example/fhir/Patient/abc"),
+            Some("abc")
+        );
+        assert_eq!(patient_id("Patient/123/_history/2"), Some("123"));
+        assert_eq!(patient_id("Practitioner/9"), None);
+    }
+}

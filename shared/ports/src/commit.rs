@@ -1,0 +1,280 @@
+//! One decision's writes, committed together or not at all.
+//!
+//! Every use case has one shape: read the facts it needs, decide with the
+//! policy crate, then hand the store a [`Commit`] holding everything the
+//! decision writes: state changes, audit records, review and callback
+//! items, outbox events and the triggering message's dedupe [`Marker`]. The
+//! store writes it in one transaction. When a fact it was decided on moved
+//! meanwhile, nothing is written and the use case reads and decides again
+//! ([`Committed::Conflict`]); when the trigger was already handled, nothing
+//! is written either ([`Committed::Duplicate`]). A retried trigger therefore
+//! ends exactly where one clean run ends.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AuditHead, AuditRecord, ConsentEvent, Contact, ContactId, DeliveryUpdate, EpisodeOutcome,
+    NewAuditRecord, ReviewItem, RevocationRequest, Step, StepId, StepStatus,
+};
+
+/// How a partition's consent ledger stood when it was read (its state
+/// item): an event appended to it is conditional on its revision being
+/// unchanged, so a decision made on the facts read never overtakes a
+/// later event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LedgerRead {
+    /// The state item's revision (`None`: nothing recorded yet).
+    pub revision: Option<u64>,
+    /// Facts held in its digest.
+    pub facts: usize,
+    /// The digest overflowed: readers fold the events themselves.
+    pub overflow: bool,
+}
+
+/// A contact's audit chain as read: where the next record goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRead {
+    /// The contact (the chain's subject).
+    pub contact: ContactId,
+    /// Its last record (`seq` 0 and the genesis hash when empty).
+    pub head: AuditHead,
+}
+
+/// A triggering message's dedupe marker: written with the decision it
+/// caused; a commit whose marker already exists writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The trigger's stable key: its source and id
+    /// (`twilio-inbound:SM…`, `ehr:source:MSH-10`, `consent-api:key`).
+    pub key: String,
+    /// When it was handled.
+    pub at: DateTime<Utc>,
+    /// The answer given to the first delivery, replayed to a retry (for
+    /// APIs whose callers retry with an idempotency key).
+    pub answer: Option<String>,
+}
+
+/// What a step had to be for a step write to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepExpect {
+    /// No step with its id exists.
+    Absent,
+    /// The step exists in one of these states.
+    In(Vec<StepStatus>),
+}
+
+/// An event for other systems, written in the same commit as the fact it
+/// announces and drained from the table's stream to EventBridge. Its id is
+/// stable, so consumers can drop a repeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// Stable id (derived from the fact it announces).
+    pub id: String,
+    /// EventBridge detail-type, e.g. `optline.episode.outcome`.
+    pub detail_type: String,
+    /// When the fact was committed.
+    pub at: DateTime<Utc>,
+    /// The event's detail (JSON; never a full phone number or a body).
+    pub detail: serde_json::Value,
+}
+
+impl OutboxEvent {
+    /// The announcement of an episode outcome.
+    pub fn outcome(outcome: &EpisodeOutcome) -> Self {
+        Self {
+            id: format!("outcome:{}:{}", outcome.subject, outcome.kind),
+            detail_type: OUTCOME_DETAIL_TYPE.to_owned(),
+            at: outcome.at,
+            detail: serde_json::to_value(outcome).unwrap_or_default(),
+        }
+    }
+}
+
+/// The detail-type of episode outcome events.
+pub const OUTCOME_DETAIL_TYPE: &str = "optline.episode.outcome";
+
+/// A text owed to a person whatever their consent says (the one opt-out
+/// confirmation, a HELP answer), committed with the decision that owes it
+/// and sent afterwards through the compliance lane, at most once, and only
+/// until `not_after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneText {
+    /// Stable key (the inbound message it answers).
+    pub key: String,
+    /// The recipient.
+    pub to: optline_policy::phone::E164,
+    /// The text.
+    pub body: String,
+    /// The program whose sender answers.
+    pub program: String,
+    /// What it is (`opt_out_confirmation`, `help`, `opt_in_confirmation`,
+    /// `acknowledgement`).
+    pub purpose: String,
+    /// The contacts whose chains record what became of it.
+    pub contacts: Vec<ContactId>,
+    /// When it was owed.
+    pub at: DateTime<Utc>,
+    /// After this it is no longer sent (an opt-out confirmation is
+    /// presumed compliant within five minutes of the opt-out).
+    pub not_after: DateTime<Utc>,
+}
+
+/// Where an owed lane text stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneStatus {
+    /// Waiting to be sent.
+    Pending,
+    /// Claimed by an invocation; the carrier call may be under way.
+    Sending,
+    /// Accepted by the carrier.
+    Sent,
+    /// Not sent: its deadline passed first.
+    Skipped,
+    /// A claim whose invocation died mid-send, or a carrier answer that
+    /// proves nothing: never sent again.
+    Unknown,
+    /// The carrier refused it for good.
+    Refused,
+}
+
+impl LaneStatus {
+    /// The snake_case name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Skipped => "skipped",
+            Self::Unknown => "unknown",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// One write of a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A new contact and its phone index entry.
+    CreateContact(Contact),
+    /// A consent event appended to its partition's ledger (the contact's,
+    /// or the number's for a phone-scoped event), with the disclosure text
+    /// stored once by its SHA-256. Conditional on the ledger being as read
+    /// and on the event id being new.
+    Consent {
+        /// The event.
+        event: ConsentEvent,
+        /// The exact disclosure text, when the event has one.
+        disclosure: Option<String>,
+        /// The partition's ledger as read.
+        ledger: LedgerRead,
+    },
+    /// Records appended to one contact's audit chain, conditional on its
+    /// head being as read.
+    Audit {
+        /// The chain as read.
+        chain: ChainRead,
+        /// The records, in order.
+        records: Vec<NewAuditRecord>,
+    },
+    /// A review or staff callback item (new).
+    Review(ReviewItem),
+    /// An episode outcome (new: the first of its kind wins).
+    Outcome(EpisodeOutcome),
+    /// A step written whole: planned, rescheduled, cancelled.
+    Step {
+        /// The step as it should be.
+        step: Step,
+        /// What it had to be.
+        expect: StepExpect,
+    },
+    /// A delivery report on a sent step, conditional on the step's
+    /// delivery state being as read.
+    Delivery {
+        /// The step.
+        step: StepId,
+        /// The report.
+        update: DeliveryUpdate,
+        /// The delivery state read (`None`: none yet).
+        expected: Option<String>,
+    },
+    /// A revocation request (new).
+    RevocationRequest(RevocationRequest),
+    /// A revocation request marked complete (only while open).
+    CompleteRevocation {
+        /// The request as it now stands (completed).
+        request: RevocationRequest,
+    },
+    /// An event for other systems.
+    Outbox(OutboxEvent),
+    /// A text owed through the compliance lane (new).
+    Lane(LaneText),
+    /// An owed lane text ended: sent, skipped (late) or of unknown outcome.
+    LaneEnd {
+        /// Its key.
+        key: String,
+        /// How it ended.
+        status: LaneStatus,
+        /// The carrier's message id, when sent.
+        carrier_message_id: Option<String>,
+        /// Whether it was claimed (sending) rather than still pending.
+        claimed: bool,
+    },
+    /// Marks a carrier message id as seen (new), e.g. a status callback
+    /// for a message optline does not know, kept for a later lookup.
+    CarrierAttempt {
+        /// The attempt key (derived from the step id).
+        attempt: String,
+        /// The carrier's message id.
+        carrier_message_id: String,
+        /// Its latest status.
+        status: String,
+    },
+}
+
+/// The writes of one decision.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Commit {
+    /// The trigger's dedupe marker, if it has one.
+    pub marker: Option<Marker>,
+    /// The writes.
+    pub writes: Vec<Write>,
+}
+
+impl Commit {
+    /// A commit keyed by its trigger.
+    pub fn for_trigger(marker: Marker) -> Self {
+        Self {
+            marker: Some(marker),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, write: Write) {
+        self.writes.push(write);
+    }
+
+    /// Whether it writes anything beyond its marker.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// What became of a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// Everything was written; the audit records as placed in their chains.
+    Done(Vec<AuditRecord>),
+    /// The marker already existed: the trigger was handled before; nothing
+    /// was written. Carries the answer stored with the marker.
+    Duplicate(Option<String>),
+    /// A fact the decision rests on moved (or a write met a concurrent
+    /// one): nothing was written; read and decide again.
+    Conflict(String),
+}
+
+/// How many times a use case reads, decides and commits again after a
+/// conflict before it gives up (and its trigger is retried).
+pub const COMMIT_ATTEMPTS: usize = 6;

@@ -1,0 +1,238 @@
+//! The compliance lane: texts owed to a person whatever their consent says
+//! (the one opt-out confirmation, a HELP answer, an acknowledgement),
+//! committed with the reply that owes them and sent afterwards.
+//!
+//! Each owed text is claimed once (pending -> sending) before the carrier
+//! is called, so a redelivered message never sends it twice; a claim whose
+//! invocation died is never sent again (its outcome is unknown). It goes out
+//! only until its deadline: five minutes after an opt-out, within which a
+//! confirmation is presumed compliant (47 CFR 64.1200(a)(12)). A late
+//! redelivery records why nothing was sent. Every ending is one commit with
+//! an audit record on each contact's chain.
+
+use chrono::{DateTime, Utc};
+use optline_ports::{
+    ChainRead, Commit, Committed, ContactId, LaneStatus, LaneText, NewAuditRecord, OutboundSms,
+    PortError, SmsSender, Store, Write, COMMIT_ATTEMPTS,
+};
+use tracing::{info, warn};
+
+/// How long a claimed lane text may be in flight before its invocation is
+/// taken for dead.
+pub const LANE_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// What became of an owed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneOutcome {
+    /// Nothing is owed under this key.
+    NothingOwed,
+    /// Sent now; the carrier's message id.
+    Sent(String),
+    /// Already ended (sent, skipped, unknown) by an earlier delivery.
+    AlreadyEnded(LaneStatus),
+    /// Its deadline passed before it could go out: not sent, recorded.
+    Skipped,
+    /// A claim whose invocation died, or a carrier answer that proves
+    /// nothing: never sent again, recorded.
+    Unknown,
+    /// The carrier refused it for good: recorded.
+    Refused(String),
+}
+
+/// Why an owed text should be tried again later.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    /// The carrier did not take it (throttling); retry.
+    #[error("the carrier did not take the text ({0}); retry")]
+    NotTaken(String),
+    /// Another invocation is sending it.
+    #[error("another invocation is sending the text")]
+    InFlight,
+    /// Storage failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Sends the text owed under `key`, once, if it is still owed and on time.
+pub async fn send_owed(
+    store: &dyn Store,
+    sender: &dyn SmsSender,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<LaneOutcome, LaneError> {
+    let Some((text, status)) = store.lane_text(key).await? else {
+        return Ok(LaneOutcome::NothingOwed);
+    };
+    match status {
+        LaneStatus::Pending => {}
+        LaneStatus::Sending => {
+            // Claimed by an invocation that may still be sending.
+            let claimed_long_ago = now - text.at > LANE_CLAIM_LEASE;
+            if !claimed_long_ago {
+                return Err(LaneError::InFlight);
+            }
+            end(
+                store,
+                &text,
+                LaneStatus::Unknown,
+                None,
+                true,
+                "a previous attempt died mid-send; not sent again",
+                now,
+            )
+            .await?;
+            return Ok(LaneOutcome::Unknown);
+        }
+        ended => return Ok(LaneOutcome::AlreadyEnded(ended)),
+    }
+    if now > text.not_after {
+        end(
+            store,
+            &text,
+            LaneStatus::Skipped,
+            None,
+            false,
+            "not sent: its deadline passed before it could go out",
+            now,
+        )
+        .await?;
+        warn!(purpose = %text.purpose, "an owed compliance text missed its deadline; skipped");
+        return Ok(LaneOutcome::Skipped);
+    }
+    if !store.lane_claim(key, now).await? {
+        return Err(LaneError::InFlight);
+    }
+    let sms = OutboundSms {
+        to: text.to.clone(),
+        body: text.body.clone(),
+        class: optline_policy::MessageClass::Transactional,
+        program: text.program.clone(),
+        idempotency_key: format!("lane-{key}"),
+    };
+    match sender.send(&sms).await {
+        Ok(receipt) => {
+            let carrier_id = format!("{}:{}", receipt.carrier, receipt.message_id);
+            end(
+                store,
+                &text,
+                LaneStatus::Sent,
+                Some(carrier_id.clone()),
+                true,
+                "sent through the compliance lane",
+                now,
+            )
+            .await?;
+            info!(purpose = %text.purpose, "compliance text sent");
+            Ok(LaneOutcome::Sent(carrier_id))
+        }
+        Err(failure) if failure.retryable() => {
+            store.lane_release(key).await?;
+            Err(LaneError::NotTaken(failure.code))
+        }
+        Err(failure) => {
+            let (status, outcome, detail) = match failure.kind {
+                optline_ports::FailureKind::Unknown => (
+                    LaneStatus::Unknown,
+                    LaneOutcome::Unknown,
+                    "the carrier's answer was lost; not sent again",
+                ),
+                _ => (
+                    LaneStatus::Refused,
+                    LaneOutcome::Refused(failure.code.clone()),
+                    "the carrier refused it",
+                ),
+            };
+            end(store, &text, status, None, true, detail, now).await?;
+            Ok(outcome)
+        }
+    }
+}
+
+/// Ends an owed text with a record on each contact's chain, in one commit.
+async fn end(
+    store: &dyn Store,
+    text: &LaneText,
+    status: LaneStatus,
+    carrier_message_id: Option<String>,
+    claimed: bool,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<(), PortError> {
+    for _ in 0..COMMIT_ATTEMPTS {
+        let heads = store.chain_heads(&text.contacts).await?;
+        let mut commit = Commit::default();
+        commit.push(Write::LaneEnd {
+            key: text.key.clone(),
+            status,
+            carrier_message_id: carrier_message_id.clone(),
+            claimed,
+        });
+        for contact in &text.contacts {
+            let Some(head) = heads.get(contact) else {
+                continue;
+            };
+            commit.push(Write::Audit {
+                chain: ChainRead {
+                    contact: contact.clone(),
+                    head: head.clone(),
+                },
+                records: vec![lane_record(
+                    contact,
+                    text,
+                    status,
+                    carrier_message_id.as_deref(),
+                    detail,
+                    now,
+                )],
+            });
+        }
+        match store.commit(commit).await? {
+            Committed::Done(_) | Committed::Duplicate(_) => return Ok(()),
+            Committed::Conflict(reason) => {
+                // A chain moved, or the text was ended meanwhile.
+                if let Some((_, current)) = store.lane_text(&text.key).await? {
+                    let expected = if claimed {
+                        LaneStatus::Sending
+                    } else {
+                        LaneStatus::Pending
+                    };
+                    if current != expected {
+                        info!(%reason, "the lane text was ended meanwhile");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Err(PortError::Conflict(
+        "lane text: the chains kept moving".to_owned(),
+    ))
+}
+
+fn lane_record(
+    contact: &ContactId,
+    text: &LaneText,
+    status: LaneStatus,
+    carrier_message_id: Option<&str>,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> NewAuditRecord {
+    NewAuditRecord {
+        contact_id: contact.clone(),
+        at: now,
+        kind: "lane".to_owned(),
+        action: format!("{}_{}", text.purpose, status.as_str()),
+        step_id: None,
+        rules: Vec::new(),
+        reasons: match status {
+            LaneStatus::Skipped => vec!["lane.deadline".to_owned()],
+            LaneStatus::Unknown => vec!["lane.unknown_outcome".to_owned()],
+            _ => Vec::new(),
+        },
+        legal_basis: None,
+        consent_event_id: None,
+        template: None,
+        carrier_message_id: carrier_message_id.map(str::to_owned),
+        detail: Some(detail.to_owned()),
+    }
+}
