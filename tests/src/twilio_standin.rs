@@ -44,6 +44,8 @@ pub struct RecordedSend {
     pub sid: String,
     /// When the stand-in received it (wall clock).
     pub received_at: std::time::SystemTime,
+    /// Its `date_created`: the stand-in's clock (see [`TwilioStandIn::clock`]).
+    pub created: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +55,7 @@ struct State {
     rejected: Vec<String>,
     requests: usize,
     lookups: usize,
+    clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The running stand-in.
@@ -120,6 +123,11 @@ impl TwilioStandIn {
     /// Message list lookups received.
     pub fn lookups(&self) -> usize {
         self.state.lock().expect("lock").lookups
+    }
+
+    /// Stamps messages as created at `at` (tests run at fixed instants).
+    pub fn clock(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.state.lock().expect("lock").clock = Some(at);
     }
 
     /// Forgets what `to` was told to answer.
@@ -269,17 +277,19 @@ impl TwilioStandIn {
             None => false,
         };
         let sid = format!("SM{:032x}", state.sends.len() + 1);
+        let created = state.clock.unwrap_or_else(chrono::Utc::now);
         state.sends.push(RecordedSend {
             to: to.clone(),
             body: text.clone(),
             idempotency_token: token,
             sid: sid.clone(),
             received_at: std::time::SystemTime::now(),
+            created,
         });
         if lose_answer {
             return (0, String::new());
         }
-        (201, message_body(&sid, &to, &text, &self.account_sid, std::time::SystemTime::now()))
+        (201, message_body(&sid, &to, &text, &self.account_sid, created))
     }
 
     /// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=…&DateSent>=…`:
@@ -316,7 +326,7 @@ impl TwilioStandIn {
                     &s.to,
                     &s.body,
                     &self.account_sid,
-                    s.received_at,
+                    s.created,
                 ))
                 .unwrap_or_default()
             })
@@ -343,9 +353,8 @@ fn message_body(
     to: &str,
     body: &str,
     account: &str,
-    created: std::time::SystemTime,
+    created: chrono::DateTime<chrono::Utc>,
 ) -> String {
-    let created: chrono::DateTime<chrono::Utc> = created.into();
     serde_json::json!({
         "sid": sid,
         "date_created": created.to_rfc2822(),

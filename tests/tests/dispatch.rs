@@ -20,7 +20,9 @@ use optline_ports::{
     StepStore,
 };
 use optline_tests::twilio_standin::{Scripted, TwilioStandIn};
-use optline_tests::{Harness, TWILIO_AUTH_TOKEN};
+use optline_tests::{
+    signed_form_request, twilio_sign, Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
+};
 
 /// Monday 2026-12-07 12:00 in New York: inside every window.
 fn noon() -> DateTime<Utc> {
@@ -123,30 +125,35 @@ async fn a_redelivery_storm_makes_exactly_one_carrier_call_per_step() {
         }
     }
 
-    let sends = standin.sends();
+    // The stand-in deduplicates nothing: every request it received was a
+    // text. One request per step, each with its own step's token.
     assert_eq!(
-        sends.len(),
+        standin.requests(),
         steps_wanted,
-        "exactly one carrier send per step ({total} deliveries, {retried} handed back)"
+        "exactly one carrier request per step ({total} deliveries, {retried} handed back)"
     );
+    let sends = standin.sends();
     let mut tokens: Vec<_> = sends
         .iter()
         .filter_map(|s| s.idempotency_token.clone())
         .collect();
     tokens.sort();
     tokens.dedup();
-    assert_eq!(
-        tokens.len(),
-        steps_wanted,
-        "each send carried its step's idempotency token"
-    );
+    assert_eq!(tokens.len(), steps_wanted, "one request per step");
     assert!(standin.rejected().is_empty(), "{:?}", standin.rejected());
-    for step in steps.iter().step_by(97) {
-        assert_eq!(
-            h.store.step(step).await.unwrap().unwrap().status,
-            StepStatus::Sent
-        );
-    }
+    let statuses = h
+        .store
+        .steps(&steps)
+        .await
+        .unwrap()
+        .into_values()
+        .map(|s| s.status)
+        .collect::<Vec<_>>();
+    assert_eq!(statuses.len(), steps_wanted);
+    assert!(
+        statuses.iter().all(|s| *s == StepStatus::Sent),
+        "every step ends sent"
+    );
 }
 
 #[tokio::test]
@@ -332,12 +339,16 @@ async fn a_claim_left_by_a_dead_invocation_is_never_sent_twice_through_sns() {
 }
 
 #[tokio::test]
-async fn a_claim_left_by_a_dead_invocation_is_finished_through_twilio_with_the_same_idempotency_token(
+async fn a_claim_left_by_a_dead_invocation_is_sent_through_twilio_only_when_twilio_holds_no_such_text(
 ) {
     let base = Harness::new("deadclaimtw").await;
     let standin =
         TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    standin.clock(noon());
     let h = base.with_twilio(&standin.base_url);
+
+    // An invocation claimed the step and died before calling Twilio: the
+    // message list holds no such text, so it is sent now, once.
     let step = h.seed_step("k2", "+14155550402", "claim-2", noon()).await;
     assert!(matches!(
         h.store.claim_send(&step, noon()).await.unwrap(),
@@ -351,11 +362,74 @@ async fn a_claim_left_by_a_dead_invocation_is_finished_through_twilio_with_the_s
     .await
     .unwrap();
     assert!(matches!(late, Outcome::Sent(_)), "{late:?}");
-    assert_eq!(standin.sends().len(), 1);
-    assert_eq!(
-        standin.sends()[0].idempotency_token.as_deref(),
-        Some("claim-2")
+    assert_eq!((standin.requests(), standin.lookups()), (1, 1));
+
+    // An invocation whose request reached Twilio and whose answer was lost:
+    // the lookup finds the text by recipient, time and body; it is recorded
+    // as sent with Twilio's id, and not sent again.
+    let lost = h.seed_step("k3", "+14155550403", "claim-3", noon()).await;
+    standin.script("+14155550403", Scripted::LoseAnswer);
+    let outcome = optline_dispatch::handle_message(&message("m3", &lost), &h.dispatch(), noon())
+        .await
+        .unwrap();
+    let created = standin
+        .sends()
+        .into_iter()
+        .find(|s| s.to == "+14155550403")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Sent(format!("twilio:{}", created.sid)));
+    assert_eq!((standin.requests(), standin.lookups()), (2, 2));
+    let again = optline_dispatch::handle_message(&message("m3", &lost), &h.dispatch(), noon())
+        .await
+        .unwrap();
+    assert_eq!(again, Outcome::Skipped("already handled"));
+    assert_eq!(standin.requests(), 2, "never a second request for a step");
+
+    // A claim left behind whose status callback named its attempt: the
+    // callback proves the text went out, without a lookup.
+    let called = h.seed_step("k4", "+14155550404", "claim-4", noon()).await;
+    assert!(matches!(
+        h.store.claim_send(&called, noon()).await.unwrap(),
+        optline_ports::Claim::Won(_)
+    ));
+    let attempt = optline_ports::attempt_key(called.as_str());
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SM0000000000000000000000000000abcd"),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let path = format!("/twilio/status?attempt={attempt}");
+    let refs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let signature = twilio_sign(
+        TWILIO_AUTH_TOKEN,
+        &format!("{PUBLIC_BASE_URL}{path}"),
+        &refs,
     );
+    let callback = optline_inbound::handle(
+        signed_form_request(&path, &params, &signature),
+        &h.inbound(),
+        noon(),
+    )
+    .await;
+    assert_eq!(callback.status(), 204);
+    let recovered = optline_dispatch::handle_message(
+        &message("m4", &called),
+        &h.dispatch(),
+        noon() + Duration::minutes(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        recovered,
+        Outcome::Sent("twilio:SM0000000000000000000000000000abcd".to_owned())
+    );
+    assert_eq!((standin.requests(), standin.lookups()), (2, 2));
 }
 
 #[tokio::test]
@@ -687,6 +761,7 @@ async fn an_emulator_outage_in_the_middle_of_a_batch_loses_nothing_and_sends_not
     let base = Harness::new_in("outage", Some(&emulator.endpoint)).await;
     let standin =
         TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    standin.clock(noon());
     let h = base.with_twilio(&standin.base_url);
     let mut steps = Vec::new();
     for i in 0..10 {
@@ -726,7 +801,8 @@ async fn an_emulator_outage_in_the_middle_of_a_batch_loses_nothing_and_sends_not
     assert!(!failed.is_empty(), "the outage failed part of the batch");
 
     // SQS redelivers what failed; after the claim lease a claim left by the
-    // outage is completed with the same idempotency token.
+    // outage is resolved by asking Twilio: a text it holds is recorded, one
+    // it does not is sent.
     let deps = h.dispatch();
     let later = noon() + optline_dispatch::CLAIM_LEASE + Duration::minutes(1);
     for round in 0..3 {

@@ -322,7 +322,12 @@ pub async fn dispatch_step(
             if !store.reclaim_stale(id, now - CLAIM_LEASE, now).await? {
                 return Ok(Outcome::Skipped("claim moved on"));
             }
-            return recover(deps, &step, since, now).await;
+            match recover(deps, &step, since, now).await? {
+                Recovered::Ended(outcome) => return Ok(outcome),
+                // The carrier holds no such text: the claim is this
+                // invocation's, and it decides and sends as if fresh.
+                Recovered::NotSent => step,
+            }
         }
     };
 
@@ -501,7 +506,14 @@ async fn conclude(
             // The text may have gone out: never send it again without
             // proof that it did not.
             warn!(code = %failure.code, "send outcome unknown; asking the carrier");
-            let outcome = recover_with(deps, step, &sms, Some(now), now).await?;
+            let outcome = match recover_with(deps, step, &sms, Some(now), now).await? {
+                Recovered::Ended(outcome) => outcome,
+                Recovered::NotSent => {
+                    // The carrier proves it holds no such text: retry later.
+                    store.release_claim(&step.id, now).await?;
+                    return Err(DispatchError::Carrier(failure.code));
+                }
+            };
             if let Some(head) = deps_head(deps, step).await? {
                 match outcome {
                     Outcome::Sent(_) => {
@@ -554,15 +566,26 @@ async fn deps_head(deps: &Deps, step: &Step) -> Result<Option<AuditHead>, Dispat
         .remove(&step.contact_id))
 }
 
-/// Ends a step whose claim an invocation that died left behind: finished as
-/// sent when the carrier proves the text went out, else as an unknown
+/// What asking the carrier about an interrupted send found.
+#[derive(Debug)]
+enum Recovered {
+    /// The step ended: sent (the carrier holds the text) or of unknown
+    /// outcome (nothing can prove either way).
+    Ended(Outcome),
+    /// The carrier holds no such text: it was never sent.
+    NotSent,
+}
+
+/// Resolves a step whose claim an invocation that died left behind:
+/// finished as sent when the carrier proves the text went out, free to be
+/// sent when the carrier proves it did not, else ended as an unknown
 /// outcome. Never a second text.
 async fn recover(
     deps: &Deps,
     step: &Step,
     claimed_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
+) -> Result<Recovered, DispatchError> {
     let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
     let sms = match read.contacts.get(&step.contact_id) {
         Some(facts) => match render(step, deps, now).await? {
@@ -579,7 +602,7 @@ async fn recover(
     };
     match sms {
         Some(sms) => recover_with(deps, step, &sms, claimed_at, now).await,
-        None => end_unknown(deps, step, now).await,
+        None => Ok(Recovered::Ended(end_unknown(deps, step, now).await?)),
     }
 }
 
@@ -590,19 +613,23 @@ async fn recover_with(
     sms: &OutboundSms,
     claimed_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
+) -> Result<Recovered, DispatchError> {
     // A status callback that named this attempt proves it went out.
     let attempt = optline_ports::attempt_key(step.id.as_str());
-    let mut carrier_id = deps.store.carrier_attempt(&attempt).await?;
-    if carrier_id.is_none() {
-        let since = claimed_at.unwrap_or(now) - CLAIM_LEASE;
-        carrier_id = match deps.sender.lookup(sms, since).await? {
-            SentLookup::Found(receipt) => Some(format!("{}:{}", receipt.carrier, receipt.message_id)),
-            SentLookup::NotFound | SentLookup::Unsupported => None,
-        };
-    }
-    let Some(carrier_id) = carrier_id else {
-        return end_unknown(deps, step, now).await;
+    let carrier_id = match deps.store.carrier_attempt(&attempt).await? {
+        Some(id) => id,
+        None => {
+            let since = claimed_at.unwrap_or(now) - CLAIM_LEASE;
+            match deps.sender.lookup(sms, since).await? {
+                SentLookup::Found(receipt) => {
+                    format!("{}:{}", receipt.carrier, receipt.message_id)
+                }
+                SentLookup::NotFound => return Ok(Recovered::NotSent),
+                SentLookup::Unsupported => {
+                    return Ok(Recovered::Ended(end_unknown(deps, step, now).await?))
+                }
+            }
+        }
     };
     let outcome = StepOutcome {
         status: StepStatus::Sent,
@@ -636,7 +663,7 @@ async fn recover_with(
         )
         .await?;
     info!(step_id = %step.id, "an interrupted send was confirmed by the carrier");
-    Ok(Outcome::Sent(carrier_id))
+    Ok(Recovered::Ended(Outcome::Sent(carrier_id)))
 }
 
 /// Ends a step whose send outcome nothing can prove: failed, with the

@@ -35,6 +35,9 @@ struct TxBuilder {
     labels: Vec<String>,
     states: BTreeMap<String, StateChange>,
     records: Vec<AuditRecord>,
+    /// Content-addressed items already in the transaction (one disclosure
+    /// shown for several events is stored once).
+    stored: std::collections::BTreeSet<String>,
 }
 
 impl TxBuilder {
@@ -76,7 +79,13 @@ impl DynamoStore {
                 let mut item = record_item(pk.clone(), key::consent(&event.id), "consent", &event)?;
                 item.insert("event_id".to_owned(), s(event.id.as_str()));
                 tx.push(self.put(item, Some(NEW))?, "consent event exists");
-                if let (Some(text), Some(sha)) = (disclosure, event.disclosure_sha256.as_deref()) {
+                let new_text = event
+                    .disclosure_sha256
+                    .as_ref()
+                    .is_some_and(|sha| tx.stored.insert(format!("DISCLOSURE#{sha}")));
+                if let (Some(text), Some(sha), true) =
+                    (disclosure, event.disclosure_sha256.as_deref(), new_text)
+                {
                     // Content-addressed: the same text twice is harmless,
                     // and a different text can never sit under its hash.
                     let stored: Item = HashMap::from([
