@@ -262,9 +262,27 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     )
     .await;
     report.confirm_answer = body_text(&confirm);
+    // The outcome's event was committed with it in the outbox; the drain
+    // publishes it from the table's stream.
+    let stream = h.stream_event().await;
+    let outbox = stream
+        .records
+        .iter()
+        .filter(|r| r.event_name == "INSERT")
+        .filter(|r| {
+            serde_json::to_value(&r.change.keys)
+                .ok()
+                .and_then(|k| k["pk"]["S"].as_str().map(|pk| pk.starts_with("OUTBOX#")))
+                .unwrap_or(false)
+        })
+        .count();
+    let drained = optline_outbox_drain::handle(stream, &h.outbox_publisher()).await;
     report.say(format!(
-        "inbound POST /twilio/inbound \"C\" -> {}; outcome \"confirmed\" recorded and published on the outcome bus; answer: {}",
+        "inbound POST /twilio/inbound \"C\" -> {}; outcome \"confirmed\" recorded with its outbox event in one commit, published on the outcome bus by the outbox drain ({} event{}, {} to retry); answer: {}",
         confirm.status(),
+        outbox,
+        if outbox == 1 { "" } else { "s" },
+        drained.batch_item_failures.len(),
         report.confirm_answer
     ));
     if let Ok(Some(step)) = h
