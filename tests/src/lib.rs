@@ -18,9 +18,11 @@
 )]
 
 pub mod calls;
+pub mod faults;
 pub mod fixtures;
 pub mod iam;
 pub mod scenario;
+pub mod state;
 pub mod twilio_standin;
 
 use std::path::{Path, PathBuf};
@@ -151,6 +153,12 @@ pub async fn sdk_config_with(
     attempt: std::time::Duration,
 ) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        // The SDK's standard retries, with short pauses: a call failed on
+        // purpose is retried as in production, without seconds of waiting.
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_initial_backoff(std::time::Duration::from_millis(20)),
+        )
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(attempt)
@@ -197,6 +205,8 @@ pub struct Harness {
     shared: aws_config::SdkConfig,
     /// How far each shard of the table's stream has been read.
     stream_read: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Faults injected into the functions' calls, when a test arms them.
+    faults: Option<faults::FaultPlan>,
 }
 
 /// The clients of one function: each call is counted and checked against
@@ -337,6 +347,16 @@ impl Harness {
     pub async fn new_in(name: &str, endpoint: Option<&str>) -> Self {
         // A private emulator is one a test will pause: fail its calls fast.
         let attempt = std::time::Duration::from_millis(if endpoint.is_some() { 700 } else { 5000 });
+        Self::new_with(name, endpoint, attempt).await
+    }
+
+    /// A harness on a fresh stack in the emulator at `endpoint` (the shared
+    /// one if `None`), each call attempt limited to `attempt`.
+    pub async fn new_with(
+        name: &str,
+        endpoint: Option<&str>,
+        attempt: std::time::Duration,
+    ) -> Self {
         let endpoint = match endpoint {
             Some(e) => e.to_owned(),
             None => local_endpoint(),
@@ -406,38 +426,39 @@ impl Harness {
             calls,
             shared,
             stream_read: Arc::default(),
+            faults: None,
         }
+    }
+
+    /// The same stack, with `plan` intercepting every call the functions
+    /// make through their clients ([`faults`]).
+    pub fn with_faults(&self, plan: &faults::FaultPlan) -> Self {
+        let mut clone = self.clone();
+        clone.faults = Some(plan.clone());
+        clone
     }
 
     /// The clients of `function` (its logical id in `infra/template.yaml`):
     /// a call its role does not allow fails the test.
     pub fn clients_as(&self, function: &'static str) -> RoleClients {
         let role = iam::Role::of(function);
+        let faults = self.faults.clone();
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(&self.shared)
+                    .interceptor(self.calls.clone())
+                    .interceptor(role.clone());
+                if let Some(plan) = &faults {
+                    builder = builder.interceptor(plan.clone());
+                }
+                $sdk::Client::from_conf(builder.build())
+            }};
+        }
         RoleClients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&self.shared)
-                    .interceptor(self.calls.clone())
-                    .interceptor(role.clone())
-                    .build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&self.shared)
-                    .interceptor(self.calls.clone())
-                    .interceptor(role.clone())
-                    .build(),
-            ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&self.shared)
-                    .interceptor(self.calls.clone())
-                    .interceptor(role.clone())
-                    .build(),
-            ),
-            events: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(&self.shared)
-                    .interceptor(self.calls.clone())
-                    .interceptor(role)
-                    .build(),
-            ),
+            dynamodb: client!(aws_sdk_dynamodb),
+            sqs: client!(aws_sdk_sqs),
+            sns: client!(aws_sdk_sns),
+            events: client!(aws_sdk_eventbridge),
         }
     }
 
@@ -578,7 +599,10 @@ impl Harness {
         let mut commit = optline_ports::Commit::default();
         commit.push(optline_ports::Write::Outcome(outcome));
         let done = self.store.commit(commit).await.expect("record outcome");
-        assert!(matches!(done, optline_ports::Committed::Done(_)), "{done:?}");
+        assert!(
+            matches!(done, optline_ports::Committed::Done(_)),
+            "{done:?}"
+        );
     }
 
     /// The consent API's deps.

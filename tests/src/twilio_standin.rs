@@ -289,13 +289,19 @@ impl TwilioStandIn {
         if lose_answer {
             return (0, String::new());
         }
-        (201, message_body(&sid, &to, &text, &self.account_sid, created))
+        (
+            201,
+            message_body(&sid, &to, &text, &self.account_sid, created),
+        )
     }
 
     /// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=…&DateSent>=…`:
     /// the account's messages to `To`, newest first.
     fn list(&self, request_line: &str, headers: &HashMap<String, String>) -> (u16, String) {
-        let expected = format!("GET /2010-04-01/Accounts/{}/Messages.json", self.account_sid);
+        let expected = format!(
+            "GET /2010-04-01/Accounts/{}/Messages.json",
+            self.account_sid
+        );
         let Some(target) = request_line.strip_suffix(" HTTP/1.1") else {
             return self.reject(400, 20001, "malformed request line");
         };
@@ -310,9 +316,11 @@ impl TwilioStandIn {
         if headers.get("authorization") != Some(&expected_auth) {
             return self.reject(401, 20003, "Authenticate");
         }
-        let params: Vec<(String, String)> =
-            serde_urlencoded::from_str(query).unwrap_or_default();
-        let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone());
+        let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let to = params
+            .iter()
+            .find(|(k, _)| k == "To")
+            .map(|(_, v)| v.clone());
         let mut state = self.state.lock().expect("lock");
         state.lookups += 1;
         let messages: Vec<serde_json::Value> = state

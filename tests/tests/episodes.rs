@@ -402,15 +402,15 @@ async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusi
     step.audience = optline_ports::Audience::NonResponders;
     assert!(h.store.replace_step(&step, &[pending]).await.unwrap());
     h.record_outcome(EpisodeOutcome {
-            subject: step.subject.clone(),
-            kind: "confirmed".to_owned(),
-            at: monday() - Duration::hours(2),
-            contact_id: step.contact_id.clone(),
-            step_id: None,
-            source: "test".to_owned(),
-            after_first_text_seconds: None,
-        })
-        .await;
+        subject: step.subject.clone(),
+        kind: "confirmed".to_owned(),
+        at: monday() - Duration::hours(2),
+        contact_id: step.contact_id.clone(),
+        step_id: None,
+        source: "test".to_owned(),
+        after_first_text_seconds: None,
+    })
+    .await;
 
     let before = h.calls.snapshot();
     let report = optline_sweep::sweep(&h.sweep(), monday()).await.unwrap();

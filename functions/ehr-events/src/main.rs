@@ -25,7 +25,9 @@ async fn main() -> Result<(), Error> {
             }
             _ => optline_ehr_events::verify::EhrSources::default(),
         },
-        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
+        lint: Arc::new(optline_library::lint_config(
+            config.template_lint.as_deref(),
+        )?),
         config: Arc::new(config),
     };
     let deps = &deps;

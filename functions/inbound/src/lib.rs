@@ -31,7 +31,7 @@ use optline_delivery::reports::record_delivery;
 use optline_policy::phone::E164;
 use optline_policy::template::lint::LintConfig;
 use optline_ports::{DeliveryUpdate, EventId, SmsSender, Store};
-use optline_replies::{handle_reply, AnswerPath, InboundSms, ReplyOutcome, Replies};
+use optline_replies::{handle_reply, AnswerPath, InboundSms, Replies, ReplyOutcome};
 use tracing::warn;
 
 /// What the function needs.
@@ -259,7 +259,10 @@ async fn twilio_status(request: &Request, deps: &Deps, now: DateTime<Utc>) -> Re
         .as_deref()
         .is_some_and(|c| c.len() > 8 || !c.bytes().all(|b| b.is_ascii_digit()))
     {
-        return error(StatusCode::BAD_REQUEST, "ErrorCode is not a Twilio error code");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ErrorCode is not a Twilio error code",
+        );
     }
     let attempt = request
         .uri()

@@ -17,7 +17,9 @@ async fn main() -> Result<(), Error> {
             DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                 .with_retention(config.retention_days)?,
         ),
-        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
+        lint: Arc::new(optline_library::lint_config(
+            config.template_lint.as_deref(),
+        )?),
         config: Arc::new(config),
         sender: None,
     };

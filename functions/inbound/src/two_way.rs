@@ -118,7 +118,11 @@ pub async fn handle_two_way_sns(
 }
 
 /// Two-way messages delivered through SQS, with partial batch failures.
-pub async fn handle_two_way_sqs(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> SqsBatchResponse {
+pub async fn handle_two_way_sqs(
+    event: SqsEvent,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();

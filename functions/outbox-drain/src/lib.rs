@@ -17,11 +17,7 @@ use tracing::warn;
 /// A string attribute of a stream image, read from its DynamoDB JSON
 /// (`{"name": {"S": "…"}}`).
 fn string_attribute(image: &serde_json::Value, name: &str) -> Option<String> {
-    image
-        .get(name)?
-        .get("S")?
-        .as_str()
-        .map(str::to_owned)
+    image.get(name)?.get("S")?.as_str().map(str::to_owned)
 }
 
 /// The outbox event a stream record announces, if it is one.

@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
     let publisher = EventBridgePublisher::new(clients.events.clone(), bus);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<_, std::convert::Infallible>(optline_outbox_drain::handle(event.payload, publisher).await)
+        Ok::<_, std::convert::Infallible>(
+            optline_outbox_drain::handle(event.payload, publisher).await,
+        )
     }))
     .await
 }

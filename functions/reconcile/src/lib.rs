@@ -48,7 +48,10 @@ impl From<ReconcileFailed> for lambda_runtime::Diagnostic {
 }
 
 /// One reconciliation at `now`.
-pub async fn reconcile(deps: &Deps, now: DateTime<Utc>) -> Result<ReconcileReport, ReconcileFailed> {
+pub async fn reconcile(
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<ReconcileReport, ReconcileFailed> {
     Ok(optline_consent::reconcile::reconcile(
         deps.store.as_ref(),
         deps.carrier.as_ref(),

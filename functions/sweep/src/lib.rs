@@ -22,6 +22,9 @@ impl From<SweepFailed> for lambda_runtime::Diagnostic {
 }
 
 /// One scheduled run at `now`.
-pub async fn handle(deps: &Deps, now: chrono::DateTime<chrono::Utc>) -> Result<SweepReport, SweepFailed> {
+pub async fn handle(
+    deps: &Deps,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SweepReport, SweepFailed> {
     Ok(sweep(deps, now).await?)
 }

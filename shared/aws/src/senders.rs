@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use optline_config::{Config, SenderKind};
 use chrono::{DateTime, Utc};
+use optline_config::{Config, SenderKind};
 use optline_ports::{
     CarrierReceipt, FailureKind, OutboundSms, PortError, SendFailure, SentLookup, SmsSender,
 };

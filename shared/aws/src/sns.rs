@@ -13,8 +13,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 use optline_policy::MessageClass;
 use optline_ports::{
-    CarrierOptOutList, CarrierReceipt, FailureKind, OutboundSms, PortError, SendFailure,
-    SmsSender,
+    CarrierOptOutList, CarrierReceipt, FailureKind, OutboundSms, PortError, SendFailure, SmsSender,
 };
 
 /// The SNS sender.
@@ -99,9 +98,7 @@ fn publish_failure_kind<E, R>(err: &aws_sdk_sns::error::SdkError<E, R>, code: &s
     match err {
         SdkError::ConstructionFailure(_) => FailureKind::NotSent,
         SdkError::ServiceError(_) => match code {
-            "Throttling" | "ThrottledException" | "KMSThrottlingException" => {
-                FailureKind::NotSent
-            }
+            "Throttling" | "ThrottledException" | "KMSThrottlingException" => FailureKind::NotSent,
             "InternalError" | "InternalErrorException" | "ServiceUnavailable" => {
                 FailureKind::Unknown
             }

@@ -207,10 +207,24 @@ impl SmsSender for TwilioSender {
             .map_err(|e| {
                 if e.is_connect() {
                     // No connection was made: nothing reached Twilio.
-                    failure("Connect", "could not reach twilio", FailureKind::NotSent, false)
+                    failure(
+                        "Connect",
+                        "could not reach twilio",
+                        FailureKind::NotSent,
+                        false,
+                    )
                 } else {
-                    let code = if e.is_timeout() { "Timeout" } else { "Transport" };
-                    failure(code, "twilio's answer was lost", FailureKind::Unknown, false)
+                    let code = if e.is_timeout() {
+                        "Timeout"
+                    } else {
+                        "Transport"
+                    };
+                    failure(
+                        code,
+                        "twilio's answer was lost",
+                        FailureKind::Unknown,
+                        false,
+                    )
                 }
             })?;
         let status = response.status().as_u16();
@@ -265,7 +279,11 @@ impl SmsSender for TwilioSender {
             .http
             .get(url)
             .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .query(&[("To", sms.to.as_str()), ("DateSent>", day.as_str()), ("PageSize", "100")])
+            .query(&[
+                ("To", sms.to.as_str()),
+                ("DateSent>", day.as_str()),
+                ("PageSize", "100"),
+            ])
             .send()
             .await
             .map_err(|_| PortError::Unavailable("twilio message lookup failed".to_owned()))?;

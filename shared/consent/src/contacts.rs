@@ -76,10 +76,12 @@ pub async fn create_contact(
         date_of_birth: input.date_of_birth,
         created_at: now,
     };
-    let same = |existing: &Contact| Contact {
-        created_at: existing.created_at,
-        ..contact.clone()
-    } == *existing;
+    let same = |existing: &Contact| {
+        Contact {
+            created_at: existing.created_at,
+            ..contact.clone()
+        } == *existing
+    };
     if let Some(existing) = consent.store.contact(&contact.id).await? {
         return if same(&existing) {
             Ok(Created::Existing(existing))

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use optline_policy::consent::{revocation_deadline, ConsentAction, ConsentKind, ConsentScope};
 use optline_ports::{
-    CaptureChannel, ChainRead, Commit, Committed, ConsentEvent, Contact, EventId, Evidence,
-    Marker, NewAuditRecord, Partition, RevocationRequest, Write, COMMIT_ATTEMPTS,
+    CaptureChannel, ChainRead, Commit, Committed, ConsentEvent, Contact, EventId, Evidence, Marker,
+    NewAuditRecord, Partition, RevocationRequest, Write, COMMIT_ATTEMPTS,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -351,8 +351,7 @@ pub async fn preferences(
             .is_none_or(|t| t.trim().is_empty())
     {
         return Err(ConsentError::Unprocessable(
-            "turning a category on is a grant: it needs the exact disclosure text shown"
-                .to_owned(),
+            "turning a category on is a grant: it needs the exact disclosure text shown".to_owned(),
         ));
     }
     let contact = contact(consent, contact_id).await?;
@@ -399,7 +398,8 @@ pub async fn preferences(
         });
         events.push((event, text));
     }
-    let answer = serde_json::to_string(&recorded).map_err(|e| ConsentError::Invalid(e.to_string()))?;
+    let answer =
+        serde_json::to_string(&recorded).map_err(|e| ConsentError::Invalid(e.to_string()))?;
     let marker = digest.as_ref().map(|d| Marker {
         key: format!("consent-api:preferences:{}:{d}", contact.id),
         at: now,
@@ -409,7 +409,9 @@ pub async fn preferences(
         Committed::Done(_) => Ok(recorded),
         Committed::Duplicate(answer) => answer
             .and_then(|a| serde_json::from_str(&a).ok())
-            .ok_or_else(|| ConsentError::Conflict("the idempotency key was used before".to_owned())),
+            .ok_or_else(|| {
+                ConsentError::Conflict("the idempotency key was used before".to_owned())
+            }),
         Committed::Conflict(_) => Err(ConsentError::Conflict(
             "an event id of this call is already recorded".to_owned(),
         )),
@@ -477,13 +479,15 @@ pub async fn revocation(
     let extra = [Write::RevocationRequest(request.clone())];
     match commit_events(consent, &contact, &events, &extra, marker, now).await? {
         Committed::Done(_) => Ok(request),
-        Committed::Duplicate(_) => consent
-            .store
-            .revocation_request(&request.id)
-            .await?
-            .ok_or(ConsentError::Conflict(
-                "the idempotency key was used for another call".to_owned(),
-            )),
+        Committed::Duplicate(_) => {
+            consent
+                .store
+                .revocation_request(&request.id)
+                .await?
+                .ok_or(ConsentError::Conflict(
+                    "the idempotency key was used for another call".to_owned(),
+                ))
+        }
         Committed::Conflict(_) => Err(ConsentError::Conflict(
             "the idempotency key was used for another call".to_owned(),
         )),

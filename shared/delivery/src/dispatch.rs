@@ -18,23 +18,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use optline_config::Config;
-use optline_library::Library;
-use optline_policy::caps::PriorSend;
-use optline_policy::decision::{evaluate, Decision, PolicyState, SendRequest};
-use optline_policy::template::lint::{
-    has_errors, lint_rendered, LintConfig, Severity, LINT_VERSION,
-};
-use optline_policy::template::review::{ReviewPolicy, REVIEW_VERSION};
-use optline_policy::template::TemplateVersion;
-use optline_policy::{RuleOutcome, Verdict};
 use optline_episodes::StepFacts;
+use optline_policy::decision::Decision;
+use optline_policy::template::lint::LintConfig;
+use optline_policy::RuleOutcome;
 use optline_ports::{
-    Audience, AuditHead, AuditRecord, ChainRead, CheckedClaim, Claim, Commit, Committed,
-    ConsentEvent, Contact, ContactFacts, EventId, FailureKind, FinishBase, NewAuditRecord,
-    OutboundSms, Pace, Partition, PortError, SendHistoryEntry, SendPacer, SentLookup, SmsSender,
-    Step, StepId, StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed, Write, COMMIT_ATTEMPTS,
+    AuditHead, AuditRecord, CheckedClaim, Claim, ContactFacts, FailureKind, FinishBase,
+    NewAuditRecord, OutboundSms, Pace, PortError, SendHistoryEntry, SendPacer, SmsSender, Step,
+    StepId, StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed,
 };
 use tracing::{info, warn, Instrument};
+
+use crate::assess::{assess_with, Assessment};
+use crate::recovery::{deps_head, record_carrier_opt_out, recover, recover_with, Recovered};
 
 /// How long a step waits when no next allowed time is known (no zone known).
 pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
@@ -481,18 +477,18 @@ async fn conclude(
             // The send records, the step's status, the contact's recent
             // sends and the audit record: one write when nothing moved.
             let head = facts.audit_head.clone();
-            let record = store
-                .finish_audited(
-                    step,
-                    &outcome,
-                    record,
-                    head.as_ref().map(|head| FinishBase {
-                        head,
-                        facts: Some(facts),
-                    }),
-                )
-                .await?;
-            facts.after_send(SendHistoryEntry::for_step(step, now), head_of(&record));
+            let written = finish_surely(
+                deps,
+                step,
+                &outcome,
+                record,
+                head.as_ref().map(|head| FinishBase {
+                    head,
+                    facts: Some(facts),
+                }),
+            )
+            .await?;
+            facts.after_send(SendHistoryEntry::for_step(step, now), written);
             info!(step_id = %step.id, to = %facts.contact.phone.masked(), "sent");
             Ok(Concluded::Done(Outcome::Sent(carrier_id)))
         }
@@ -527,8 +523,9 @@ async fn conclude(
         Err(failure) => {
             let reasons = vec![format!("carrier.{}", failure.code)];
             let head = facts.audit_head.clone();
-            let record = store
-                .finish_audited(
+            facts.audit_head = Some(
+                finish_surely(
+                    deps,
                     step,
                     &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
                     audit_record(
@@ -542,8 +539,8 @@ async fn conclude(
                     ),
                     head.as_ref().map(|head| FinishBase { head, facts: None }),
                 )
-                .await?;
-            facts.audit_head = Some(head_of(&record));
+                .await?,
+            );
             if failure.recipient_opted_out {
                 let record = record_carrier_opt_out(deps, step, &facts.contact, now).await?;
                 if let Some(record) = record {
@@ -557,139 +554,52 @@ async fn conclude(
     }
 }
 
-/// The head of a step's contact's chain as it is now.
-async fn deps_head(deps: &Deps, step: &Step) -> Result<Option<AuditHead>, DispatchError> {
-    Ok(deps
-        .store
-        .chain_heads(std::slice::from_ref(&step.contact_id))
-        .await?
-        .remove(&step.contact_id))
-}
+/// How often the record of a text that went out (or was refused) is tried
+/// before the message is handed back to SQS.
+const FINISH_ATTEMPTS: u32 = 4;
 
-/// What asking the carrier about an interrupted send found.
-#[derive(Debug)]
-enum Recovered {
-    /// The step ended: sent (the carrier holds the text) or of unknown
-    /// outcome (nothing can prove either way).
-    Ended(Outcome),
-    /// The carrier holds no such text: it was never sent.
-    NotSent,
-}
-
-/// Resolves a step whose claim an invocation that died left behind:
-/// finished as sent when the carrier proves the text went out, free to be
-/// sent when the carrier proves it did not, else ended as an unknown
-/// outcome. Never a second text.
-async fn recover(
+/// Records a claimed step's end after the carrier answered: the carrier
+/// call cannot be taken back, so the record must land. A failed write is
+/// tried again after a pause; a write whose answer was lost is found on the
+/// step. Gives the chain's head after it.
+pub(crate) async fn finish_surely(
     deps: &Deps,
     step: &Step,
-    claimed_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Recovered, DispatchError> {
-    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
-    let sms = match read.contacts.get(&step.contact_id) {
-        Some(facts) => match render(step, deps, now).await? {
-            Ok((_, body)) => Some(OutboundSms {
-                to: facts.contact.phone.clone(),
-                body,
-                class: step.class,
-                program: step.program.clone(),
-                idempotency_key: step.id.as_str().to_owned(),
-            }),
-            Err(_) => None,
-        },
-        None => None,
-    };
-    match sms {
-        Some(sms) => recover_with(deps, step, &sms, claimed_at, now).await,
-        None => Ok(Recovered::Ended(end_unknown(deps, step, now).await?)),
-    }
-}
-
-/// [`recover`] for the text as it was (or would have been) sent.
-async fn recover_with(
-    deps: &Deps,
-    step: &Step,
-    sms: &OutboundSms,
-    claimed_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Recovered, DispatchError> {
-    // A status callback that named this attempt proves it went out.
-    let attempt = optline_ports::attempt_key(step.id.as_str());
-    let carrier_id = match deps.store.carrier_attempt(&attempt).await? {
-        Some(id) => id,
-        None => {
-            let since = claimed_at.unwrap_or(now) - CLAIM_LEASE;
-            match deps.sender.lookup(sms, since).await? {
-                SentLookup::Found(receipt) => {
-                    format!("{}:{}", receipt.carrier, receipt.message_id)
+    outcome: &StepOutcome,
+    record: NewAuditRecord,
+    base: Option<FinishBase<'_>>,
+) -> Result<AuditHead, DispatchError> {
+    let mut base = base;
+    let mut last = None;
+    for attempt in 0..FINISH_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        }
+        match deps
+            .store
+            .finish_audited(step, outcome, record.clone(), base)
+            .await
+        {
+            Ok(written) => return Ok(head_of(&written)),
+            Err(e) => {
+                warn!(error = %e, attempt, "recording a step's end failed");
+                // Read the head again on the next try.
+                base = None;
+                if let Ok(Some(current)) = deps.store.step(&step.id).await {
+                    if current.status == outcome.status {
+                        // The write landed; its answer was lost.
+                        if let Some(head) = deps_head(deps, step).await? {
+                            return Ok(head);
+                        }
+                    }
                 }
-                SentLookup::NotFound => return Ok(Recovered::NotSent),
-                SentLookup::Unsupported => {
-                    return Ok(Recovered::Ended(end_unknown(deps, step, now).await?))
-                }
+                last = Some(e);
             }
         }
-    };
-    let outcome = StepOutcome {
-        status: StepStatus::Sent,
-        at: now,
-        carrier_message_id: Some(carrier_id.clone()),
-        reasons: vec!["dispatch.confirmed_by_carrier".to_owned()],
-    };
-    let rules = vec![RuleOutcome::new(
-        "dispatch.confirmed_by_carrier",
-        "1",
-        Verdict::Pass,
-        "the carrier holds the text an interrupted attempt sent; recorded, not sent again",
-    )];
-    deps.store
-        .finish_audited(
-            step,
-            &outcome,
-            audit_record(
-                step,
-                now,
-                "send",
-                rules,
-                outcome.reasons.clone(),
-                Decided {
-                    carrier_message_id: Some(&carrier_id),
-                    ..Decided::default()
-                },
-                None,
-            ),
-            None,
-        )
-        .await?;
-    info!(step_id = %step.id, "an interrupted send was confirmed by the carrier");
-    Ok(Recovered::Ended(Outcome::Sent(carrier_id)))
-}
-
-/// Ends a step whose send outcome nothing can prove: failed, with the
-/// reason, and never sent again.
-async fn end_unknown(
-    deps: &Deps,
-    step: &Step,
-    now: DateTime<Utc>,
-) -> Result<Outcome, DispatchError> {
-    let reasons = vec!["dispatch.unknown_outcome".to_owned()];
-    let rules = vec![RuleOutcome::new(
-        "dispatch.unknown_outcome",
-        "1",
-        Verdict::Fail,
-        "an attempt may have sent the text and the carrier cannot prove whether it did; not sent again",
-    )];
-    deps.store
-        .finish_audited(
-            step,
-            &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
-            audit_record(step, now, "failed", rules, reasons, Decided::default(), None),
-            None,
-        )
-        .await?;
-    warn!(step_id = %step.id, "send outcome unknown; ended without a second text");
-    Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()))
+    }
+    Err(DispatchError::Port(last.unwrap_or_else(|| {
+        PortError::Unavailable("recording a step's end failed".to_owned())
+    })))
 }
 
 /// Claims a step held as read, on the condition that nothing moved;
@@ -720,10 +630,10 @@ async fn claim(
 
 /// What the audit record of a decision says beyond its rules.
 #[derive(Debug, Clone, Copy, Default)]
-struct Decided<'a> {
-    legal_basis: Option<&'a str>,
-    consent_event_id: Option<&'a str>,
-    carrier_message_id: Option<&'a str>,
+pub(crate) struct Decided<'a> {
+    pub(crate) legal_basis: Option<&'a str>,
+    pub(crate) consent_event_id: Option<&'a str>,
+    pub(crate) carrier_message_id: Option<&'a str>,
 }
 
 fn head_of(record: &AuditRecord) -> AuditHead {
@@ -731,221 +641,6 @@ fn head_of(record: &AuditRecord) -> AuditHead {
         seq: record.seq,
         hash: record.hash.clone(),
     }
-}
-
-/// What dispatch would do with a step, before any write: refused for a
-/// reason of its own (unknown contact, template, rendering, audience), or
-/// the policy's decision with the rendered text.
-#[derive(Debug)]
-pub enum Assessment {
-    /// Suppressed before the policy ran.
-    Refused {
-        /// Rule ids.
-        reasons: Vec<String>,
-        /// Rules consulted.
-        rules: Vec<RuleOutcome>,
-    },
-    /// The policy's decision.
-    Decided {
-        /// The rendered text.
-        body: String,
-        /// The decision.
-        decision: Decision,
-    },
-}
-
-/// Assesses a step at `now` without claiming, writing or sending: what
-/// dispatch would decide (and the sweep's dry run reports). Reads the
-/// contact's facts and the episode's answer.
-pub async fn assess(
-    step: &Step,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Assessment, DispatchError> {
-    let read = StepFacts::read(deps.store.as_ref(), &[step], now).await?;
-    assess_with(
-        step,
-        read.contacts.get(&step.contact_id),
-        read.answer(step),
-        deps,
-        now,
-    )
-    .await
-}
-
-/// [`assess`] on facts already read (`None`: the contact does not exist)
-/// and the episode's answer, if any.
-pub async fn assess_with(
-    step: &Step,
-    facts: Option<&ContactFacts>,
-    answered: Option<&str>,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Assessment, DispatchError> {
-    let Some(facts) = facts else {
-        return Ok(Assessment::Refused {
-            reasons: vec!["dispatch.unknown_contact".to_owned()],
-            rules: vec![RuleOutcome::new(
-                "dispatch.unknown_contact",
-                "1",
-                Verdict::Fail,
-                "the step's contact does not exist",
-            )],
-        });
-    };
-    let contact = &facts.contact;
-
-    // The program's audience again, with the latest answers (a follow-up
-    // for non-responders goes only to people who have not answered),
-    // minors and region. Consent, expiry and lateness are the decision's.
-    let program = deps.config.program(Some(&step.program));
-    let audience_rules = program.map(|p| p.audience.clone()).unwrap_or_default();
-    let request = optline_episodes::request_for(step, contact, program, now);
-    let selection = optline_policy::audience::select(
-        &audience_rules,
-        &optline_policy::audience::Candidate {
-            request: &request,
-            due_at: step.due_at,
-            non_responders_only: step.audience == Audience::NonResponders,
-            answered,
-            stage: optline_policy::audience::Stage::Send,
-        },
-        now,
-    );
-    if !selection.included {
-        return Ok(Assessment::Refused {
-            reasons: selection.reasons,
-            rules: selection.rules,
-        });
-    }
-
-    let (template, body) = match render(step, deps, now).await? {
-        Ok(rendered) => rendered,
-        Err((reasons, rules)) => return Ok(Assessment::Refused { reasons, rules }),
-    };
-
-    let history = facts
-        .sends
-        .iter()
-        .map(|h| PriorSend {
-            at: h.at,
-            subject: h.subject.clone(),
-            provider: h.program.clone(),
-            healthcare_exempt: h.healthcare_exempt,
-            // Each episode (subject) is one workflow instance.
-            workflow: Some(h.subject.clone()),
-        })
-        .collect();
-    let request = send_request(step, contact, Some(&template), &body, deps, now);
-    let state = PolicyState {
-        consent: facts.consent.clone(),
-        history,
-    };
-    let decision = evaluate(&request, &state, now);
-    Ok(Assessment::Decided { body, decision })
-}
-
-/// Why a step's text cannot be rendered: the rule ids and the rules.
-type RenderRefusal = (Vec<String>, Vec<RuleOutcome>);
-
-/// The text a step sends: only the published, approved version it pins,
-/// rendered with its variables and the program's, then linted again
-/// (values can add words, links and length).
-async fn render(
-    step: &Step,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<Result<(TemplateVersion, String), RenderRefusal>, DispatchError> {
-    let library = Library::new(
-        deps.store.as_ref(),
-        ReviewPolicy {
-            approval_valid_days: deps.config.approval_valid_days,
-        },
-        &deps.lint,
-    );
-    let template = match library
-        .sendable_cached(
-            &deps.warm.templates,
-            &step.template_id,
-            step.template_version,
-            now,
-        )
-        .await?
-    {
-        Ok(stored) => stored.version,
-        Err((rule_id, reason)) => {
-            return Ok(Err((
-                vec![rule_id.to_owned()],
-                vec![RuleOutcome::new(
-                    rule_id,
-                    REVIEW_VERSION,
-                    Verdict::Fail,
-                    reason,
-                )],
-            )));
-        }
-    };
-    let rendered = match deps.config.program(Some(&step.program)) {
-        Some(p) => {
-            let mut values = step.variables.clone();
-            values.insert("program".to_owned(), p.name.clone());
-            values.insert("help_contact".to_owned(), p.support_contact.clone());
-            values.insert("frequency".to_owned(), p.frequency.clone());
-            template.render(&values).map_err(|e| e.to_string())
-        }
-        None => Err("the step's program is not configured".to_owned()),
-    };
-    let body = match rendered {
-        Ok(b) => b,
-        Err(reason) => {
-            return Ok(Err((
-                vec!["template.render".to_owned()],
-                vec![RuleOutcome::new(
-                    "template.render",
-                    LINT_VERSION,
-                    Verdict::Fail,
-                    reason,
-                )],
-            )));
-        }
-    };
-    let findings = lint_rendered(&template, &body, &deps.lint);
-    if has_errors(&findings) {
-        let rules: Vec<RuleOutcome> = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .map(|f| {
-                RuleOutcome::new(
-                    f.rule.clone(),
-                    LINT_VERSION,
-                    Verdict::Fail,
-                    f.message.clone(),
-                )
-            })
-            .collect();
-        let mut reasons: Vec<String> = rules.iter().map(|r| r.id.to_string()).collect();
-        reasons.dedup();
-        return Ok(Err((reasons, rules)));
-    }
-    Ok(Ok((template, body)))
-}
-
-fn send_request(
-    step: &Step,
-    contact: &Contact,
-    template: Option<&TemplateVersion>,
-    body: &str,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> SendRequest {
-    let mut request =
-        optline_episodes::request_for(step, contact, deps.config.program(Some(&step.program)), now);
-    if let Some(t) = template {
-        request.category = t.category.clone();
-        request.class = t.class;
-    }
-    request.body = Some(body.to_owned());
-    request
 }
 
 /// Ends a step that will not be sent, with its audit record: a claimed
@@ -1002,7 +697,7 @@ async fn suppress(
     Ok(Concluded::Done(Outcome::Suppressed(reasons)))
 }
 
-fn audit_record(
+pub(crate) fn audit_record(
     step: &Step,
     at: DateTime<Utc>,
     action: &str,
@@ -1025,164 +720,4 @@ fn audit_record(
         carrier_message_id: decided.carrier_message_id.map(str::to_owned),
         detail,
     }
-}
-
-/// Twilio 21610: the number replied STOP at the carrier. The ledger learns
-/// it as a phone-scoped revocation with source `carrier`, with a record on
-/// every chain of the contacts sharing the number, in one commit. Returns
-/// the record on the step's contact's chain.
-pub async fn record_carrier_opt_out(
-    deps: &Deps,
-    step: &Step,
-    contact: &Contact,
-    now: DateTime<Utc>,
-) -> Result<Option<AuditRecord>, DispatchError> {
-    let event = ConsentEvent::carrier_revocation(
-        EventId::parse(&format!("carrier-optout-{}", step.id))?,
-        contact.phone.clone(),
-        Some(contact.id.clone()),
-        Some(step.program.clone()),
-        "twilio",
-        "21610",
-        None,
-        now,
-    );
-    let partition = Partition::Phone(contact.phone.clone());
-    let store = deps.store.as_ref();
-    for _ in 0..COMMIT_ATTEMPTS {
-        if store.consent_event(&partition, &event.id).await?.is_some() {
-            return Ok(None);
-        }
-        let ledger = store.ledger(&partition).await?;
-        let mut contacts = store.contacts_by_phone(&contact.phone).await?;
-        contacts.sort();
-        let heads = store.chain_heads(&contacts).await?;
-        let mut commit = Commit::default();
-        commit.push(Write::Consent {
-            event: event.clone(),
-            disclosure: None,
-            ledger: ledger.read,
-        });
-        for (id, head) in &heads {
-            commit.push(Write::Audit {
-                chain: ChainRead {
-                    contact: id.clone(),
-                    head: head.clone(),
-                },
-                records: vec![NewAuditRecord {
-                    contact_id: id.clone(),
-                    at: now,
-                    kind: "consent".to_owned(),
-                    action: "revoke".to_owned(),
-                    step_id: Some(step.id.as_str().to_owned()),
-                    rules: Vec::new(),
-                    reasons: vec!["carrier.21610".to_owned()],
-                    legal_basis: None,
-                    consent_event_id: Some(event.id.as_str().to_owned()),
-                    template: None,
-                    carrier_message_id: None,
-                    detail: Some("carrier reports the number opted out".to_owned()),
-                }],
-            });
-        }
-        if let Committed::Done(records) = store.commit(commit).await? {
-            return Ok(records
-                .into_iter()
-                .find(|r| r.content.contact_id == contact.id));
-        }
-    }
-    Err(DispatchError::Port(PortError::Conflict(
-        "carrier opt-out: the ledger kept moving".to_owned(),
-    )))
-}
-
-/// One step in a dry run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DryRunStep {
-    /// The step.
-    pub step_id: StepId,
-    /// Its contact.
-    pub contact_id: String,
-    /// Template id and version.
-    pub template: String,
-    /// `send`, `defer` or `suppress`.
-    pub decision: &'static str,
-    /// Until when, for a deferral.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<DateTime<Utc>>,
-    /// Why not now (rule ids).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
-}
-
-/// What a sweep at `at` would lead to, step by step, with counts per
-/// decision and per reason. Nothing is claimed, queued, sent or written.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DryRun {
-    /// The instant assessed.
-    pub at: DateTime<Utc>,
-    /// Every due step.
-    pub steps: Vec<DryRunStep>,
-    /// Steps per decision.
-    pub decisions: std::collections::BTreeMap<&'static str, usize>,
-    /// Deferred or suppressed steps per reason.
-    pub reasons: std::collections::BTreeMap<String, usize>,
-}
-
-/// Assesses every step due at `at` (up to `limit`) as the sweep (its
-/// audience rules) and then dispatch (its decision) would.
-pub async fn dry_run(
-    deps: &Deps,
-    at: DateTime<Utc>,
-    limit: usize,
-) -> Result<DryRun, DispatchError> {
-    let due = deps.store.due_steps(at, limit).await?;
-    let mut report = DryRun {
-        at,
-        steps: Vec::with_capacity(due.len()),
-        decisions: std::collections::BTreeMap::new(),
-        reasons: std::collections::BTreeMap::new(),
-    };
-    for step in &due {
-        // The sweep's audience rules first: an excluded step is never queued.
-        let (audience, _) =
-            optline_episodes::select(deps.store.as_ref(), &deps.config, step, at).await?;
-        let assessed = if audience.included {
-            assess(step, deps, at).await?
-        } else {
-            Assessment::Refused {
-                reasons: audience.reasons,
-                rules: audience.rules,
-            }
-        };
-        let (decision, until, reasons) = match assessed {
-            Assessment::Refused { reasons, .. } => ("suppress", None, reasons),
-            Assessment::Decided { decision, .. } => match decision {
-                Decision::Send { .. } => ("send", None, Vec::new()),
-                Decision::Defer { until, rules } => (
-                    "defer",
-                    until,
-                    rules
-                        .iter()
-                        .filter(|r| r.verdict == Verdict::Defer || r.verdict == Verdict::Fail)
-                        .map(|r| r.id.to_string())
-                        .collect(),
-                ),
-                Decision::Suppress { reasons, .. } => ("suppress", None, reasons),
-            },
-        };
-        *report.decisions.entry(decision).or_insert(0) += 1;
-        for reason in &reasons {
-            *report.reasons.entry(reason.clone()).or_insert(0) += 1;
-        }
-        report.steps.push(DryRunStep {
-            step_id: step.id.clone(),
-            contact_id: step.contact_id.as_str().to_owned(),
-            template: format!("{}@{}", step.template_id, step.template_version),
-            decision,
-            until,
-            reasons,
-        });
-    }
-    Ok(report)
 }

@@ -12,12 +12,17 @@
 //!   (21610) in the same commit.
 //! - [`metrics`]: counts in CloudWatch's embedded metric format.
 
+pub mod assess;
 pub mod dispatch;
+pub mod dry_run;
 pub mod metrics;
+mod recovery;
 pub mod reports;
 
+pub use assess::{assess, assess_with, Assessment};
 pub use dispatch::{
-    assess, assess_with, dispatch_step, dispatch_steps, dry_run, outcome_kind,
-    record_carrier_opt_out, Assessment, Deps, DispatchError, DryRun, DryRunStep, Outcome, Warm,
-    CLAIM_LEASE, PACE_MAX_WAIT, SLOTS_PER_TAKE, UNKNOWN_WINDOW_RETRY,
+    dispatch_step, dispatch_steps, outcome_kind, Deps, DispatchError, Outcome, Warm, CLAIM_LEASE,
+    PACE_MAX_WAIT, SLOTS_PER_TAKE, UNKNOWN_WINDOW_RETRY,
 };
+pub use dry_run::{dry_run, DryRun, DryRunStep};
+pub use recovery::record_carrier_opt_out;

@@ -169,4 +169,3 @@ pub fn select_with(
         now,
     )
 }
-

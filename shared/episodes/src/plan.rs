@@ -23,7 +23,7 @@ use optline_ports::{
 use crate::intake::hl7;
 use crate::intake::normalized::{step_key, Effect};
 use crate::{
-    AppointmentEvent, AppointmentStatus, Applied, EpisodeError, Episodes, Start, TaskEvent,
+    Applied, AppointmentEvent, AppointmentStatus, EpisodeError, Episodes, Start, TaskEvent,
 };
 
 /// How long before the appointment the reminder is due, unless the
@@ -99,8 +99,16 @@ pub async fn apply_appointment(
         };
         if let Some(kind) = kind {
             writes.extend(
-                conclude(episodes, &subject, kind, &event.patient, &reminder, &event.source, now)
-                    .await?,
+                conclude(
+                    episodes,
+                    &subject,
+                    kind,
+                    &event.patient,
+                    &reminder,
+                    &event.source,
+                    now,
+                )
+                .await?,
             );
         }
         let decision = match &event.status {
@@ -493,9 +501,7 @@ async fn cancel(
                 writes.push(Write::Step {
                     step: Step {
                         status: StepStatus::Cancelled,
-                        source_version: version
-                            .map(str::to_owned)
-                            .or(step.source_version.clone()),
+                        source_version: version.map(str::to_owned).or(step.source_version.clone()),
                         ..step.clone()
                     },
                     expect: StepExpect::In(vec![step.status]),

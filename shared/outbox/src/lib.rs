@@ -55,7 +55,10 @@ pub async fn drain(publisher: &dyn EventPublisher, pending: &[Pending]) -> Drain
         }
         Ok(refused) => {
             let first = pending.iter().position(|p| refused.contains(&p.event.id));
-            warn!(refused = refused.len(), "eventbridge refused outbox events; retrying them");
+            warn!(
+                refused = refused.len(),
+                "eventbridge refused outbox events; retrying them"
+            );
             Drained {
                 published: events.len() - refused.len(),
                 retry_from: first

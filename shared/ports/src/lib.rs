@@ -228,8 +228,10 @@ pub trait Casework: Send + Sync {
     /// Every revocation request, oldest first.
     async fn revocation_requests(&self) -> Result<Vec<RevocationRequest>, PortError>;
     /// One revocation request.
-    async fn revocation_request(&self, id: &EventId)
-        -> Result<Option<RevocationRequest>, PortError>;
+    async fn revocation_request(
+        &self,
+        id: &EventId,
+    ) -> Result<Option<RevocationRequest>, PortError>;
     /// The step a carrier message id belongs to.
     async fn step_for_carrier_message(
         &self,

@@ -158,8 +158,18 @@ async fn end(
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), PortError> {
-    for _ in 0..COMMIT_ATTEMPTS {
-        let heads = store.chain_heads(&text.contacts).await?;
+    let mut last = None;
+    for attempt in 0..COMMIT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+        }
+        let heads = match store.chain_heads(&text.contacts).await {
+            Ok(heads) => heads,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
         let mut commit = Commit::default();
         commit.push(Write::LaneEnd {
             key: text.key.clone(),
@@ -186,11 +196,20 @@ async fn end(
                 )],
             });
         }
-        match store.commit(commit).await? {
+        // Once the carrier answered, its record must land: a failed commit
+        // is tried again.
+        let committed = match store.commit(commit).await {
+            Ok(committed) => committed,
+            Err(e) => {
+                last = Some(e);
+                Committed::Conflict("the commit failed".to_owned())
+            }
+        };
+        match committed {
             Committed::Done(_) | Committed::Duplicate(_) => return Ok(()),
             Committed::Conflict(reason) => {
                 // A chain moved, or the text was ended meanwhile.
-                if let Some((_, current)) = store.lane_text(&text.key).await? {
+                if let Ok(Some((_, current))) = store.lane_text(&text.key).await {
                     let expected = if claimed {
                         LaneStatus::Sending
                     } else {
@@ -204,9 +223,7 @@ async fn end(
             }
         }
     }
-    Err(PortError::Conflict(
-        "lane text: the chains kept moving".to_owned(),
-    ))
+    Err(last.unwrap_or_else(|| PortError::Conflict("lane text: the chains kept moving".to_owned())))
 }
 
 fn lane_record(

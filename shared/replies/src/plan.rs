@@ -123,7 +123,17 @@ pub(crate) async fn plan(
                 program.stop_confirmation_text(),
             )
             .await?;
-            let how = owe(&mut commit, &mut answer, sms, program, facts, path, text, "opt_out_confirmation", now);
+            let how = owe(
+                &mut commit,
+                &mut answer,
+                sms,
+                program,
+                facts,
+                path,
+                text,
+                "opt_out_confirmation",
+                now,
+            );
             records.each(|c| {
                 let mut record = reply_record(c, now, classification, Some(&event), how);
                 record.action = "opt_out_confirmation".to_owned();
@@ -133,7 +143,9 @@ pub(crate) async fn plan(
         }
         Intent::OptIn => {
             let ConsentStanding::Revoked { event_id } = &facts.standing else {
-                return Err(PortError::Invalid("an opt-in without a revocation".to_owned()));
+                return Err(PortError::Invalid(
+                    "an opt-in without a revocation".to_owned(),
+                ));
             };
             let reverses = EventId::parse(event_id)?;
             let event = sms_event(
@@ -167,12 +179,32 @@ pub(crate) async fn plan(
                 program.opt_in_confirmation_text(),
             )
             .await?;
-            owe(&mut commit, &mut answer, sms, program, facts, path, text, "opt_in_confirmation", now);
+            owe(
+                &mut commit,
+                &mut answer,
+                sms,
+                program,
+                facts,
+                path,
+                text,
+                "opt_in_confirmation",
+                now,
+            );
         }
         Intent::Help => {
             let text =
                 program_text(replies, "program_help", &values, now, program.help_text()).await?;
-            let how = owe(&mut commit, &mut answer, sms, program, facts, path, text, "help", now);
+            let how = owe(
+                &mut commit,
+                &mut answer,
+                sms,
+                program,
+                facts,
+                path,
+                text,
+                "help",
+                now,
+            );
             records.each(|c| reply_record(c, now, classification, None, how));
         }
         Intent::Confirm | Intent::Reschedule => match &facts.latest {
@@ -191,13 +223,21 @@ pub(crate) async fn plan(
                 )
                 .await?;
                 if let Some(text) = answer.take() {
-                    owe(&mut commit, &mut answer, sms, program, facts, path, text, "acknowledgement", now);
+                    owe(
+                        &mut commit,
+                        &mut answer,
+                        sms,
+                        program,
+                        facts,
+                        path,
+                        text,
+                        "acknowledgement",
+                        now,
+                    );
                 }
             }
             // A code with nothing to answer: only recorded.
-            None => records.each(|c| {
-                reply_record(c, now, classification, None, "reply recorded")
-            }),
+            None => records.each(|c| reply_record(c, now, classification, None, "reply recorded")),
         },
         Intent::Other => {
             // A reply to a text that asked for a code, which is no code: a

@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use optline_config::ProgramConfig;
 use optline_policy::classify::{classify, Classification, ReplyContext};
 use optline_policy::consent::{standing, ConsentStanding};
-use optline_ports::{
-    ContactFacts, ContactId, Ledger, Partition, PortError, SendHistoryEntry,
-};
+use optline_ports::{ContactFacts, ContactId, Ledger, Partition, PortError, SendHistoryEntry};
 
 use crate::{InboundSms, Replies};
 

@@ -30,9 +30,7 @@ pub(crate) async fn rendered(
         return Ok(None);
     };
     Ok(match stored.version.render(values) {
-        Ok(text) if !has_errors(&lint_rendered(&stored.version, &text, replies.lint)) => {
-            Some(text)
-        }
+        Ok(text) if !has_errors(&lint_rendered(&stored.version, &text, replies.lint)) => Some(text),
         _ => None,
     })
 }

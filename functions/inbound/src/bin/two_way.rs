@@ -48,7 +48,9 @@ async fn main() -> Result<(), Error> {
             &config,
             clients.sns.clone(),
         )?)),
-        lint: Arc::new(optline_library::lint_config(config.template_lint.as_deref())?),
+        lint: Arc::new(optline_library::lint_config(
+            config.template_lint.as_deref(),
+        )?),
         config: Arc::new(config),
     };
     let deps = &deps;

@@ -205,7 +205,10 @@ impl DynamoStore {
                     "revocation_request",
                     &request,
                 )?;
-                item.insert("open".to_owned(), aws_sdk_dynamodb::types::AttributeValue::Bool(true));
+                item.insert(
+                    "open".to_owned(),
+                    aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                );
                 tx.push(self.put(item, Some(NEW))?, "revocation request exists");
             }
             Write::CompleteRevocation { request } => {
@@ -289,12 +292,20 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The marker's stored answer.
-    async fn marker_answer(&self, marker_key: &str) -> Result<Option<String>, PortError> {
+    /// The marker's stored answer and the nonce of the commit that wrote it.
+    async fn marker(
+        &self,
+        marker_key: &str,
+    ) -> Result<Option<(Option<String>, String)>, PortError> {
         Ok(self
             .get(key::marker(marker_key), "TRIGGER")
             .await?
-            .and_then(|item| attr(&item, "answer").map(str::to_owned)))
+            .map(|item| {
+                (
+                    attr(&item, "answer").map(str::to_owned),
+                    attr(&item, "nonce").unwrap_or_default().to_owned(),
+                )
+            }))
     }
 }
 
@@ -302,11 +313,16 @@ impl DynamoStore {
 impl Committer for DynamoStore {
     async fn commit(&self, commit: Commit) -> Result<Committed, PortError> {
         let mut tx = TxBuilder::default();
+        // Tells this commit's marker from an earlier delivery's, so that a
+        // commit whose answer was lost (the SDK saw a timeout, or retried
+        // it into its own marker) is known to have been written.
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
         if let Some(marker) = &commit.marker {
             let mut item: Item = HashMap::from([
                 ("pk".to_owned(), s(key::marker(&marker.key))),
                 ("sk".to_owned(), s("TRIGGER")),
                 ("kind".to_owned(), s("trigger")),
+                ("nonce".to_owned(), s(nonce.clone())),
                 ("at".to_owned(), s(ts(marker.at))),
                 (
                     "ttl".to_owned(),
@@ -335,15 +351,31 @@ impl Committer for DynamoStore {
                 tx.items.len()
             )));
         }
-        match self.transact_codes("commit", tx.items).await? {
-            Tx::Committed => Ok(Committed::Done(tx.records)),
-            Tx::Cancelled(codes) => {
-                if commit.marker.is_some() && Tx::failed(&codes, 0) {
-                    let answer = match &commit.marker {
-                        Some(marker) => self.marker_answer(&marker.key).await?,
-                        None => None,
-                    };
-                    return Ok(Committed::Duplicate(answer));
+        let result = self.transact_codes("commit", tx.items).await;
+        let ours = |found: &Option<(Option<String>, String)>| {
+            found.as_ref().is_some_and(|(_, written)| *written == nonce)
+        };
+        match result {
+            Ok(Tx::Committed) => Ok(Committed::Done(tx.records)),
+            Err(e) => {
+                // The answer was lost: the marker says whether it was written.
+                if let Some(marker) = &commit.marker {
+                    if let Ok(found) = self.marker(&marker.key).await {
+                        if ours(&found) {
+                            return Ok(Committed::Done(tx.records));
+                        }
+                    }
+                }
+                Err(e)
+            }
+            Ok(Tx::Cancelled(codes)) => {
+                if let (Some(marker), true) = (&commit.marker, Tx::failed(&codes, 0)) {
+                    let found = self.marker(&marker.key).await?;
+                    if ours(&found) {
+                        // The SDK retried this very commit into its marker.
+                        return Ok(Committed::Done(tx.records));
+                    }
+                    return Ok(Committed::Duplicate(found.and_then(|(answer, _)| answer)));
                 }
                 let reasons: Vec<String> = codes
                     .iter()

@@ -75,7 +75,11 @@ impl ConsentLedger for DynamoStore {
         let pk = key::partition(partition);
         let state = self.get(pk.clone(), STATE_SK).await?;
         let digest = self
-            .digest(&pk, state.as_ref(), chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            .digest(
+                &pk,
+                state.as_ref(),
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            )
             .await?;
         let mut facts = digest.facts;
         facts.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));

@@ -16,9 +16,9 @@ impl ContactDirectory for DynamoStore {
         commit.push(Write::CreateContact(contact.clone()));
         match self.commit(commit).await? {
             Committed::Done(_) => Ok(()),
-            Committed::Duplicate(_) | Committed::Conflict(_) => {
-                Err(PortError::Conflict("create contact: the id exists".to_owned()))
-            }
+            Committed::Duplicate(_) | Committed::Conflict(_) => Err(PortError::Conflict(
+                "create contact: the id exists".to_owned(),
+            )),
         }
     }
 

@@ -44,7 +44,11 @@ impl DynamoStore {
     }
 
     /// Every item of partition `pk` whose sort key starts with `prefix`.
-    pub(crate) async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, PortError> {
+    pub(crate) async fn query_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+    ) -> Result<Vec<Item>, PortError> {
         self.query_partition(pk, Some(prefix)).await
     }
 

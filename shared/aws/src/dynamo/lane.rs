@@ -24,22 +24,39 @@ impl ComplianceLane for DynamoStore {
     }
 
     async fn lane_claim(&self, lane_key: &str, at: DateTime<Utc>) -> Result<bool, PortError> {
-        ItemUpdate::new(key::lane(lane_key), "TEXT")
+        // Names this claim, so a claim whose answer was lost is known.
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let claimed = ItemUpdate::new(key::lane(lane_key), "TEXT")
             .set("#status = :sending")
             .set("claimed_at = :at")
+            .set("claim_id = :claim_id")
             .when("#status = :pending")
             .name("#status", "status")
             .value(":sending", s(LaneStatus::Sending.as_str()))
             .value(":pending", s(LaneStatus::Pending.as_str()))
             .value(":at", s(ts(at)))
+            .value(":claim_id", s(nonce.clone()))
             .send(&self.client, &self.table, "claim lane text")
-            .await
+            .await;
+        match claimed {
+            Err(e) => match self.get(key::lane(lane_key), "TEXT").await {
+                Ok(Some(item))
+                    if attr(&item, "status") == Some(LaneStatus::Sending.as_str())
+                        && attr(&item, "claim_id") == Some(nonce.as_str()) =>
+                {
+                    Ok(true)
+                }
+                _ => Err(e),
+            },
+            done => done,
+        }
     }
 
     async fn lane_release(&self, lane_key: &str) -> Result<(), PortError> {
         ItemUpdate::new(key::lane(lane_key), "TEXT")
             .set("#status = :pending")
             .remove("claimed_at")
+            .remove("claim_id")
             .when("#status = :sending")
             .name("#status", "status")
             .value(":sending", s(LaneStatus::Sending.as_str()))

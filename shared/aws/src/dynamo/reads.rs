@@ -205,10 +205,14 @@ impl DecisionReads for DynamoStore {
         at: DateTime<Utc>,
     ) -> Result<CheckedClaim, PortError> {
         let id = &snapshot.step.id;
+        // Names this claim, so a claim whose answer was lost is known.
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
         let claim = expect(
             ItemUpdate::new(key::step(id), "STEP")
                 .set("#status = :sending")
                 .set("claimed_at = :at")
+                .set("claim_id = :claim_id")
+                .value(":claim_id", s(nonce.clone()))
                 .set("due_pk = :due_pk")
                 .set("due_sk = :lease")
                 .value(":sending", s(StepStatus::Sending.as_str()))
@@ -230,7 +234,17 @@ impl DecisionReads for DynamoStore {
             )
             .check(&self.table)?,
         ];
-        Ok(match self.transact_codes("claim step", items).await? {
+        let result = match self.transact_codes("claim step", items).await {
+            Ok(result) => result,
+            Err(e) => {
+                return if self.claimed_by(id, &nonce).await {
+                    Ok(CheckedClaim::Won)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        Ok(match result {
             Tx::Committed => CheckedClaim::Won,
             Tx::Cancelled(codes)
                 if codes.is_empty()

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use optline_ports::{
-    AuditHead, AuditRecord, Claim, ContactId, ContactRecord, ConsentEvent, FinishBase,
+    AuditHead, AuditRecord, Claim, ConsentEvent, ContactId, ContactRecord, FinishBase,
     NewAuditRecord, PortError, SendHistoryEntry, Step, StepId, StepOutcome, StepStatus, StepStore,
     Unclaimed, RECENT_SENDS_DAYS,
 };
@@ -185,6 +185,16 @@ impl DynamoStore {
         Err(PortError::Conflict(
             "end step: the audit chain kept moving".to_owned(),
         ))
+    }
+
+    /// Whether the step is claimed by the claim named `nonce` (a claim
+    /// whose answer was lost may have been written).
+    pub(crate) async fn claimed_by(&self, id: &StepId, nonce: &str) -> bool {
+        matches!(
+            self.get(key::step(id), "STEP").await,
+            Ok(Some(item)) if attr(&item, "status") == Some("sending")
+                && attr(&item, "claim_id") == Some(nonce)
+        )
     }
 
     /// A conditional update of a step item; `false` when its condition fails.
@@ -377,6 +387,7 @@ impl StepStore for DynamoStore {
     }
 
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
         let result = self
             .client
             .update_item()
@@ -384,8 +395,9 @@ impl StepStore for DynamoStore {
             .key("pk", s(key::step(id)))
             .key("sk", s("STEP"))
             .update_expression(
-                "SET #status = :sending, claimed_at = :at, due_pk = :due_pk, due_sk = :lease",
+                "SET #status = :sending, claimed_at = :at, due_pk = :due_pk, due_sk = :lease, claim_id = :claim_id",
             )
+            .expression_attribute_values(":claim_id", s(nonce.clone()))
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":sending", s(StepStatus::Sending.as_str()))
@@ -417,7 +429,15 @@ impl StepStore for DynamoStore {
                     _ => Claim::AlreadyDone,
                 })
             }
-            Err(e) => Err(unavailable("claim step", e)),
+            Err(e) => {
+                // The answer was lost: the claim may be ours.
+                if self.claimed_by(id, &nonce).await {
+                    if let Some(item) = self.get(key::step(id), "STEP").await? {
+                        return Ok(Claim::Won(Box::new(step_from_item(&item)?)));
+                    }
+                }
+                Err(unavailable("claim step", e))
+            }
         }
     }
 
@@ -447,7 +467,7 @@ impl StepStore for DynamoStore {
         self.update_step_if(
             id,
             "release claim",
-            "SET #status = :queued, due_pk = :due_pk, due_sk = :lease REMOVE claimed_at",
+            "SET #status = :queued, due_pk = :due_pk, due_sk = :lease REMOVE claimed_at, claim_id",
             "#status = :sending",
             &[
                 (":sending", StepStatus::Sending.as_str().to_owned()),
@@ -503,9 +523,7 @@ impl StepStore for DynamoStore {
             sends,
         )
         .await?
-        .ok_or_else(|| {
-            PortError::Conflict("finish step: the step is no longer claimed".to_owned())
-        })
+        .ok_or_else(|| PortError::Conflict("finish step: the step is no longer claimed".to_owned()))
     }
 
     async fn defer_audited(
@@ -530,17 +548,11 @@ impl StepStore for DynamoStore {
             .value(":due_pk", s(key::due_pk(&step.id)))
             .value(":due_sk", s(key::due_sk(&step.id, until)))
             .value(":data", s(to_json(&planned)?));
-        self.end_with_record(
-            step,
-            update,
-            Held::Claimed,
-            Vec::new(),
-            record,
-            head,
-            None,
-        )
-        .await?
-        .ok_or_else(|| PortError::Conflict("defer step: the step is no longer claimed".to_owned()))
+        self.end_with_record(step, update, Held::Claimed, Vec::new(), record, head, None)
+            .await?
+            .ok_or_else(|| {
+                PortError::Conflict("defer step: the step is no longer claimed".to_owned())
+            })
     }
 
     async fn unqueue(&self, id: &StepId, at: DateTime<Utc>) -> Result<(), PortError> {

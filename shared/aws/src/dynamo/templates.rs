@@ -5,7 +5,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use optline_policy::template::review::Lifecycle;
 use optline_ports::{PortError, StoredTemplate, TemplateStore};
 
-use super::item::{is_conditional, key, s, stored_template, to_json, unavailable, TEMPLATE_CATALOG_PK};
+use super::item::{
+    is_conditional, key, s, stored_template, to_json, unavailable, TEMPLATE_CATALOG_PK,
+};
 use super::DynamoStore;
 
 #[async_trait]
@@ -51,7 +53,10 @@ impl TemplateStore for DynamoStore {
         id: &str,
         version: u32,
     ) -> Result<Option<StoredTemplate>, PortError> {
-        match self.get(key::template(id), &key::template_version(version)).await? {
+        match self
+            .get(key::template(id), &key::template_version(version))
+            .await?
+        {
             Some(item) => Ok(Some(stored_template(&item)?)),
             None => Ok(None),
         }
@@ -106,4 +111,3 @@ impl TemplateStore for DynamoStore {
         }
     }
 }
-

@@ -263,9 +263,7 @@ impl StateChange {
         if let Some(revision) = self.expect_revision {
             update = update.name("#rev", "rev");
             update = match revision {
-                Some(rev) => update
-                    .when("#rev = :rev_read")
-                    .value(":rev_read", n(rev)),
+                Some(rev) => update.when("#rev = :rev_read").value(":rev_read", n(rev)),
                 None => update.when("attribute_not_exists(#rev)"),
             };
         }
@@ -295,9 +293,7 @@ impl StateChange {
             update = if from == 0 {
                 update.when("attribute_not_exists(#seq)")
             } else {
-                update
-                    .when("#seq = :seq_read")
-                    .value(":seq_read", n(from))
+                update.when("#seq = :seq_read").value(":seq_read", n(from))
             };
         }
         if let Some(change) = self.sends {
@@ -326,9 +322,7 @@ impl StateChange {
 pub(crate) fn revision_check(pk: String, revision: Option<u64>) -> ItemUpdate {
     let update = ItemUpdate::new(pk, STATE_SK).name("#rev", "rev");
     match revision {
-        Some(rev) => update
-            .when("#rev = :rev_read")
-            .value(":rev_read", n(rev)),
+        Some(rev) => update.when("#rev = :rev_read").value(":rev_read", n(rev)),
         None => update.when("attribute_not_exists(#rev)"),
     }
 }
