@@ -134,12 +134,14 @@ fn answer(result: Result<Applied, EpisodeError>) -> Response<Body> {
             before_booking,
             stale,
         }) => {
-            let mut body = serde_json::json!({ "accepted": true, "cancelled": cancelled });
+            let mut body = serde_json::Map::new();
+            body.insert("accepted".to_owned(), serde_json::Value::Bool(true));
+            body.insert("cancelled".to_owned(), serde_json::json!(cancelled));
             if before_booking {
-                body["before_booking"] = serde_json::Value::Bool(true);
+                body.insert("before_booking".to_owned(), serde_json::Value::Bool(true));
             }
             if stale {
-                body["result"] = serde_json::Value::String("stale".to_owned());
+                body.insert("result".to_owned(), "stale".into());
             }
             json(StatusCode::OK, &body)
         }

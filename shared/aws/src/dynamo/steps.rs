@@ -34,6 +34,18 @@ pub const SENDING_LEASE: chrono::Duration = chrono::Duration::minutes(30);
 /// contact's facts) moved under it.
 const END_ATTEMPTS: usize = 8;
 
+/// What ending a step writes besides its audit record.
+struct Ending<'a> {
+    /// The step's update.
+    update: ItemUpdate,
+    /// How it is held (its update's condition).
+    held: Held<'a>,
+    /// Items written with it (a send's records).
+    extra: Vec<Item>,
+    /// The contact's recent sends.
+    sends: Option<SendsChange>,
+}
+
 /// How a step ends: its update's condition.
 #[derive(Debug, Clone, Copy)]
 enum Held<'a> {
@@ -125,13 +137,16 @@ impl DynamoStore {
     async fn end_with_record(
         &self,
         step: &Step,
-        update: ItemUpdate,
-        held: Held<'_>,
-        extra: Vec<Item>,
+        ending: Ending<'_>,
         record: NewAuditRecord,
         head: Option<&AuditHead>,
-        sends: Option<SendsChange>,
     ) -> Result<Option<AuditRecord>, PortError> {
+        let Ending {
+            update,
+            held,
+            extra,
+            sends,
+        } = ending;
         let mut head = match head {
             Some(head) => head.clone(),
             None => self.chain_head(&step.contact_id).await?,
@@ -374,16 +389,13 @@ impl StepStore for DynamoStore {
         head: Option<&AuditHead>,
     ) -> Result<Option<AuditRecord>, PortError> {
         let update = self.end_update(&step.id, outcome)?;
-        self.end_with_record(
-            step,
+        let ending = Ending {
             update,
-            Held::Unclaimed(expected),
-            Vec::new(),
-            record,
-            head,
-            None,
-        )
-        .await
+            held: Held::Unclaimed(expected),
+            extra: Vec::new(),
+            sends: None,
+        };
+        self.end_with_record(step, ending, record, head).await
     }
 
     async fn claim_send(&self, id: &StepId, at: DateTime<Utc>) -> Result<Claim, PortError> {
@@ -513,17 +525,17 @@ impl StepStore for DynamoStore {
         });
         let update = self.end_update(&step.id, outcome)?;
         let extra = self.send_records(step, outcome)?;
-        self.end_with_record(
-            step,
+        let ending = Ending {
             update,
-            Held::Claimed,
+            held: Held::Claimed,
             extra,
-            record,
-            base.map(|b| b.head),
             sends,
-        )
-        .await?
-        .ok_or_else(|| PortError::Conflict("finish step: the step is no longer claimed".to_owned()))
+        };
+        self.end_with_record(step, ending, record, base.map(|b| b.head))
+            .await?
+            .ok_or_else(|| {
+                PortError::Conflict("finish step: the step is no longer claimed".to_owned())
+            })
     }
 
     async fn defer_audited(
@@ -548,7 +560,13 @@ impl StepStore for DynamoStore {
             .value(":due_pk", s(key::due_pk(&step.id)))
             .value(":due_sk", s(key::due_sk(&step.id, until)))
             .value(":data", s(to_json(&planned)?));
-        self.end_with_record(step, update, Held::Claimed, Vec::new(), record, head, None)
+        let ending = Ending {
+            update,
+            held: Held::Claimed,
+            extra: Vec::new(),
+            sends: None,
+        };
+        self.end_with_record(step, ending, record, head)
             .await?
             .ok_or_else(|| {
                 PortError::Conflict("defer step: the step is no longer claimed".to_owned())
