@@ -323,7 +323,9 @@ async fn a_claim_left_by_a_dead_invocation_is_never_sent_twice_through_sns() {
     )
     .await;
     assert!(soon.is_err());
-    // After the lease: SNS cannot deduplicate, so the step ends, with its reason.
+    // After the lease: SNS keeps no list to ask, so the step ends, with its
+    // reason, and SNS publishes nothing to the number.
+    let before = h.sns_sms().await.len();
     let late = optline_dispatch::handle_message(
         &message("m", &step),
         &h.dispatch(),
@@ -336,6 +338,14 @@ async fn a_claim_left_by_a_dead_invocation_is_never_sent_twice_through_sns() {
         h.store.step(&step).await.unwrap().unwrap().status,
         StepStatus::Failed
     );
+    let published = h
+        .sns_sms()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|s| s.phone_number == "+14155550401")
+        .count();
+    assert_eq!(published, 0, "SNS published nothing for the stale claim");
 }
 
 #[tokio::test]
@@ -569,7 +579,15 @@ async fn a_stop_committed_while_the_step_is_in_flight_means_zero_sends_after_it(
         assert!(response.batch_item_failures.is_empty());
         h.delete_messages(&batch, &[]).await;
     }
-    let sent: Vec<_> = h.sns_sms().await.into_iter().skip(before).collect();
+    // Other tests share the emulator: only this test's ten numbers count.
+    let ours: Vec<String> = (0..10).map(|i| format!("+1212555{:04}", 300 + i)).collect();
+    let sent: Vec<_> = h
+        .sns_sms()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|s| ours.contains(&s.phone_number))
+        .collect();
     assert_eq!(sent.len(), 5, "only the five who did not opt out");
     for sms in &sent {
         assert!(

@@ -391,7 +391,15 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
         matches!(outcome, optline_dispatch::Outcome::Sent(_)),
         "{outcome:?}"
     );
-    let text = h.sns_sms().await.last().unwrap().message.clone();
+    // Other tests share the emulator: the text to this test's number.
+    let text = h
+        .sns_sms()
+        .await
+        .into_iter()
+        .filter(|s| s.phone_number == "+12125550188")
+        .last()
+        .unwrap()
+        .message;
     assert_eq!(
         text,
         "Riverside Clinic: you have a new message in your patient portal: https://portal.riverside.example/t/8f2k Reply STOP to opt out."

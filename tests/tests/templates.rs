@@ -379,7 +379,13 @@ async fn dispatch_sends_only_a_published_version_and_lints_the_rendered_text() {
     step.variables
         .insert("date".to_owned(), "HIV clinic".to_owned());
     assert!(h.store.put_step(&step).await.unwrap());
-    let sent_before = h.sns_sms().await.len();
+    let to_leaky = |texts: Vec<optline_tests::SentSms>| {
+        texts
+            .into_iter()
+            .filter(|t| t.phone_number == "+12125550103")
+            .count()
+    };
+    let sent_before = to_leaky(h.sns_sms().await);
     let outcome = optline_dispatch::dispatch_step(&step.id, &deps, noon())
         .await
         .unwrap();
@@ -387,5 +393,5 @@ async fn dispatch_sends_only_a_published_version_and_lints_the_rendered_text() {
         outcome,
         Outcome::Suppressed(vec!["template.rendered.prohibited_content".to_owned()])
     );
-    assert_eq!(h.sns_sms().await.len(), sent_before);
+    assert_eq!(to_leaky(h.sns_sms().await), sent_before);
 }
