@@ -56,7 +56,12 @@ fn callback(sid: &str, status: &str, error: Option<&str>) -> lambda_http::Reques
     signed_form_request("/twilio/status", &params, &signature)
 }
 
-async fn sent_through_twilio(h: &Harness, contact: &str, phone: &str, step: &str) -> (StepId, String) {
+async fn sent_through_twilio(
+    h: &Harness,
+    contact: &str,
+    phone: &str,
+    step: &str,
+) -> (StepId, String) {
     let id = h.seed_step(contact, phone, step, noon()).await;
     let outcome = optline_dispatch::dispatch_step(&id, &h.dispatch(), noon())
         .await
@@ -86,9 +91,8 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
             .map(|r| (r.content.action, r.content.detail))
             .collect::<Vec<_>>()
     };
-    let status = |h: Harness, step: StepId| async move {
-        h.store.delivery_status(&step).await.unwrap()
-    };
+    let status =
+        |h: Harness, step: StepId| async move { h.store.delivery_status(&step).await.unwrap() };
 
     // queued, sent, delivered: the state moves forward.
     for (i, state) in ["queued", "sent", "delivered"].iter().enumerate() {
@@ -100,7 +104,10 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
         .await;
         assert_eq!(response.status(), 204, "{state}");
     }
-    assert_eq!(status(h.clone(), step.clone()).await.as_deref(), Some("delivered"));
+    assert_eq!(
+        status(h.clone(), step.clone()).await.as_deref(),
+        Some("delivered")
+    );
 
     // Twilio retries a callback: answered again, recorded once.
     let again = optline_inbound::handle(
@@ -118,7 +125,10 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
     )
     .await;
     assert_eq!(late.status(), 204);
-    assert_eq!(status(h.clone(), step.clone()).await.as_deref(), Some("delivered"));
+    assert_eq!(
+        status(h.clone(), step.clone()).await.as_deref(),
+        Some("delivered")
+    );
     let recorded = deliveries(h.clone()).await;
     let actions: Vec<&str> = recorded.iter().map(|(a, _)| a.as_str()).collect();
     // The late "sent" is a second report of that state (its marker is the
@@ -138,10 +148,16 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
     let last = recorded.last().unwrap();
     assert_eq!(last.0, "sending");
     assert!(
-        last.1.as_deref().unwrap_or_default().contains("reported after delivered"),
+        last.1
+            .as_deref()
+            .unwrap_or_default()
+            .contains("reported after delivered"),
         "{last:?}"
     );
-    assert_eq!(status(h.clone(), step.clone()).await.as_deref(), Some("delivered"));
+    assert_eq!(
+        status(h.clone(), step.clone()).await.as_deref(),
+        Some("delivered")
+    );
     assert!(optline_ports::verify_chain(&h.store.audit_chain(&contact).await.unwrap()).is_ok());
 
     // A message optline never sent: 204, nothing written.
@@ -158,7 +174,8 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
     // Not a Twilio state, or a malformed id: 400 with the reason, nothing written.
     let bad = optline_inbound::handle(callback(&sid, "exploded", None), &h.inbound(), noon()).await;
     assert_eq!(bad.status(), 400);
-    let bad = optline_inbound::handle(callback("SM/../x", "sent", None), &h.inbound(), noon()).await;
+    let bad =
+        optline_inbound::handle(callback("SM/../x", "sent", None), &h.inbound(), noon()).await;
     assert_eq!(bad.status(), 400);
     assert_eq!(h.table_items().await.len(), before);
 }
@@ -172,8 +189,13 @@ async fn error_21610_records_a_carrier_opt_out_for_everyone_sharing_the_number_o
     let h = base.with_twilio(&standin.base_url);
     let (step, sid) = sent_through_twilio(&h, "so-1", "+12125550902", "so-step").await;
     // A second patient shares the number.
-    h.seed_step("so-2", "+12125550902", "so-step-2", noon() + Duration::days(1))
-        .await;
+    h.seed_step(
+        "so-2",
+        "+12125550902",
+        "so-step-2",
+        noon() + Duration::days(1),
+    )
+    .await;
     for _ in 0..2 {
         let response = optline_inbound::handle(
             callback(&sid, "undelivered", Some("21610")),
@@ -192,7 +214,12 @@ async fn error_21610_records_a_carrier_opt_out_for_everyone_sharing_the_number_o
     assert_eq!(events.len(), 1, "one carrier revocation");
     assert_eq!(events[0].channel, optline_ports::CaptureChannel::Carrier);
     assert!(matches!(
-        standing(&consent_facts(&events), "clinic", "appointments", noon() + Duration::minutes(2)),
+        standing(
+            &consent_facts(&events),
+            "clinic",
+            "appointments",
+            noon() + Duration::minutes(2)
+        ),
         ConsentStanding::Revoked { .. }
     ));
     for contact in ["so-1", "so-2"] {

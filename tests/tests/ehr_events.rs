@@ -396,8 +396,7 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
         .sns_sms()
         .await
         .into_iter()
-        .filter(|s| s.phone_number == "+12125550188")
-        .last()
+        .rfind(|s| s.phone_number == "+12125550188")
         .unwrap()
         .message;
     assert_eq!(

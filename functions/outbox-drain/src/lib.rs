@@ -55,3 +55,23 @@ pub async fn handle(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEve
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+    use super::*;
+
+    #[test]
+    fn a_stream_record_of_a_new_outbox_item_is_its_event_and_other_records_are_passed() {
+        let event: Event =
+            serde_json::from_str(include_str!("../../../events/outbox-stream.json")).unwrap();
+        let found: Vec<Pending> = event.records.iter().filter_map(pending).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].event.id, "outcome:appt-appt-5001:confirmed");
+        assert_eq!(found[0].sequence, "1100000000017454423009");
+
+        let mut modified = event.records[0].clone();
+        modified.event_name = "MODIFY".to_owned();
+        assert!(pending(&modified).is_none());
+    }
+}
