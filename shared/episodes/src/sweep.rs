@@ -144,7 +144,15 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
             }
         }
     }
-    let failed = deps.queue.enqueue(&won).await?;
+    let failed = match deps.queue.enqueue(&won).await {
+        Ok(failed) => failed,
+        // Not one message is known to have arrived: all go back to pending
+        // (one that did arrive is claimed once by dispatch all the same).
+        Err(e) => {
+            warn!(error = %e, "enqueue failed; the steps go back to pending");
+            won.clone()
+        }
+    };
     for id in &failed {
         warn!(step_id = %id, "enqueue failed; step goes back to pending");
         deps.store.unqueue(id, now).await?;
