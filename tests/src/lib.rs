@@ -528,6 +528,7 @@ impl Harness {
             address_state: None,
             minor: false,
             date_of_birth: None,
+            phone_provenance: None,
             created_at: due - chrono::Duration::days(30),
         };
         match self.store.create_contact(&record).await {

@@ -175,7 +175,11 @@ async fn a_cancellation_between_the_sweep_and_dispatch_sends_nothing() {
         api_request(
             "POST",
             "/contacts",
-            Some(json!({"id": "ep-1", "phone": "+12125550171", "time_zone": "America/New_York"})),
+            // No consent recorded: the reminder relies on the treatment
+            // basis, which rests on the patient having given the number.
+            Some(json!({"id": "ep-1", "phone": "+12125550171", "time_zone": "America/New_York",
+                        "phone_provenance": {"source": "patient_intake", "evidence": "registration form",
+                                             "at": "2026-11-20T15:00:00Z"}})),
         ),
         &h.consent_api(),
         monday() - Duration::days(10),
@@ -373,6 +377,7 @@ async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusi
         address_state: None,
         minor: true,
         date_of_birth: None,
+        phone_provenance: None,
         created_at: monday() - Duration::days(30),
     };
     h.store.create_contact(&minor).await.unwrap();

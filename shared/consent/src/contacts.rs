@@ -31,6 +31,11 @@ pub struct NewContact {
     /// Date of birth (`YYYY-MM-DD`).
     #[serde(default)]
     pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Where the number came from: `{"source": "patient_intake" |
+    /// "web_form" | "staff" | "ehr_demographics" | "carrier",
+    /// "given_by_patient": bool, "evidence": "...", "at": "..."}`.
+    #[serde(default)]
+    pub phone_provenance: Option<optline_ports::PhoneProvenance>,
 }
 
 /// What creating a contact did.
@@ -74,6 +79,7 @@ pub async fn create_contact(
         address_state,
         minor: input.minor,
         date_of_birth: input.date_of_birth,
+        phone_provenance: input.phone_provenance,
         created_at: now,
     };
     let same = |existing: &Contact| {
@@ -126,6 +132,7 @@ pub fn view(contact: &Contact) -> serde_json::Value {
         "address_state": contact.address_state,
         "minor": contact.minor,
         "date_of_birth": contact.date_of_birth,
+        "phone_provenance": contact.phone_provenance,
         "created_at": contact.created_at,
     })
 }

@@ -37,7 +37,9 @@ pub fn request_for(
             time_zone: contact.time_zone.clone(),
             address_state: contact.address_state.clone(),
             minor: contact.is_minor(now),
-            phone_given_by_patient: true,
+            // From the number's recorded provenance: an unstated fact
+            // never widens the legal basis.
+            phone_given_by_patient: contact.phone_given_by_patient(),
         },
         expires_at: step.expires_at,
         urgency: step.urgency,

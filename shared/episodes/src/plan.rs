@@ -400,8 +400,11 @@ async fn pin(
         subject: planned.subject,
         due_at: planned.due_at,
         expires_at: planned.expires_at,
-        urgency: Urgency::TimeSensitive,
-        healthcare_exempt: false,
+        // What the template is for decides both: an appointment reminder
+        // is time-sensitive, a statement is not; a version marked for the
+        // FCC healthcare exemption brings its caps and content rules.
+        urgency: optline_policy::decision::urgency_for_purpose(&template.purpose),
+        healthcare_exempt: template.healthcare_exempt,
         status: StepStatus::Pending,
         source_event: Some(planned.source_event),
         source_version: planned.source_version,

@@ -32,6 +32,19 @@ pub enum Urgency {
     TimeSensitive,
 }
 
+/// The urgency a purpose carries: a reminder of something at a set time is
+/// worthless once that time is near (dropped when late), while a form, a
+/// result, a statement or a referral is still worth sending late (deferred
+/// to the next window, up to its expiry).
+pub fn urgency_for_purpose(purpose: &str) -> Urgency {
+    match purpose {
+        "appointment_reminder" | "appointment_follow_up" | "pre_procedure_instructions" => {
+            Urgency::TimeSensitive
+        }
+        _ => Urgency::Routine,
+    }
+}
+
 /// The recipient as the engine sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {

@@ -91,11 +91,70 @@ pub struct Contact {
     /// is treated as a minor whatever `minor` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_of_birth: Option<chrono::NaiveDate>,
+    /// Where the number came from, with its evidence. The treatment basis
+    /// and the FCC healthcare exemption rest on the patient having given
+    /// the number; unstated, neither applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_provenance: Option<PhoneProvenance>,
     /// When the record was created.
     pub created_at: DateTime<Utc>,
 }
 
+/// How a contact's number reached optline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberSource {
+    /// The patient wrote it on an intake or registration form.
+    PatientIntake,
+    /// The patient entered it on a web form or in the portal.
+    WebForm,
+    /// Staff entered it (at the desk, on the phone).
+    Staff,
+    /// The EHR's demographics (a feed, not the patient's own word).
+    EhrDemographics,
+    /// A carrier or a number lookup.
+    Carrier,
+}
+
+/// Where a contact's number came from, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneProvenance {
+    /// How it reached optline.
+    pub source: NumberSource,
+    /// The source attests that the patient gave this number for their care
+    /// (staff who took it from the patient; an EHR field that records it).
+    #[serde(default)]
+    pub given_by_patient: bool,
+    /// The evidence: a form id, a staff note, an EHR field (never PHI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// When it was given.
+    pub at: DateTime<Utc>,
+}
+
+impl PhoneProvenance {
+    /// Whether the number counts as given by the patient (FCC 15-72 ¶141;
+    /// HIPAA treatment communications): the patient's own intake or web
+    /// form, or a source that attests the patient gave it. EHR
+    /// demographics and carrier data alone do not.
+    pub fn given_by_patient(&self) -> bool {
+        match self.source {
+            NumberSource::PatientIntake | NumberSource::WebForm => true,
+            NumberSource::Staff | NumberSource::EhrDemographics => self.given_by_patient,
+            NumberSource::Carrier => false,
+        }
+    }
+}
+
 impl Contact {
+    /// Whether the number was given by the patient, as its provenance
+    /// records; unstated is no.
+    pub fn phone_given_by_patient(&self) -> bool {
+        self.phone_provenance
+            .as_ref()
+            .is_some_and(PhoneProvenance::given_by_patient)
+    }
+
     /// Whether the contact is a minor at `now` (flag, or under 18 by birth date).
     pub fn is_minor(&self, now: DateTime<Utc>) -> bool {
         self.minor
