@@ -966,6 +966,7 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
 
 fn decision_record(step: &optline_ports::Step, action: &str) -> optline_ports::NewAuditRecord {
     optline_ports::NewAuditRecord {
+        evidence: Default::default(),
         contact_id: step.contact_id.clone(),
         at: noon(),
         kind: "decision".to_owned(),

@@ -121,6 +121,7 @@ async fn fix(
                     head: head.clone(),
                 },
                 records: vec![NewAuditRecord {
+                    evidence: event.evidence(),
                     contact_id: contact,
                     at: now,
                     kind: "consent".to_owned(),

@@ -136,6 +136,7 @@ fn sha256_hex(text: &str) -> String {
 
 fn consent_record(contact: &Contact, event: &ConsentEvent, now: DateTime<Utc>) -> NewAuditRecord {
     NewAuditRecord {
+        evidence: event.evidence(),
         contact_id: contact.id.clone(),
         at: now,
         kind: "consent".to_owned(),
@@ -533,6 +534,7 @@ pub async fn complete_revocation(
                     head: head.clone(),
                 },
                 records: vec![NewAuditRecord {
+                    evidence: Default::default(),
                     contact_id: request.contact_id.clone(),
                     at: now,
                     kind: "consent".to_owned(),

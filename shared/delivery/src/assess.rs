@@ -31,6 +31,8 @@ pub enum Assessment {
     Decided {
         /// The rendered text.
         body: String,
+        /// SHA-256 of the template version's content.
+        template_sha256: String,
         /// The decision.
         decision: Decision,
     },
@@ -124,7 +126,11 @@ pub async fn assess_with(
         history,
     };
     let decision = evaluate(&request, &state, now);
-    Ok(Assessment::Decided { body, decision })
+    Ok(Assessment::Decided {
+        template_sha256: optline_ports::content_sha256(&template),
+        body,
+        decision,
+    })
 }
 
 /// Why a step's text cannot be rendered: the rule ids and the rules.

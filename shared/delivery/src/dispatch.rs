@@ -383,11 +383,15 @@ async fn conclude(
 ) -> Result<Concluded, DispatchError> {
     let store = deps.store.as_ref();
     let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
-    let (body, legal_basis, consent_event_id, rules) = match assessment {
+    let (body, template_sha256, legal_basis, consent_event_id, rules) = match assessment {
         Assessment::Refused { reasons, rules } => {
             return suppress(deps, step, hold, facts, now, reasons, rules).await;
         }
-        Assessment::Decided { body, decision } => match decision {
+        Assessment::Decided {
+            body,
+            template_sha256,
+            decision,
+        } => match decision {
             Decision::Suppress { reasons, rules } => {
                 return suppress(deps, step, hold, facts, now, reasons, rules).await;
             }
@@ -423,7 +427,7 @@ async fn conclude(
                 legal_basis,
                 consent_event_id,
                 rules,
-            } => (body, legal_basis, consent_event_id, rules),
+            } => (body, template_sha256, legal_basis, consent_event_id, rules),
         },
     };
     // A send decision always has the contact's facts.
@@ -448,10 +452,22 @@ async fn conclude(
             return Err(e);
         }
     }
+    // What the decision rests on, by hash, inside the chain.
+    let mut evidence = consent_event_id
+        .as_ref()
+        .and_then(|id| facts.evidence.get(id))
+        .cloned()
+        .unwrap_or_default();
+    evidence.insert("template".to_owned(), template_sha256);
+    evidence.insert(
+        "rendered".to_owned(),
+        optline_ports::sha256_hex(sms.body.as_bytes()),
+    );
     let decided = Decided {
         legal_basis: Some(legal_basis.as_str()),
         consent_event_id: consent_event_id.as_deref(),
         carrier_message_id: None,
+        evidence: Some(&evidence),
     };
     match deps.sender.send(&sms).await {
         Ok(receipt) => {
@@ -634,6 +650,7 @@ pub(crate) struct Decided<'a> {
     pub(crate) legal_basis: Option<&'a str>,
     pub(crate) consent_event_id: Option<&'a str>,
     pub(crate) carrier_message_id: Option<&'a str>,
+    pub(crate) evidence: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 fn head_of(record: &AuditRecord) -> AuditHead {
@@ -707,6 +724,7 @@ pub(crate) fn audit_record(
     detail: Option<String>,
 ) -> NewAuditRecord {
     NewAuditRecord {
+        evidence: decided.evidence.cloned().unwrap_or_default(),
         contact_id: step.contact_id.clone(),
         at,
         kind: "decision".to_owned(),

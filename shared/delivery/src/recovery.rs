@@ -209,6 +209,7 @@ pub async fn record_carrier_opt_out(
                     head: head.clone(),
                 },
                 records: vec![NewAuditRecord {
+                    evidence: event.evidence(),
                     contact_id: id.clone(),
                     at: now,
                     kind: "consent".to_owned(),

@@ -102,6 +102,7 @@ pub async fn record_delivery(
             });
         }
         let delivery_record = NewAuditRecord {
+            evidence: Default::default(),
             contact_id: step.contact_id.clone(),
             at: now,
             kind: "delivery".to_owned(),
@@ -151,6 +152,7 @@ pub async fn record_delivery(
                     sharing.sort();
                     for id in sharing {
                         let record = NewAuditRecord {
+                            evidence: event.evidence(),
                             contact_id: id.clone(),
                             at: now,
                             kind: "consent".to_owned(),

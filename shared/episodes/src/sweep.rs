@@ -200,6 +200,7 @@ async fn admit(
             Unclaimed::Pending,
             &outcome,
             NewAuditRecord {
+                evidence: Default::default(),
                 contact_id: step.contact_id.clone(),
                 at: now,
                 kind: "decision".to_owned(),

@@ -596,6 +596,11 @@ impl<'a> Library<'a> {
         );
         self.store
             .append_audit(NewAuditRecord {
+                // The version's exact content, by hash, inside the chain.
+                evidence: BTreeMap::from([(
+                    "template".to_owned(),
+                    optline_ports::content_sha256(&stored.version),
+                )]),
                 contact_id: audit_subject(&stored.version.id)?,
                 at: now,
                 kind: "template".to_owned(),

@@ -51,6 +51,24 @@ pub struct NewAuditRecord {
     /// Free detail for people (never PHI or a full number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What the record rests on, by SHA-256 (hex), inside the chain: the
+    /// consent event's body (`consent_event`), the exact disclosure text
+    /// (`disclosure`), the template version's content (`template`), the
+    /// rendered text (`rendered`). Changing any of them after the fact no
+    /// longer matches the chain.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub evidence: std::collections::BTreeMap<String, String>,
+}
+
+/// SHA-256 (hex) of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// SHA-256 (hex) of a value's JSON: the content hash of a record optline
+/// both writes and reads back (struct fields in declaration order).
+pub fn content_sha256<T: Serialize>(value: &T) -> String {
+    sha256_hex(&serde_json::to_vec(value).unwrap_or_default())
 }
 
 /// A record in a contact's chain.

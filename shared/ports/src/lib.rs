@@ -16,7 +16,10 @@ use optline_policy::consent::ConsentFact;
 use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 
-pub use audit::{chain_hash, verify_chain, AuditRecord, ChainBreak, NewAuditRecord, GENESIS_HASH};
+pub use audit::{
+    chain_hash, content_sha256, sha256_hex, verify_chain, AuditRecord, ChainBreak, NewAuditRecord,
+    GENESIS_HASH,
+};
 pub use commit::*;
 pub use error::PortError;
 pub use records::*;

@@ -305,6 +305,32 @@ impl ConsentEvent {
         }
     }
 
+    /// SHA-256 (hex) of the event's whole body as recorded: what an audit
+    /// record that relies on it carries as evidence.
+    pub fn body_sha256(&self) -> String {
+        crate::content_sha256(self)
+    }
+
+    /// The evidence an audit record about this event carries.
+    pub fn evidence(&self) -> std::collections::BTreeMap<String, String> {
+        let mut evidence =
+            std::collections::BTreeMap::from([("consent_event".to_owned(), self.body_sha256())]);
+        if let Some(sha) = &self.disclosure_sha256 {
+            evidence.insert("disclosure".to_owned(), sha.clone());
+        }
+        evidence
+    }
+
+    /// The part of the event the policy engine folds, with the hashes
+    /// that let a decision cite the event's whole body.
+    pub fn ledger_fact(&self) -> LedgerFact {
+        LedgerFact {
+            fact: self.fact(),
+            body_sha256: Some(self.body_sha256()),
+            disclosure_sha256: self.disclosure_sha256.clone(),
+        }
+    }
+
     /// The part of the event the policy engine folds.
     pub fn fact(&self) -> ConsentFact {
         ConsentFact {
@@ -320,6 +346,21 @@ impl ConsentEvent {
             expires_at: self.expires_at,
         }
     }
+}
+
+/// A consent fact as a ledger's digest keeps it: the part the policy folds,
+/// and the hashes of the event's body and of its disclosure text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerFact {
+    /// The part the policy folds.
+    #[serde(flatten)]
+    pub fact: ConsentFact,
+    /// SHA-256 of the event's whole body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// SHA-256 of its disclosure text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure_sha256: Option<String>,
 }
 
 /// Where a step is in its life.
@@ -763,6 +804,9 @@ pub struct ContactFacts {
     pub audit_head: Option<AuditHead>,
     /// The ledgers this snapshot was read at.
     pub ledgers: FactsLedgers,
+    /// The evidence of each consent event, by id (the hashes of its body
+    /// and its disclosure text), for the records of decisions relying on it.
+    pub evidence: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl ContactFacts {

@@ -235,6 +235,7 @@ fn lane_record(
     now: DateTime<Utc>,
 ) -> NewAuditRecord {
     NewAuditRecord {
+        evidence: Default::default(),
         contact_id: contact.clone(),
         at: now,
         kind: "lane".to_owned(),

@@ -492,6 +492,7 @@ fn reply_record(
     detail: &str,
 ) -> NewAuditRecord {
     NewAuditRecord {
+        evidence: Default::default(),
         contact_id: contact.clone(),
         at: now,
         kind: "reply".to_owned(),
@@ -516,6 +517,7 @@ fn consent_record(
     detail: &str,
 ) -> NewAuditRecord {
     let mut record = reply_record(contact, now, classification, Some(event), detail);
+    record.evidence = event.evidence();
     record.kind = "consent".to_owned();
     record.action = action.to_owned();
     record.carrier_message_id = event.evidence.carrier_message_id.clone();

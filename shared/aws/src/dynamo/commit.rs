@@ -97,7 +97,7 @@ impl DynamoStore {
                     tx.push(self.put(stored, None)?, "disclosure");
                 }
                 tx.state(pk)
-                    .append_fact(s(to_json(&event.fact())?), &ledger)?;
+                    .append_fact(s(to_json(&event.ledger_fact())?), &ledger)?;
             }
             Write::Audit { chain, records } => {
                 let mut seq = chain.head.seq;

@@ -99,6 +99,8 @@ impl DecisionReads for DynamoStore {
                 .await?;
             let mut consent = own.facts;
             consent.extend(number.facts);
+            let mut evidence = own.evidence;
+            evidence.extend(number.evidence);
             consent.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
             facts.insert(
                 contact.id.clone(),
@@ -112,6 +114,7 @@ impl DecisionReads for DynamoStore {
                         contact: own.ledger,
                         phone: number.ledger,
                     },
+                    evidence,
                     contact,
                 },
             );

@@ -4,7 +4,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use optline_policy::consent::ConsentFact;
-use optline_ports::{AuditHead, ConsentEvent, LedgerRead, PortError, SendHistoryEntry};
+use std::collections::{BTreeMap, HashMap};
+
+use optline_ports::{AuditHead, ConsentEvent, LedgerFact, LedgerRead, PortError, SendHistoryEntry};
 
 use super::item::{from_item, json_list, Item};
 use super::DynamoStore;
@@ -14,6 +16,7 @@ use super::DynamoStore;
 pub(crate) struct StateDigest {
     pub(crate) ledger: LedgerRead,
     pub(crate) facts: Vec<ConsentFact>,
+    pub(crate) evidence: HashMap<String, BTreeMap<String, String>>,
     pub(crate) sends: Vec<SendHistoryEntry>,
     pub(crate) head: Option<AuditHead>,
 }
@@ -39,15 +42,28 @@ impl DynamoStore {
             _ => None,
         };
         let overflow = matches!(item.get("overflow"), Some(AttributeValue::Bool(true)));
-        let facts = if overflow {
+        let ledger: Vec<LedgerFact> = if overflow {
             let events = self.query_prefix(pk, "CONSENT#").await?;
             events
                 .iter()
-                .map(|item| from_item::<ConsentEvent>(item).map(|e| e.fact()))
+                .map(|item| from_item::<ConsentEvent>(item).map(|e| e.ledger_fact()))
                 .collect::<Result<Vec<_>, _>>()?
         } else {
-            json_list::<ConsentFact>(item.get("facts"))?
+            json_list::<LedgerFact>(item.get("facts"))?
         };
+        let mut evidence = HashMap::new();
+        let mut facts = Vec::with_capacity(ledger.len());
+        for entry in ledger {
+            let mut hashes = BTreeMap::new();
+            if let Some(sha) = entry.body_sha256 {
+                hashes.insert("consent_event".to_owned(), sha);
+            }
+            if let Some(sha) = entry.disclosure_sha256 {
+                hashes.insert("disclosure".to_owned(), sha);
+            }
+            evidence.insert(entry.fact.id.clone(), hashes);
+            facts.push(entry.fact);
+        }
         let mut sends: Vec<SendHistoryEntry> = json_list::<SendHistoryEntry>(item.get("sends"))?
             .into_iter()
             .filter(|e| e.at >= since)
@@ -72,6 +88,7 @@ impl DynamoStore {
                 overflow,
             },
             facts,
+            evidence,
             sends,
             head,
         })
