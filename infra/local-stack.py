@@ -21,6 +21,7 @@ and stack.env with the variables to export.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -175,6 +176,7 @@ def cloudformation_template() -> dict:
     return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}
 
 
+@functools.lru_cache(maxsize=1)
 def transformed_template() -> dict:
     """The whole SAM template as CloudFormation, transformed offline."""
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -260,7 +262,7 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
         raise SystemExit(f"stack creation ended in {stack['StackStatus']}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     apply_time_to_live(endpoint, template, outputs)
-    env = {}
+    env = create_outside_cloudformation(endpoint, name)
     for logical, (var, _) in ENV_FOR.items():
         value = outputs.get(f"{logical}Ref")
         if value:
@@ -269,6 +271,66 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
     # as Lambda's event source mapping would).
     if outputs.get("OptlineTableStream"):
         env["TABLE_STREAM_ARN"] = outputs["OptlineTableStream"]
+    return env
+
+
+# Resources moto's CloudFormation does not create (or not whole), made from
+# the same template's properties with the service's own API, and the
+# variable each function receives them in (as !Ref does in the cloud).
+OUTSIDE_CLOUDFORMATION = {
+    "AuditKeySecret": "AUDIT_KEY_SECRET_ARN",
+    "AuditSigningKey": "AUDIT_SIGNING_KEY_ID",
+    "AuditAnchorBucket": "ANCHOR_BUCKET",
+}
+
+
+def create_outside_cloudformation(endpoint: str, stack: str) -> dict:
+    import boto3  # type: ignore
+
+    kw = dict(
+        endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )
+    resources = transformed_template()["Resources"]
+    env = {}
+    for logical, var in OUTSIDE_CLOUDFORMATION.items():
+        resource = resources.get(logical)
+        if resource is None:
+            continue
+        props = resource.get("Properties", {})
+        kind = resource["Type"]
+        if kind == "AWS::SecretsManager::Secret":
+            client = boto3.client("secretsmanager", **kw)
+            spec = props.get("GenerateSecretString", {})
+            value = client.get_random_password(
+                PasswordLength=int(spec.get("PasswordLength", 64)),
+                ExcludePunctuation=bool(spec.get("ExcludePunctuation", True)),
+            )["RandomPassword"]
+            secret = client.create_secret(Name=f"{stack}-{logical}", SecretString=value)
+            env[var] = secret["ARN"]
+        elif kind == "AWS::KMS::Key":
+            client = boto3.client("kms", **kw)
+            key = client.create_key(
+                KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                Description=str(props.get("Description", logical)),
+            )
+            env[var] = key["KeyMetadata"]["KeyId"]
+        elif kind == "AWS::S3::Bucket":
+            client = boto3.client("s3", **kw)
+            bucket = f"{stack}-{logical}".lower()[:50] + "-" + hashlib.sha1(stack.encode()).hexdigest()[:8]
+            client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
+            lock = props.get("ObjectLockConfiguration")
+            if lock:
+                rule = lock.get("Rule", {}).get("DefaultRetention", {})
+                days = rule.get("Days")
+                retention = {"Mode": rule.get("Mode", "COMPLIANCE"),
+                             "Days": int(days) if isinstance(days, (int, str)) and str(days).isdigit() else 1}
+                client.put_object_lock_configuration(
+                    Bucket=bucket,
+                    ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}},
+                )
+            env[var] = bucket
     return env
 
 

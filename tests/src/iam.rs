@@ -122,6 +122,17 @@ impl Role {
             }
             "SNS" => vec![(format!("sns:{operation}"), None)],
             "EventBridge" => vec![(format!("events:{operation}"), None)],
+            "KMS" => vec![(format!("kms:{operation}"), None)],
+            "Secrets Manager" | "SecretsManager" => {
+                vec![(format!("secretsmanager:{operation}"), None)]
+            }
+            "S3" => {
+                let action = match operation {
+                    "ListObjectsV2" => "ListBucket",
+                    other => other,
+                };
+                vec![(format!("s3:{action}"), None)]
+            }
             // STS GetCallerIdentity needs no permission.
             _ => Vec::new(),
         }

@@ -106,6 +106,15 @@ pub struct StackResources {
     /// The table's stream (the outbox drain's trigger).
     #[serde(rename = "TABLE_STREAM_ARN")]
     pub table_stream: String,
+    /// The audit chain key's secret.
+    #[serde(rename = "AUDIT_KEY_SECRET_ARN")]
+    pub audit_key_secret: String,
+    /// The KMS key that signs anchors and proof bundles.
+    #[serde(rename = "AUDIT_SIGNING_KEY_ID")]
+    pub signing_key: String,
+    /// The anchor bucket (Object Lock).
+    #[serde(rename = "ANCHOR_BUCKET")]
+    pub anchor_bucket: String,
 }
 
 /// Creates an isolated stack named `name` (made unique) from the template.
@@ -197,6 +206,12 @@ pub struct Harness {
     pub sns: aws_sdk_sns::Client,
     /// EventBridge.
     pub events: aws_sdk_eventbridge::Client,
+    /// KMS.
+    pub kms: aws_sdk_kms::Client,
+    /// S3 (path-style).
+    pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// The table adapter.
     pub store: Arc<DynamoStore>,
     /// AWS calls made through this harness's clients, by operation.
@@ -207,6 +222,8 @@ pub struct Harness {
     stream_read: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     /// Faults injected into the functions' calls, when a test arms them.
     faults: Option<faults::FaultPlan>,
+    /// The audit chain key, read from the stack's secret.
+    pub audit_key: Option<optline_ports::AuditKey>,
 }
 
 /// The clients of one function: each call is counted and checked against
@@ -221,6 +238,12 @@ pub struct RoleClients {
     pub sns: aws_sdk_sns::Client,
     /// EventBridge.
     pub events: aws_sdk_eventbridge::Client,
+    /// KMS.
+    pub kms: aws_sdk_kms::Client,
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl std::fmt::Debug for Harness {
@@ -402,10 +425,19 @@ impl Harness {
             template_lint: None,
             retention_days: None,
         };
-        let store = Arc::new(DynamoStore::new(
-            dynamodb.clone(),
-            resources.table_name.clone(),
-        ));
+        // The audit key, read from its secret as the functions read it.
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(&shared)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let audit_key = optline_aws::load_audit_key(&secrets, &resources.audit_key_secret)
+            .await
+            .expect("the stack's audit key");
+        let store = Arc::new(
+            DynamoStore::new(dynamodb.clone(), resources.table_name.clone())
+                .with_audit_key(Some(audit_key.clone())),
+        );
         // Every deployment starts from the seed library, published. Tests
         // run at fixed instants in 2026, so it is seeded at the year's start
         // (approvals count for 365 days from then).
@@ -422,11 +454,24 @@ impl Harness {
             sqs,
             sns,
             events,
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&shared)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(true)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            secrets,
             store,
             calls,
             shared,
             stream_read: Arc::default(),
             faults: None,
+            audit_key: Some(audit_key),
         }
     }
 
@@ -454,11 +499,24 @@ impl Harness {
                 $sdk::Client::from_conf(builder.build())
             }};
         }
+        let s3 = {
+            let mut builder = aws_sdk_s3::config::Builder::from(&self.shared)
+                .force_path_style(true)
+                .interceptor(self.calls.clone())
+                .interceptor(role.clone());
+            if let Some(plan) = &faults {
+                builder = builder.interceptor(plan.clone());
+            }
+            aws_sdk_s3::Client::from_conf(builder.build())
+        };
         RoleClients {
             dynamodb: client!(aws_sdk_dynamodb),
             sqs: client!(aws_sdk_sqs),
             sns: client!(aws_sdk_sns),
             events: client!(aws_sdk_eventbridge),
+            kms: client!(aws_sdk_kms),
+            s3,
+            secrets: client!(aws_sdk_secretsmanager),
         }
     }
 
@@ -471,7 +529,8 @@ impl Harness {
                 self.resources.table_name.clone(),
             )
             .with_retention(self.config.retention_days)
-            .expect("the configured retention is allowed"),
+            .expect("the configured retention is allowed")
+            .with_audit_key(self.audit_key.clone()),
         )
     }
 

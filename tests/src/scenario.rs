@@ -387,7 +387,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
 
     // 6. The audit trail.
     let chain = h.store.audit_chain(&contact).await.unwrap_or_default();
-    report.chain_verified = verify_chain(&chain).is_ok();
+    report.chain_verified = verify_chain(&chain, h.store.chain_key()).is_ok();
     report.say(format!(
         "audit trail of {PATIENT_ID}: {} records, hash chain {}",
         chain.len(),

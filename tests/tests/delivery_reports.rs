@@ -158,7 +158,11 @@ async fn delivery_states_move_forward_once_each_in_any_order_and_an_unknown_mess
         status(h.clone(), step.clone()).await.as_deref(),
         Some("delivered")
     );
-    assert!(optline_ports::verify_chain(&h.store.audit_chain(&contact).await.unwrap()).is_ok());
+    assert!(optline_ports::verify_chain(
+        &h.store.audit_chain(&contact).await.unwrap(),
+        h.store.chain_key()
+    )
+    .is_ok());
 
     // A message optline never sent: 204, nothing written.
     let before = h.table_items().await.len();

@@ -460,7 +460,7 @@ async fn the_audit_chain_detects_an_edited_or_deleted_record() {
     let contact = ContactId::parse("t1").unwrap();
     let chain = h.store.audit_chain(&contact).await.unwrap();
     assert!(chain.len() >= 3);
-    assert!(verify_chain(&chain).is_ok());
+    assert!(verify_chain(&chain, h.store.chain_key()).is_ok());
 
     // Edit record 2 in the table: change what it says was decided.
     let mut edited = chain[1].clone();
@@ -488,7 +488,11 @@ async fn the_audit_chain_detects_an_edited_or_deleted_record() {
         .send()
         .await
         .unwrap();
-    let broken = verify_chain(&h.store.audit_chain(&contact).await.unwrap()).unwrap_err();
+    let broken = verify_chain(
+        &h.store.audit_chain(&contact).await.unwrap(),
+        h.store.chain_key(),
+    )
+    .unwrap_err();
     assert_eq!(broken.seq, 2);
 
     // Put it back, then delete record 2 outright.
@@ -514,7 +518,11 @@ async fn the_audit_chain_detects_an_edited_or_deleted_record() {
         .send()
         .await
         .unwrap();
-    assert!(verify_chain(&h.store.audit_chain(&contact).await.unwrap()).is_ok());
+    assert!(verify_chain(
+        &h.store.audit_chain(&contact).await.unwrap(),
+        h.store.chain_key()
+    )
+    .is_ok());
     h.dynamodb
         .delete_item()
         .table_name(table)
@@ -529,7 +537,11 @@ async fn the_audit_chain_detects_an_edited_or_deleted_record() {
         .send()
         .await
         .unwrap();
-    let broken = verify_chain(&h.store.audit_chain(&contact).await.unwrap()).unwrap_err();
+    let broken = verify_chain(
+        &h.store.audit_chain(&contact).await.unwrap(),
+        h.store.chain_key(),
+    )
+    .unwrap_err();
     assert_eq!(broken.seq, 2);
 }
 
@@ -1091,6 +1103,6 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_even_when_the_chai
     );
     let chain = h.store.audit_chain(&contact).await.unwrap();
     assert_eq!(chain.len(), 2);
-    assert!(verify_chain(&chain).is_ok());
+    assert!(verify_chain(&chain, h.store.chain_key()).is_ok());
     assert_eq!(chain[1].content.action, "suppress");
 }

@@ -56,7 +56,7 @@ type Run = Pin<Box<dyn Future<Output = String> + Send>>;
 type Trigger = Box<dyn Fn(Harness) -> Run + Send + Sync>;
 
 /// Every audit chain in `items` verifies.
-fn chains_verify(items: &[Item]) {
+fn chains_verify(items: &[Item], key: Option<&optline_ports::AuditKey>) {
     let mut chains: BTreeMap<String, Vec<AuditRecord>> = BTreeMap::new();
     for item in items {
         let pk = match item.get("pk") {
@@ -75,7 +75,10 @@ fn chains_verify(items: &[Item]) {
     }
     for (subject, mut records) in chains {
         records.sort_by_key(|r| r.seq);
-        assert!(verify_chain(&records).is_ok(), "{subject} does not verify");
+        assert!(
+            verify_chain(&records, key).is_ok(),
+            "{subject} does not verify"
+        );
     }
 }
 
@@ -143,7 +146,7 @@ async fn converges(
                 assert_eq!(a - b, 1, "call {n} ({injected}): one text to {phone}");
             }
             let items = h.table_items().await;
-            chains_verify(&items);
+            chains_verify(&items, h.store.audit_key());
             let call = calls[n - 1].as_str();
             if exception(call, fault) {
                 continue;

@@ -200,7 +200,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
         actions,
         vec!["seed", "create", "submit", "approve", "approve", "approve", "publish"]
     );
-    assert!(verify_chain(&chain).is_ok());
+    assert!(verify_chain(&chain, h.store.chain_key()).is_ok());
     assert!(chain.iter().all(|r| r.content.kind == "template"));
 }
 

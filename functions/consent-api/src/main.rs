@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
-use optline_aws::DynamoStore;
 use optline_config::{AwsClients, Config};
 use optline_consent_api::{handle, Deps};
 
@@ -14,10 +13,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         auth: ApiAuth::from_env(config.api_token.as_deref()),
         default_program: config.default_program.clone(),
     };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use optline_aws::{DynamoStore, ProgramSenders, SqsDeadLetters};
+use optline_aws::{ProgramSenders, SqsDeadLetters};
 use optline_config::{AwsClients, Config};
 use optline_dispatch::{handle_batch, Delivery, Deps};
 
@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let store = Arc::new(
-        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-            .with_retention(config.retention_days)?,
-    );
+    let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
     let deps = Deps {
         dead_letters: std::env::var("DLQ_URL")
             .ok()

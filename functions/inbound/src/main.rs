@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_aws::DynamoStore;
 use optline_config::{AwsClients, Config};
 use optline_inbound::{handle, Deps};
 
@@ -13,10 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         lint: Arc::new(optline_library::lint_config(
             config.template_lint.as_deref(),
         )?),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use optline_aws::{DynamoStore, SnsOptOutList};
+use optline_aws::SnsOptOutList;
 use optline_config::{AwsClients, Config};
 use optline_reconcile::{reconcile, Deps};
 
@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         carrier: Arc::new(SnsOptOutList::new(clients.sns.clone())),
         programs: config.programs.keys().cloned().collect(),
     };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use optline_aws::{DynamoStore, SqsStepQueue};
+use optline_aws::SqsStepQueue;
 use optline_config::{AwsClients, Config, ConfigError};
 use optline_sweep::{handle, Deps};
 
@@ -17,10 +17,7 @@ async fn main() -> Result<(), Error> {
         .clone()
         .ok_or(ConfigError::Missing("QUEUE_URL"))?;
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
         config: Arc::new(config),
     };

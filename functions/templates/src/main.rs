@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_aws::DynamoStore;
 use optline_config::{AwsClients, Config};
 use optline_library::Reviewers;
 use optline_policy::template::review::ReviewPolicy;
@@ -33,10 +32,7 @@ async fn main() -> Result<(), Error> {
         Identity::Tokens
     };
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         identity,
         reviewers,
         policy,

@@ -5,6 +5,7 @@
 //! queue), Amazon SNS and Twilio (senders), EventBridge (outbox events), and
 //! the Twilio webhook signature.
 
+mod audit;
 mod dynamo;
 mod events;
 mod queue;
@@ -13,6 +14,7 @@ mod sns;
 mod twilio;
 pub mod twilio_signature;
 
+pub use audit::{audit_key_from_env, load_audit_key, KmsSigner, S3Anchors};
 pub use dynamo::{
     due_shard, DynamoStore, DUE_SHARDS, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
 };
@@ -21,3 +23,17 @@ pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStep
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};
+
+/// The table as a function's `main` builds it: `TABLE_NAME`, the configured
+/// retention, and the audit key named by `AUDIT_KEY_SECRET_ARN` (read once,
+/// at cold start).
+pub async fn table_store(
+    clients: &optline_config::AwsClients,
+    config: &optline_config::Config,
+) -> Result<DynamoStore, optline_ports::PortError> {
+    Ok(
+        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+            .with_retention(config.retention_days)?
+            .with_audit_key(audit_key_from_env(&clients.secrets).await?),
+    )
+}

@@ -379,6 +379,12 @@ pub struct AwsClients {
     pub sns: aws_sdk_sns::Client,
     /// EventBridge.
     pub events: aws_sdk_eventbridge::Client,
+    /// KMS (the audit signing key).
+    pub kms: aws_sdk_kms::Client,
+    /// S3 (the anchors).
+    pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager (the audit key).
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsClients {
@@ -390,6 +396,15 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(&shared),
             sns: aws_sdk_sns::Client::new(&shared),
             events: aws_sdk_eventbridge::Client::new(&shared),
+            kms: aws_sdk_kms::Client::new(&shared),
+            // Path-style addressing works with every S3 endpoint, the
+            // local emulator's included.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
         }
     }
 }

@@ -76,7 +76,7 @@ pub struct Chain {
 pub async fn audit_chain(consent: Consent<'_>, contact_id: &str) -> Result<Chain, ConsentError> {
     let contact = contact(consent, contact_id).await?;
     let records = consent.store.audit_chain(&contact.id).await?;
-    let broken = verify_chain(&records).err();
+    let broken = verify_chain(&records, consent.store.chain_key()).err();
     Ok(Chain {
         contact,
         records,

@@ -3,8 +3,12 @@
 //! `QUEUE_URL`, `DLQ_URL`, and `AWS_ENDPOINT_URL` locally).
 //!
 //! ```sh
-//! optline-ops audit-verify pat-1001        # exit 0 if the chain verifies, 1 if broken
+//! optline-ops audit-verify pat-1001        # the chain (keyed) and the latest anchor; exit 1 if broken
 //! optline-ops audit-export pat-1001 > chain.jsonl
+//! optline-ops audit-anchor                  # anchor every chain head now (the schedule does it hourly)
+//! optline-ops proof-export pat-1001 > proof.json [--format html > proof.html]
+//! optline-ops public-key > audit-key.pem    # the signing key's public half
+//! optline-ops proof-verify proof.json --public-key audit-key.pem   # offline; no AWS
 //! optline-ops redrive [--max 10000]        # DLQ -> dispatch queue, undecodable ones stay
 //! optline-ops sweep-dry-run [--at 2026-12-07T17:00:00Z]   # who would get what, and why not
 //! optline-ops template seed                 # load the seed template library
@@ -20,9 +24,9 @@
 mod template;
 
 use clap::{Parser, Subcommand};
-use optline_aws::{redrive, DynamoStore};
+use optline_aws::{audit_key_from_env, redrive, DynamoStore, KmsSigner, S3Anchors};
 use optline_config::{AwsClients, ConfigError};
-use optline_ports::{verify_chain, AuditTrail, ContactId};
+use optline_ports::{AnchorStore, AuditTrail, ContactId, Signer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,10 +40,32 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Verify a contact's audit hash chain; prints the result as JSON.
+    /// Verify a contact's audit chain (its keyed links) and check it
+    /// against the latest signed anchor (truncation, rewrite); JSON.
     AuditVerify {
         /// Contact id.
         contact: String,
+    },
+    /// Anchor every chain's head now: a signed Merkle root, kept write-once.
+    AuditAnchor,
+    /// A contact's proof of consent as a signed bundle (JSON), or a
+    /// printable page of it (`--format html`).
+    ProofExport {
+        /// Contact id.
+        contact: String,
+        /// `json` (the signed bundle) or `html`.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// The signing key's public key (PEM), for anyone verifying bundles.
+    PublicKey,
+    /// Verify a proof bundle offline with the public key (PEM file).
+    ProofVerify {
+        /// The bundle (JSON).
+        bundle: std::path::PathBuf,
+        /// The public key (PEM).
+        #[arg(long)]
+        public_key: std::path::PathBuf,
     },
     /// Export a contact's audit chain as JSON lines (oldest first).
     AuditExport {
@@ -80,20 +106,101 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     let clients = AwsClients::load().await;
     match cli.command {
         Command::AuditVerify { contact } => {
-            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
+            let store = DynamoStore::new(clients.dynamodb.clone(), env("TABLE_NAME")?)
+                .with_audit_key(audit_key_from_env(&clients.secrets).await?);
             let chain = store.audit_chain(&ContactId::parse(&contact)?).await?;
-            let result = verify_chain(&chain);
+            let anchor = match std::env::var("ANCHOR_BUCKET") {
+                Ok(bucket) if !bucket.is_empty() => S3Anchors::new(clients.s3.clone(), bucket)
+                    .latest_anchor()
+                    .await?
+                    .map(|bytes| optline_audit::parse_anchor(&bytes))
+                    .transpose()?,
+                _ => None,
+            };
+            let public_key = match (&anchor, std::env::var("AUDIT_SIGNING_KEY_ID")) {
+                (Some(_), Ok(key)) => {
+                    KmsSigner::new(clients.kms.clone(), key)
+                        .public_key()
+                        .await?
+                }
+                _ => Vec::new(),
+            };
+            let verdict = optline_audit::verify_against_anchor(
+                &contact,
+                &chain,
+                store.audit_key(),
+                anchor.as_ref(),
+                &public_key,
+            );
             println!(
                 "{}",
                 serde_json::json!({
                     "contact_id": contact,
                     "records": chain.len(),
-                    "verified": result.is_ok(),
-                    "break": result.as_ref().err(),
+                    "verified": verdict.holds(),
+                    "break": verdict.broken,
+                    "anchor": verdict.anchor,
                     "head": chain.last().map(|r| r.hash.clone()),
                 })
             );
-            Ok(if result.is_ok() {
+            Ok(if verdict.holds() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        Command::AuditAnchor => {
+            let store = DynamoStore::new(clients.dynamodb.clone(), env("TABLE_NAME")?);
+            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            let anchors = S3Anchors::new(clients.s3.clone(), env("ANCHOR_BUCKET")?);
+            let now = chrono::Utc::now();
+            let report = optline_audit::anchor(
+                &store,
+                &signer,
+                &anchors,
+                now,
+                now + chrono::Duration::days(2557),
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::ProofExport { contact, format } => {
+            let config = optline_config::Config::from_env()?;
+            let store = optline_aws::table_store(&clients, &config).await?;
+            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            let anchors = S3Anchors::new(clients.s3.clone(), env("ANCHOR_BUCKET")?);
+            let consent = optline_consent::Consent {
+                store: &store,
+                default_program: &config.default_program,
+            };
+            let (signed, content) = optline_audit::proof::export(
+                consent,
+                &anchors,
+                &signer,
+                &contact,
+                chrono::Utc::now(),
+            )
+            .await?;
+            match format.as_str() {
+                "html" => println!("{}", optline_audit::proof::render_html(&content, &signed)),
+                _ => println!("{}", serde_json::to_string_pretty(&signed)?),
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::PublicKey => {
+            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            print!(
+                "{}",
+                optline_audit::public_key_pem(&signer.public_key().await?)?
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::ProofVerify { bundle, public_key } => {
+            let der = optline_audit::public_key_der(&std::fs::read_to_string(public_key)?)?;
+            let verdict = optline_audit::proof::verify(&std::fs::read(bundle)?, &der)?;
+            println!("{}", serde_json::to_string(&verdict)?);
+            Ok(if verdict.holds() {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE

@@ -2,9 +2,13 @@
 //!
 //! Each contact has one chain. Record `n` stores `prev_hash` (the hash of
 //! record `n-1`, or [`GENESIS_HASH`] for the first) and its own `hash` =
-//! SHA-256(`prev_hash` ‖ `\n` ‖ canonical JSON of the record's content).
-//! Editing a record breaks its own hash; deleting one breaks the next
-//! record's `prev_hash` or leaves a gap in `seq`. [`verify_chain`] finds both.
+//! HMAC-SHA256(audit key, `prev_hash` ‖ `\n` ‖ canonical JSON of the
+//! record's content), the key named by `key_id` and held in Secrets Manager
+//! (a deployment without a key falls back to plain SHA-256, `key_id`
+//! absent). Editing a record breaks its own hash; deleting one breaks the
+//! next record's `prev_hash` or leaves a gap in `seq`; recomputing the whole
+//! chain after an edit needs the key. [`verify_chain`] finds all three; a
+//! truncated tail is found against a signed anchor of the chain heads.
 
 use chrono::{DateTime, Utc};
 use optline_policy::RuleOutcome;
@@ -80,21 +84,67 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// This record's hash.
     pub hash: String,
+    /// The audit key its hash was made with (`None`: plain SHA-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// The content.
     #[serde(flatten)]
     pub content: NewAuditRecord,
 }
 
-/// The hash of a record's content placed after `prev_hash`.
-pub fn chain_hash(prev_hash: &str, content: &NewAuditRecord) -> String {
+/// The key that signs the chain's links, with its id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditKey {
+    /// Its id (the secret's version), recorded with each record.
+    pub id: String,
+    secret: Vec<u8>,
+}
+
+impl AuditKey {
+    /// A key of `secret` bytes (at least 32).
+    pub fn new(id: impl Into<String>, secret: &[u8]) -> Result<Self, crate::PortError> {
+        if secret.len() < 32 {
+            return Err(crate::PortError::Invalid(
+                "the audit key must be at least 32 bytes".to_owned(),
+            ));
+        }
+        Ok(Self {
+            id: id.into(),
+            secret: secret.to_vec(),
+        })
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hash of a record's content placed after `prev_hash`: HMAC-SHA256
+/// under `key` when given, else SHA-256.
+pub fn chain_hash(prev_hash: &str, content: &NewAuditRecord, key: Option<&AuditKey>) -> String {
+    use hmac::Mac;
     // serde_json writes struct fields in declaration order: canonical enough
     // for records this crate both writes and verifies.
     let json = serde_json::to_vec(content).unwrap_or_default();
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(&json);
-    hex::encode(hasher.finalize())
+    match key.and_then(|k| hmac::Hmac::<Sha256>::new_from_slice(&k.secret).ok()) {
+        Some(mut mac) => {
+            mac.update(prev_hash.as_bytes());
+            mac.update(b"\n");
+            mac.update(&json);
+            hex::encode(mac.finalize().into_bytes())
+        }
+        None => {
+            let mut hasher = Sha256::new();
+            hasher.update(prev_hash.as_bytes());
+            hasher.update(b"\n");
+            hasher.update(&json);
+            hex::encode(hasher.finalize())
+        }
+    }
 }
 
 /// Where a chain is broken.
@@ -107,8 +157,9 @@ pub struct ChainBreak {
     pub problem: String,
 }
 
-/// Verifies a contact's chain, oldest first.
-pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
+/// Verifies a contact's chain, oldest first, with the deployment's audit
+/// key (a keyed record cannot be verified without it).
+pub fn verify_chain(records: &[AuditRecord], key: Option<&AuditKey>) -> Result<(), ChainBreak> {
     let mut prev = GENESIS_HASH.to_owned();
     for (expected_seq, record) in (1u64..).zip(records) {
         if record.seq != expected_seq {
@@ -126,7 +177,17 @@ pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainBreak> {
                 problem: "prev_hash does not match the previous record".to_owned(),
             });
         }
-        let recomputed = chain_hash(&record.prev_hash, &record.content);
+        let record_key = match (&record.key_id, key) {
+            (None, _) => None,
+            (Some(id), Some(k)) if *id == k.id => Some(k),
+            (Some(id), _) => {
+                return Err(ChainBreak {
+                    seq: record.seq,
+                    problem: format!("the record is keyed with {id}, which is not at hand"),
+                })
+            }
+        };
+        let recomputed = chain_hash(&record.prev_hash, &record.content, record_key);
         if recomputed != record.hash {
             return Err(ChainBreak {
                 seq: record.seq,

@@ -17,8 +17,8 @@ use optline_policy::phone::E164;
 use optline_policy::template::review::Lifecycle;
 
 pub use audit::{
-    chain_hash, content_sha256, sha256_hex, verify_chain, AuditRecord, ChainBreak, NewAuditRecord,
-    GENESIS_HASH,
+    chain_hash, content_sha256, sha256_hex, verify_chain, AuditKey, AuditRecord, ChainBreak,
+    NewAuditRecord, GENESIS_HASH,
 };
 pub use commit::*;
 pub use error::PortError;
@@ -218,6 +218,10 @@ pub trait AuditTrail: Send + Sync {
     async fn append_audit(&self, record: NewAuditRecord) -> Result<AuditRecord, PortError>;
     /// The contact's chain, oldest first.
     async fn audit_chain(&self, contact: &ContactId) -> Result<Vec<AuditRecord>, PortError>;
+    /// The key the chain's links are made with, to verify them.
+    fn chain_key(&self) -> Option<&AuditKey> {
+        None
+    }
 }
 
 /// Work for people, and what carriers report (reads; the writes are a
@@ -317,6 +321,41 @@ pub trait TemplateStore: Send + Sync {
         expected_revision: u32,
         lifecycle: &Lifecycle,
     ) -> Result<bool, PortError>;
+}
+
+/// Every audit chain's head, for an anchor.
+#[async_trait]
+pub trait ChainHeadsScan: Send + Sync {
+    /// Each chain's subject and head, in no particular order.
+    async fn all_chain_heads(&self) -> Result<Vec<(ContactId, AuditHead)>, PortError>;
+}
+
+/// An asymmetric signing key whose private half never leaves its service
+/// (AWS KMS): what anchors and proof bundles are signed with.
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// The key's id.
+    fn key_id(&self) -> &str;
+    /// An ECDSA P-256 / SHA-256 signature (DER) over `message`.
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PortError>;
+    /// The public key (DER SubjectPublicKeyInfo) anyone can verify with.
+    async fn public_key(&self) -> Result<Vec<u8>, PortError>;
+}
+
+/// Write-once storage of signed anchors (S3 with Object Lock in
+/// compliance mode: not even the account's root can delete or overwrite
+/// one before its retention ends).
+#[async_trait]
+pub trait AnchorStore: Send + Sync {
+    /// Stores an anchor under `name`, locked until `retain_until`.
+    async fn put_anchor(
+        &self,
+        name: &str,
+        body: &[u8],
+        retain_until: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+    /// The newest anchor, if any.
+    async fn latest_anchor(&self) -> Result<Option<Vec<u8>>, PortError>;
 }
 
 /// Where outbox events are published for other systems (EventBridge).

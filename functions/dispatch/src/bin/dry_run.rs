@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
-use optline_aws::{DynamoStore, ProgramSenders};
+use optline_aws::ProgramSenders;
 use optline_config::{AwsClients, Config};
 use optline_dispatch::{dry_run_http, Delivery};
 
@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
-    let store = Arc::new(
-        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-            .with_retention(config.retention_days)?,
-    );
+    let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
     let auth = ApiAuth::from_env(config.api_token.as_deref());
     let deps = Delivery {
         store: store.clone(),

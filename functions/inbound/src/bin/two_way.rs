@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
-use optline_aws::{DynamoStore, ProgramSenders};
+use optline_aws::ProgramSenders;
 use optline_config::{AwsClients, Config};
 use optline_inbound::two_way::{handle_two_way_sns, handle_two_way_sqs, TwoWayError};
 use optline_inbound::Deps;
@@ -40,10 +40,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let clients = AwsClients::load().await;
     let deps = Deps {
-        store: Arc::new(
-            DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_retention(config.retention_days)?,
-        ),
+        store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         sender: Some(Arc::new(ProgramSenders::from_config(
             &config,
             clients.sns.clone(),

@@ -108,7 +108,7 @@ impl DynamoStore {
                             "an audit record joined another subject's chain".to_owned(),
                         ));
                     }
-                    let full = chain_next(seq, hash, content);
+                    let full = chain_next(seq, hash, content, self.audit_key.as_ref());
                     seq = full.seq;
                     hash = full.hash.clone();
                     let item = record_item(

@@ -253,12 +253,18 @@ pub(crate) fn stored_template(item: &Item) -> Result<StoredTemplate, PortError> 
 }
 
 /// The record that follows `seq` / `prev_hash` in a chain.
-pub(crate) fn chain_next(seq: u64, prev_hash: String, content: NewAuditRecord) -> AuditRecord {
-    let hash = chain_hash(&prev_hash, &content);
+pub(crate) fn chain_next(
+    seq: u64,
+    prev_hash: String,
+    content: NewAuditRecord,
+    key: Option<&optline_ports::AuditKey>,
+) -> AuditRecord {
+    let hash = chain_hash(&prev_hash, &content, key);
     AuditRecord {
         seq: seq + 1,
         prev_hash,
         hash,
+        key_id: key.map(|k| k.id.clone()),
         content,
     }
 }

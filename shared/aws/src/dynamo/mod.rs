@@ -46,6 +46,9 @@ pub struct DynamoStore {
     /// (DynamoDB TTL); `None` keeps them. Consent events, disclosure texts,
     /// templates and audit records never get a TTL.
     retention: Option<chrono::Duration>,
+    /// The key the audit chain's links are made with (Secrets Manager);
+    /// `None` makes plain SHA-256 links.
+    audit_key: Option<optline_ports::AuditKey>,
 }
 
 impl DynamoStore {
@@ -55,7 +58,19 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention: None,
+            audit_key: None,
         }
+    }
+
+    /// Makes the audit chain's links with `key` (HMAC-SHA256).
+    pub fn with_audit_key(mut self, key: Option<optline_ports::AuditKey>) -> Self {
+        self.audit_key = key;
+        self
+    }
+
+    /// The audit key in use, if any.
+    pub fn audit_key(&self) -> Option<&optline_ports::AuditKey> {
+        self.audit_key.as_ref()
     }
 
     /// Expires ended steps, send records and carrier-id mappings `days`

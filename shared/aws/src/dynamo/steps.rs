@@ -153,7 +153,12 @@ impl DynamoStore {
         };
         let mut sends = sends;
         for _ in 0..END_ATTEMPTS {
-            let full = chain_next(head.seq, head.hash.clone(), record.clone());
+            let full = chain_next(
+                head.seq,
+                head.hash.clone(),
+                record.clone(),
+                self.audit_key.as_ref(),
+            );
             let update = match held {
                 Held::Claimed => update
                     .clone()
