@@ -24,10 +24,13 @@ use std::pin::Pin;
 use aws_lambda_events::event::sns::{SnsEvent, SnsMessage, SnsRecord};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use optline_ports::{verify_chain, AuditRecord, StepId};
+use optline_policy::phone::E164;
+use optline_ports::{
+    verify_chain, AuditRecord, AuditTrail, ConsentLedger, ContactId, StepId, StepStatus, StepStore,
+};
 use optline_tests::faults::{Fault, FaultPlan};
 use optline_tests::state::{difference, normalized, Item};
-use optline_tests::twilio_standin::TwilioStandIn;
+use optline_tests::twilio_standin::{Scripted, TwilioStandIn};
 use optline_tests::{
     api_request, body_text, fixtures, signed_ehr_request, signed_form_request,
     twilio_inbound_request, twilio_sign, Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
@@ -747,6 +750,75 @@ async fn a_dispatch_batch_retried_after_any_failed_call_sends_each_text_once() {
     )
     .await;
     let _ = (one, two);
+}
+
+#[tokio::test]
+async fn a_send_the_carrier_refuses_for_an_opt_out_retried_after_any_failed_call_ends_once() {
+    // Twilio 21610: the number replied STOP at the carrier. The step's end,
+    // the number's carrier revocation and the records of every contact
+    // sharing it are one commit: a retry after any failed call ends in the
+    // state of one clean run.
+    let base = Harness::new("retry-21610-send").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    standin.clock(noon());
+    let h = base.with_twilio(&standin.base_url);
+    let step = h.seed_step("rr-1", "+12125550804", "rr-step", noon()).await;
+    h.seed_step(
+        "rr-2",
+        "+12125550804",
+        "rr-step-2",
+        noon() + Duration::days(1),
+    )
+    .await;
+    standin.script("+12125550804", Scripted::Error(21610, 400));
+    let step_c = step.clone();
+    let trigger: Trigger = Box::new(move |h: Harness| {
+        let step = step_c.clone();
+        Box::pin(async move {
+            let mut failed = 0;
+            for _ in 0..3 {
+                failed =
+                    optline_dispatch::handle_batch(dispatch_event(&[&step]), &h.dispatch(), noon())
+                        .await
+                        .batch_item_failures
+                        .len();
+                if failed == 0 {
+                    break;
+                }
+            }
+            format!("{failed}")
+        })
+    });
+    converges(
+        &h,
+        trigger,
+        |answers| assert!(answers.iter().all(|a| a == "0"), "{answers:?}"),
+        &[],
+        no_exception(),
+    )
+    .await;
+    assert!(standin.sends().is_empty(), "the carrier took no text");
+    let stored = h.store.step(&step).await.unwrap().unwrap();
+    assert_eq!(stored.status, StepStatus::Failed);
+    let events = h
+        .store
+        .phone_consent_events(&E164::parse("+12125550804").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "one carrier revocation");
+    for contact in ["rr-1", "rr-2"] {
+        let chain = h
+            .store
+            .audit_chain(&ContactId::parse(contact).unwrap())
+            .await
+            .unwrap();
+        let revokes = chain
+            .iter()
+            .filter(|r| r.content.action == "revoke" && r.content.reasons == ["carrier.21610"])
+            .count();
+        assert_eq!(revokes, 1, "{contact}");
+    }
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ use optline_ports::{
 use tracing::{info, warn, Instrument};
 
 use crate::assess::{assess_with, Assessment};
-use crate::recovery::{deps_head, record_carrier_opt_out, recover, recover_with, Recovered};
+use crate::recovery::{deps_head, end_with_carrier_opt_out, recover, recover_with, Recovered};
 
 /// How long a step waits when no next allowed time is known (no zone known).
 pub const UNKNOWN_WINDOW_RETRY: Duration = Duration::hours(1);
@@ -538,32 +538,38 @@ async fn conclude(
         }
         Err(failure) => {
             let reasons = vec![format!("carrier.{}", failure.code)];
-            let head = facts.audit_head.clone();
-            facts.audit_head = Some(
-                finish_surely(
-                    deps,
-                    step,
-                    &StepOutcome::ended(StepStatus::Failed, now, reasons.clone()),
-                    audit_record(
-                        step,
-                        now,
-                        "failed",
-                        rules,
-                        reasons,
-                        decided,
-                        Some(failure.reason.clone()),
-                    ),
-                    head.as_ref().map(|head| FinishBase { head, facts: None }),
-                )
-                .await?,
+            let outcome = StepOutcome::ended(StepStatus::Failed, now, reasons.clone());
+            let record = audit_record(
+                step,
+                now,
+                "failed",
+                rules,
+                reasons,
+                decided,
+                Some(failure.reason.clone()),
             );
             if failure.recipient_opted_out {
-                let record = record_carrier_opt_out(deps, step, &facts.contact, now).await?;
-                if let Some(record) = record {
-                    facts.audit_head = Some(head_of(&record));
+                // The number opted out at the carrier: the step's end and the
+                // revocation are one commit. The number's facts moved: a
+                // later step of this batch to it finds out at its claim.
+                let head =
+                    end_with_carrier_opt_out(deps, step, &facts.contact, &outcome, record, now)
+                        .await?;
+                if head.is_some() {
+                    facts.audit_head = head;
                 }
-                // The number's facts moved: a later step of this batch to
-                // it finds out at its claim.
+            } else {
+                let head = facts.audit_head.clone();
+                facts.audit_head = Some(
+                    finish_surely(
+                        deps,
+                        step,
+                        &outcome,
+                        record,
+                        head.as_ref().map(|head| FinishBase { head, facts: None }),
+                    )
+                    .await?,
+                );
             }
             Ok(Concluded::Done(Outcome::Failed(failure.code)))
         }

@@ -25,4 +25,3 @@ pub use dispatch::{
     PACE_MAX_WAIT, SLOTS_PER_TAKE, UNKNOWN_WINDOW_RETRY,
 };
 pub use dry_run::{dry_run, DryRun, DryRunStep};
-pub use recovery::record_carrier_opt_out;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use optline_episodes::StepFacts;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
-    AuditHead, AuditRecord, ChainRead, Commit, Committed, ConsentEvent, Contact, EventId,
+    AuditHead, ChainRead, Commit, Committed, ConsentEvent, Contact, ContactId, EventId,
     NewAuditRecord, OutboundSms, Partition, PortError, SentLookup, Step, StepOutcome, StepStatus,
     Write, COMMIT_ATTEMPTS,
 };
@@ -166,16 +166,21 @@ pub(crate) async fn end_unknown(
     Ok(Outcome::Failed("dispatch.unknown_outcome".to_owned()))
 }
 
-/// Twilio 21610: the number replied STOP at the carrier. The ledger learns
-/// it as a phone-scoped revocation with source `carrier`, with a record on
-/// every chain of the contacts sharing the number, in one commit. Returns
-/// the record on the step's contact's chain.
-pub async fn record_carrier_opt_out(
+/// Twilio 21610 on a send: the carrier refused the text because the number
+/// replied STOP at the carrier. The step's end, its failed-decision record,
+/// the number's carrier revocation (phone-scoped, source `carrier`) and a
+/// revoke record on the chain of every contact sharing the number: one
+/// commit, conditional on the step still being claimed, so a crash leaves
+/// either all of it or none (and the claim's lease brings the step back).
+/// Gives the head of the step's contact's chain after it.
+pub(crate) async fn end_with_carrier_opt_out(
     deps: &Deps,
     step: &Step,
     contact: &Contact,
+    outcome: &StepOutcome,
+    failed: NewAuditRecord,
     now: DateTime<Utc>,
-) -> Result<Option<AuditRecord>, DispatchError> {
+) -> Result<Option<AuditHead>, DispatchError> {
     let event = ConsentEvent::carrier_revocation(
         EventId::parse(&format!("carrier-optout-{}", step.id))?,
         contact.phone.clone(),
@@ -188,50 +193,106 @@ pub async fn record_carrier_opt_out(
     );
     let partition = Partition::Phone(contact.phone.clone());
     let store = deps.store.as_ref();
-    for _ in 0..COMMIT_ATTEMPTS {
-        if store.consent_event(&partition, &event.id).await?.is_some() {
-            return Ok(None);
+    let mut last = None;
+    for attempt in 0..COMMIT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5))).await;
         }
-        let ledger = store.ledger(&partition).await?;
-        let mut contacts = store.contacts_by_phone(&contact.phone).await?;
-        contacts.sort();
-        let heads = store.chain_heads(&contacts).await?;
-        let mut commit = Commit::default();
-        commit.push(Write::Consent {
-            event: event.clone(),
-            disclosure: None,
-            ledger: ledger.read,
-        });
-        for (id, head) in &heads {
-            commit.push(Write::Audit {
-                chain: ChainRead {
-                    contact: id.clone(),
-                    head: head.clone(),
-                },
-                records: vec![NewAuditRecord {
-                    evidence: event.evidence(),
-                    contact_id: id.clone(),
-                    at: now,
-                    kind: "consent".to_owned(),
-                    action: "revoke".to_owned(),
-                    step_id: Some(step.id.as_str().to_owned()),
-                    rules: Vec::new(),
-                    reasons: vec!["carrier.21610".to_owned()],
-                    legal_basis: None,
-                    consent_event_id: Some(event.id.as_str().to_owned()),
-                    template: None,
-                    carrier_message_id: None,
-                    detail: Some("carrier reports the number opted out".to_owned()),
-                }],
+        let result = async {
+            let recorded = store.consent_event(&partition, &event.id).await?.is_some();
+            let ledger = store.ledger(&partition).await?;
+            let mut contacts = store.contacts_by_phone(&contact.phone).await?;
+            contacts.push(step.contact_id.clone());
+            contacts.sort();
+            contacts.dedup();
+            let heads = store.chain_heads(&contacts).await?;
+            let mut commit = Commit::default();
+            commit.push(Write::EndClaimedStep {
+                step: step.id.clone(),
+                outcome: outcome.clone(),
             });
+            if !recorded {
+                commit.push(Write::Consent {
+                    event: event.clone(),
+                    disclosure: None,
+                    ledger: ledger.read,
+                });
+            }
+            for id in &contacts {
+                let mut records = Vec::with_capacity(2);
+                if *id == step.contact_id {
+                    records.push(failed.clone());
+                }
+                if !recorded {
+                    records.push(carrier_revoke_record(&event, id, step, now));
+                }
+                if records.is_empty() {
+                    continue;
+                }
+                commit.push(Write::Audit {
+                    chain: ChainRead {
+                        contact: id.clone(),
+                        head: heads.get(id).cloned().unwrap_or_else(AuditHead::genesis),
+                    },
+                    records,
+                });
+            }
+            store.commit(commit).await
         }
-        if let Committed::Done(records) = store.commit(commit).await? {
-            return Ok(records
-                .into_iter()
-                .find(|r| r.content.contact_id == contact.id));
+        .await;
+        match result {
+            Ok(Committed::Done(records)) => {
+                info!(step_id = %step.id, "carrier opt-out recorded with the step's end");
+                return Ok(records
+                    .iter()
+                    .rev()
+                    .find(|r| r.content.contact_id == step.contact_id)
+                    .map(|r| AuditHead {
+                        seq: r.seq,
+                        hash: r.hash.clone(),
+                    }));
+            }
+            Ok(Committed::Duplicate(_) | Committed::Conflict(_)) => {}
+            Err(e) => {
+                warn!(error = %e, attempt, "recording a carrier opt-out failed");
+                last = Some(e);
+            }
+        }
+        // The step no longer claimed: this commit landed and its answer was
+        // lost (the commit is all or nothing), or another run ended it.
+        match store.step(&step.id).await {
+            Ok(Some(current)) if current.status != StepStatus::Sending => {
+                return deps_head(deps, step).await;
+            }
+            Ok(None) => return Ok(None),
+            _ => {}
         }
     }
-    Err(DispatchError::Port(PortError::Conflict(
-        "carrier opt-out: the ledger kept moving".to_owned(),
-    )))
+    Err(DispatchError::Port(last.unwrap_or_else(|| {
+        PortError::Conflict("carrier opt-out: the ledger kept moving".to_owned())
+    })))
+}
+
+/// The revoke record a carrier opt-out leaves on a contact's chain.
+fn carrier_revoke_record(
+    event: &ConsentEvent,
+    contact: &ContactId,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> NewAuditRecord {
+    NewAuditRecord {
+        evidence: event.evidence(),
+        contact_id: contact.clone(),
+        at: now,
+        kind: "consent".to_owned(),
+        action: "revoke".to_owned(),
+        step_id: Some(step.id.as_str().to_owned()),
+        rules: Vec::new(),
+        reasons: vec!["carrier.21610".to_owned()],
+        legal_basis: None,
+        consent_event_id: Some(event.id.as_str().to_owned()),
+        template: None,
+        carrier_message_id: None,
+        detail: Some("carrier reports the number opted out".to_owned()),
+    }
 }

@@ -189,6 +189,15 @@ pub enum Write {
         /// What it had to be.
         expect: StepExpect,
     },
+    /// A claimed step's end (failed or suppressed; not a send, whose
+    /// records dispatch writes with it), conditional on it still being
+    /// claimed.
+    EndClaimedStep {
+        /// The step.
+        step: StepId,
+        /// How it ended.
+        outcome: crate::StepOutcome,
+    },
     /// A delivery report on a sent step, conditional on the step's
     /// delivery state being as read.
     Delivery {

@@ -176,6 +176,21 @@ impl DynamoStore {
                 };
                 tx.push(put, format!("step {} moved", step.id));
             }
+            Write::EndClaimedStep { step, outcome } => {
+                if outcome.status == optline_ports::StepStatus::Sent {
+                    return Err(PortError::Invalid(
+                        "a send ends through finish_audited, with its records".to_owned(),
+                    ));
+                }
+                let update = self
+                    .end_update(&step, &outcome)?
+                    .when("#status = :held")
+                    .value(":held", s(optline_ports::StepStatus::Sending.as_str()));
+                tx.push(
+                    update.transact(&self.table)?,
+                    format!("step {step} no longer claimed"),
+                );
+            }
             Write::Delivery {
                 step,
                 update,

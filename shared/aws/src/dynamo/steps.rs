@@ -58,7 +58,11 @@ enum Held<'a> {
 impl DynamoStore {
     /// The update that gives a step its final state and takes it out of
     /// the due index (with its expiry, when the deployment sets retention).
-    fn end_update(&self, id: &StepId, outcome: &StepOutcome) -> Result<ItemUpdate, PortError> {
+    pub(crate) fn end_update(
+        &self,
+        id: &StepId,
+        outcome: &StepOutcome,
+    ) -> Result<ItemUpdate, PortError> {
         let mut update = ItemUpdate::new(key::step(id), "STEP")
             .set("#status = :status")
             .set("outcome = :outcome")
