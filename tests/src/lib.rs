@@ -342,6 +342,36 @@ pub const EHR_SOURCE: &str = "test-ehr";
 /// Its HMAC secret.
 pub const EHR_SECRET: &str = "test-ehr-hmac-secret";
 
+/// The subject of an episode the test EHR source names: `prefix` `appt`,
+/// `doc`, `results`, `bill` or `referral`, the patient and the source's id.
+pub fn ehr_subject(prefix: &str, patient: &str, id: &str) -> String {
+    optline_episodes::subject_of(
+        prefix,
+        EHR_SOURCE,
+        &optline_ports::ContactId::parse(patient).expect("patient id"),
+        id,
+    )
+}
+
+/// A step the test EHR source's events plan: `which` is `reminder` or
+/// `followup`.
+pub fn ehr_step(prefix: &str, patient: &str, id: &str, which: &str) -> optline_ports::StepId {
+    optline_ports::StepId::parse(&format!("{}-{which}", ehr_subject(prefix, patient, id)))
+        .expect("step id")
+}
+
+/// A step events sent with the API's authentication (no configured
+/// source) plan.
+pub fn api_step(prefix: &str, patient: &str, id: &str, which: &str) -> optline_ports::StepId {
+    let subject = optline_episodes::subject_of(
+        prefix,
+        optline_episodes::API_ORIGIN,
+        &optline_ports::ContactId::parse(patient).expect("patient id"),
+        id,
+    );
+    optline_ports::StepId::parse(&format!("{subject}-{which}")).expect("step id")
+}
+
 /// When the harness loads the seed template library.
 pub const SEEDED_AT: &str = "2026-01-01T00:00:00Z";
 

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use optline_dispatch::Outcome;
-use optline_ports::{verify_chain, AuditTrail, ContactId, StepId, StepStore};
+use optline_ports::{verify_chain, AuditTrail, ContactId, StepStore};
 use serde_json::json;
 
 use crate::{
@@ -287,11 +287,17 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     ));
     if let Ok(Some(step)) = h
         .store
-        .step(&StepId::parse("appt-appt-5001-followup").unwrap_or_else(|_| StepId::generate("x")))
+        .step(&crate::ehr_step(
+            "appt",
+            PATIENT_ID,
+            "appt-5001",
+            "followup",
+        ))
         .await
     {
         report.say(format!(
-            "the T-24 h follow-up for non-responders (appt-appt-5001-followup) is now {}",
+            "the T-24 h follow-up for non-responders ({}) is now {}",
+            step.id,
             step.status.as_str()
         ));
     }
@@ -351,6 +357,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     )
     .await;
     let contact = ContactId::parse(PATIENT_ID).unwrap_or_else(|_| ContactId::generate("x"));
+    let second = crate::api_step("appt", PATIENT_ID, "appt-5002", "reminder");
     if let Some(record) = h
         .store
         .audit_chain(&contact)
@@ -358,7 +365,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         .unwrap_or_default()
         .iter()
         .rev()
-        .find(|r| r.content.step_id.as_deref() == Some("appt-appt-5002-reminder"))
+        .find(|r| r.content.step_id.as_deref() == Some(second.as_str()))
     {
         if record.content.action == "suppress" {
             report.second_suppressed = record.content.reasons.clone();
@@ -374,15 +381,8 @@ pub async fn run(h: &Harness) -> ScenarioReport {
             }
         }
     }
-    if let Ok(Some(step)) = h
-        .store
-        .step(&StepId::parse("appt-appt-5002-reminder").unwrap_or_else(|_| StepId::generate("x")))
-        .await
-    {
-        report.say(format!(
-            "step appt-appt-5002-reminder is now {}",
-            step.status.as_str()
-        ));
+    if let Ok(Some(step)) = h.store.step(&second).await {
+        report.say(format!("step {second} is now {}", step.status.as_str()));
     }
 
     // 6. The audit trail.

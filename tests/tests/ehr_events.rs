@@ -14,7 +14,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use optline_ports::{Casework, StepId, StepStore};
-use optline_tests::{api_request, body_json, fixtures, signed_ehr_request, Harness, EHR_SOURCE};
+use optline_tests::{
+    api_request, body_json, ehr_step, ehr_subject, fixtures, signed_ehr_request, Harness,
+    EHR_SOURCE,
+};
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {
@@ -129,7 +132,7 @@ async fn a_signed_event_is_accepted_and_a_forged_stale_or_unknown_one_is_refused
         ("a-5", false),
         ("a-6", false),
     ] {
-        let step = StepId::parse(&format!("appt-{id}-reminder")).unwrap();
+        let step = ehr_step("appt", "pat-ehr-1", id, "reminder");
         assert_eq!(
             h.store.step(&step).await.unwrap().is_some(),
             planned,
@@ -170,7 +173,7 @@ async fn send(h: &Harness, body: &str) -> serde_json::Value {
 async fn reordered_and_replayed_events_are_resolved_by_the_sources_version() {
     let h = Harness::new("ehr-order").await;
     contact(&h).await;
-    let step = |id: &str| StepId::parse(&format!("appt-{id}-reminder")).unwrap();
+    let step = |id: &str| ehr_step("appt", "pat-ehr-1", id, "reminder");
 
     // A cancellation that arrives before its booking wins.
     let cancelled = send(
@@ -371,13 +374,20 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["cancelled"][0], "doc-form-778-reminder");
-    let done = h.store.outcomes("doc-form-778").await.unwrap();
+    assert_eq!(
+        body["cancelled"][0],
+        ehr_step("doc", "pat-ehr-1", "form-778", "reminder").as_str()
+    );
+    let done = h
+        .store
+        .outcomes(&ehr_subject("doc", "pat-ehr-1", "form-778"))
+        .await
+        .unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].kind, "completed");
 
     // The results alert goes out, with the portal link and no result in it.
-    let results = StepId::parse("results-res-31-reminder").unwrap();
+    let results = ehr_step("results", "pat-ehr-1", "res-31", "reminder");
     let mut queued = h.store.step(&results).await.unwrap().unwrap();
     queued.status = optline_ports::StepStatus::Queued;
     queued.id = StepId::parse("results-res-31-now").unwrap();
@@ -447,7 +457,7 @@ async fn hl7(h: &Harness, message: &str) -> (StatusCode, String) {
 async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
     let h = Harness::new("ehr-hl7").await;
     contact(&h).await;
-    let step = StepId::parse("appt-APT-7001-reminder").unwrap();
+    let step = ehr_step("appt", "pat-ehr-1", "APT-7001", "reminder");
 
     let (status, ack) = hl7(
         &h,
@@ -542,7 +552,11 @@ async fn hl7_siu_books_reschedules_and_cancels_and_every_message_gets_an_ack() {
     let (status, ack) = hl7(&h, fixtures::SIU_S26).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert!(ack.contains("MSA|AA|MSG00007"), "{ack}");
-    let outcomes = h.store.outcomes("appt-APT-7001").await.unwrap();
+    let outcomes = h
+        .store
+        .outcomes(&ehr_subject("appt", "pat-ehr-1", "APT-7001"))
+        .await
+        .unwrap();
     assert!(
         outcomes
             .iter()
@@ -618,7 +632,7 @@ async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_the
     let (status, body) = fhir(&h, &backport).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     for id in ["b-1", "b-2"] {
-        let step = StepId::parse(&format!("appt-{id}-reminder")).unwrap();
+        let step = ehr_step("appt", "pat-ehr-1", id, "reminder");
         assert_eq!(
             h.store
                 .step(&step)
@@ -645,4 +659,129 @@ async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_the
         .remove("resource");
     let (status, _) = fhir(&h, &id_only).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn step_ids_carry_the_source_and_the_patient_and_an_appointment_never_changes_patient() {
+    let h = Harness::new("ehr-ids").await;
+    contact(&h).await;
+    let other = optline_consent_api::handle(
+        api_request(
+            "POST",
+            "/contacts",
+            Some(json!({"id": "pat-ehr-2", "phone": "+1 212 555 0189", "time_zone": "America/New_York"})),
+        ),
+        &h.consent_api(),
+        now(),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::CREATED);
+    let deps = h.ehr_events();
+    let for_patient = |patient: &str| {
+        fixtures::appointment(
+            "same-1",
+            "booked",
+            "2026-12-10T10:00:00-05:00",
+            Some("2026-11-30T12:00:00Z"),
+            Some(&format!("Patient/{patient}")),
+        )
+    };
+    // The configured source books appointment same-1 for pat-ehr-1.
+    let signed = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &for_patient("pat-ehr-1").to_string(),
+            now().timestamp(),
+        ),
+        &deps,
+        now(),
+    )
+    .await;
+    assert_eq!(signed.status(), StatusCode::CREATED);
+    // Another source (here the API's own callers) uses the same id for
+    // another patient: its own appointment, its own steps.
+    let api = optline_ehr_events::handle(
+        optline_tests::fhir_request("/ehr/fhir/Appointment", &for_patient("pat-ehr-2")),
+        &deps,
+        now(),
+    )
+    .await;
+    assert_eq!(api.status(), StatusCode::CREATED, "{}", body_json(&api));
+    let ours = ehr_step("appt", "pat-ehr-1", "same-1", "reminder");
+    let theirs = optline_tests::api_step("appt", "pat-ehr-2", "same-1", "reminder");
+    assert_ne!(ours, theirs);
+    for (step, patient) in [(&ours, "pat-ehr-1"), (&theirs, "pat-ehr-2")] {
+        let stored = h.store.step(step).await.unwrap().unwrap();
+        assert_eq!(stored.contact_id.as_str(), patient);
+        assert_eq!(stored.status, optline_ports::StepStatus::Pending);
+    }
+
+    // The configured source now names pat-ehr-2 for its same-1: refused
+    // with the reason, and nothing moves (a cancellation too).
+    let before = h.table_items().await.len();
+    for status in ["booked", "cancelled"] {
+        let mut moved = for_patient("pat-ehr-2");
+        moved["status"] = json!(status);
+        moved["meta"]["lastUpdated"] = json!("2026-11-30T13:00:00Z");
+        let refused = optline_ehr_events::handle(
+            signed_ehr_request(
+                "/ehr/fhir/Appointment",
+                "application/fhir+json",
+                &moved.to_string(),
+                now().timestamp(),
+            ),
+            &deps,
+            now(),
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::CONFLICT, "{status}");
+        let reason = body_json(&refused);
+        assert!(
+            reason["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("another patient")),
+            "{reason}"
+        );
+    }
+    assert_eq!(h.table_items().await.len(), before, "nothing written");
+    let kept = h.store.step(&ours).await.unwrap().unwrap();
+    assert_eq!(kept.contact_id.as_str(), "pat-ehr-1");
+    assert_eq!(kept.status, optline_ports::StepStatus::Pending);
+    assert!(h
+        .store
+        .step(&ehr_step("appt", "pat-ehr-2", "same-1", "reminder"))
+        .await
+        .unwrap()
+        .is_none());
+
+    // HL7 answers the same refusal with an AE ACK, and plans nothing.
+    let booked_hl7 = siu(
+        "S12",
+        "MSG-IDS-1",
+        "20261130120000-0500",
+        "20261210100000-0500",
+        PID,
+    );
+    let (status, ack) = hl7(&h, &booked_hl7).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let (status, ack) = hl7(
+        &h,
+        &siu(
+            "S12",
+            "MSG-IDS-2",
+            "20261130130000-0500",
+            "20261210100000-0500",
+            &PID.replace("pat-ehr-1", "pat-ehr-2"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{ack}");
+    assert!(ack.contains("MSA|AE|MSG-IDS-2"), "{ack}");
+    assert!(h
+        .store
+        .step(&ehr_step("appt", "pat-ehr-2", "APT-7001", "reminder"))
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -231,7 +231,7 @@ async fn a_cancellation_between_the_sweep_and_dispatch_sends_nothing() {
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Skipped("already handled"));
-    let step = StepId::parse("appt-ep-a1-reminder").unwrap();
+    let step = optline_tests::ehr_step("appt", "ep-1", "ep-a1", "reminder");
     assert_eq!(
         h.store.step(&step).await.unwrap().unwrap().status,
         StepStatus::Cancelled
@@ -310,7 +310,9 @@ async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
     assert!(booked.status().is_success());
     let reminder = h
         .store
-        .step(&StepId::parse("appt-cd-a1-reminder").unwrap())
+        .step(&optline_tests::ehr_step(
+            "appt", "cd-1", "cd-a1", "reminder",
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -320,7 +322,9 @@ async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
     );
     assert!(h
         .store
-        .step(&StepId::parse("appt-cd-a1-followup").unwrap())
+        .step(&optline_tests::ehr_step(
+            "appt", "cd-1", "cd-a1", "followup"
+        ))
         .await
         .unwrap()
         .is_none());

@@ -96,7 +96,12 @@ async fn a_contact_with_no_consent_and_no_qualifying_provenance_receives_nothing
     for (appointment, patient) in [("lb-a1", "lb-ehr"), ("lb-a2", "lb-none")] {
         let step = h
             .store
-            .step(&StepId::parse(&format!("appt-{appointment}-reminder")).unwrap())
+            .step(&optline_tests::ehr_step(
+                "appt",
+                patient,
+                appointment,
+                "reminder",
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -180,13 +185,17 @@ async fn a_billing_reminder_is_routine_and_survives_a_late_sweep_while_a_reminde
     book(&h, "lb-a9", "lb-bill").await;
     let bill = h
         .store
-        .step(&StepId::parse("bill-stmt-1-reminder").unwrap())
+        .step(&optline_tests::ehr_step(
+            "bill", "lb-bill", "stmt-1", "reminder",
+        ))
         .await
         .unwrap()
         .unwrap();
     let reminder = h
         .store
-        .step(&StepId::parse("appt-lb-a9-reminder").unwrap())
+        .step(&optline_tests::ehr_step(
+            "appt", "lb-bill", "lb-a9", "reminder",
+        ))
         .await
         .unwrap()
         .unwrap();

@@ -364,3 +364,47 @@ async fn a_consent_event_id_reused_for_different_content_is_refused_and_writes_n
         .unwrap();
     assert_eq!(events.len(), 1);
 }
+
+#[tokio::test]
+async fn a_contact_whose_id_spells_a_template_keeps_its_own_chain_apart_from_the_templates_trail() {
+    let h = Harness::new("proof-subjects").await;
+    // Before: the template's trail was `template:<id>`, which a contact id
+    // could spell, sharing its chain and its state item.
+    let contact = sent(&h, "template:appointment_reminder", "+12125550731").await;
+    let trail = ContactId::template_trail("appointment_reminder").unwrap();
+    assert_ne!(contact, trail);
+    let key = h.store.audit_key();
+    let ours = h.store.audit_chain(&contact).await.unwrap();
+    let theirs = h.store.audit_chain(&trail).await.unwrap();
+    assert!(!ours.is_empty() && !theirs.is_empty());
+    assert!(ours.iter().all(|r| r.content.contact_id == contact));
+    assert!(ours.iter().all(|r| r.content.kind != "template"));
+    assert!(theirs.iter().all(|r| r.content.kind == "template"));
+    assert!(optline_ports::verify_chain(&ours, key).is_ok());
+    assert!(optline_ports::verify_chain(&theirs, key).is_ok());
+    assert_eq!(
+        ours[0].seq, 1,
+        "the contact's chain starts at its own genesis"
+    );
+
+    // The trail's form is nothing a request can name.
+    assert!(ContactId::parse("template/appointment_reminder").is_err());
+    let refused = optline_consent_api::handle(
+        api_request(
+            "POST",
+            "/contacts",
+            Some(json!({"id": "template/appointment_reminder", "phone": "+12125550732"})),
+        ),
+        &h.consent_api(),
+        noon(),
+    )
+    .await;
+    assert_eq!(refused.status(), 400, "{}", body_json(&refused));
+    // Stored subjects read back as what they are.
+    assert_eq!(
+        ContactId::subject("template/appointment_reminder").unwrap(),
+        trail
+    );
+    assert_eq!(trail.trail_template(), Some("appointment_reminder"));
+    assert_eq!(contact.trail_template(), None);
+}

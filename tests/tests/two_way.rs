@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use optline_dispatch::Outcome;
-use optline_ports::{Casework, StepId, StepStatus, StepStore};
+use optline_ports::{Casework, StepStatus, StepStore};
 use optline_tests::{api_request, body_text, signed_ehr_request, twilio_inbound_request, Harness};
 use serde_json::json;
 
@@ -107,7 +107,12 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
     for appt in ["tw-a1", "tw-a2", "tw-a3"] {
         let follow_up = h
             .store
-            .step(&StepId::parse(&format!("appt-{appt}-followup")).unwrap())
+            .step(&optline_tests::ehr_step(
+                "appt",
+                &appt.replace("-a", "-"),
+                appt,
+                "followup",
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -202,13 +207,21 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
         "{rescheduled}"
     );
 
-    let outcomes = h.store.outcomes("appt-tw-a1").await.unwrap();
+    let outcomes = h
+        .store
+        .outcomes(&optline_tests::ehr_subject("appt", "tw-1", "tw-a1"))
+        .await
+        .unwrap();
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].kind, "confirmed");
     // Time to confirmation: the reminder went out an hour before the reply.
     assert_eq!(outcomes[0].after_first_text_seconds, Some(3600));
     assert_eq!(
-        h.store.outcomes("appt-tw-a2").await.unwrap()[0].kind,
+        h.store
+            .outcomes(&optline_tests::ehr_subject("appt", "tw-2", "tw-a2"))
+            .await
+            .unwrap()[0]
+            .kind,
         "reschedule_requested"
     );
     let callbacks: Vec<_> = h
@@ -256,8 +269,14 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
     assert_eq!(
         kinds,
         vec![
-            "appt-tw-a1 confirmed".to_owned(),
-            "appt-tw-a2 reschedule_requested".to_owned()
+            format!(
+                "{} confirmed",
+                optline_tests::ehr_subject("appt", "tw-1", "tw-a1")
+            ),
+            format!(
+                "{} reschedule_requested",
+                optline_tests::ehr_subject("appt", "tw-2", "tw-a2")
+            )
         ]
     );
 
@@ -268,7 +287,7 @@ async fn confirm_and_reschedule_replies_record_the_outcome_acknowledge_and_end_t
         ("tw-a2", StepStatus::Cancelled),
         ("tw-a3", StepStatus::Pending),
     ] {
-        let step = StepId::parse(&format!("appt-{appt}-followup")).unwrap();
+        let step = optline_tests::ehr_step("appt", &appt.replace("-a", "-"), appt, "followup");
         assert_eq!(
             h.store.step(&step).await.unwrap().unwrap().status,
             status,

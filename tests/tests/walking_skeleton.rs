@@ -42,7 +42,10 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         "{story}"
     );
     assert!(
-        story.contains("appt-appt-5001-followup) is now cancelled"),
+        story.contains(&format!(
+            "{}) is now cancelled",
+            optline_tests::ehr_step("appt", "pat-1001", "appt-5001", "followup")
+        )),
         "{story}"
     );
     assert!(
@@ -58,7 +61,10 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
 
     // The dry run says so before the sweep does it.
     assert!(
-        story.contains("sweep dry run at 2026-12-08 18:01Z: appointment_reminder@1 to pat-1001 (appt-appt-5002-reminder): suppress because segment.consent_scope"),
+        story.contains(&format!(
+            "sweep dry run at 2026-12-08 18:01Z: appointment_reminder@1 to pat-1001 ({}): suppress because segment.consent_scope",
+            optline_tests::api_step("appt", "pat-1001", "appt-5002", "reminder")
+        )),
         "{story}"
     );
     // The sweep's audience rules end the second reminder before it is

@@ -53,11 +53,12 @@ impl std::fmt::Debug for Deps {
 }
 
 impl Deps {
-    fn episodes(&self) -> Episodes<'_> {
+    fn episodes<'a>(&'a self, origin: &'a str) -> Episodes<'a> {
         Episodes {
             store: self.store.as_ref(),
             config: &self.config,
             lint: &self.lint,
+            origin,
         }
     }
 }
@@ -68,22 +69,24 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         Ok(b) => b,
         Err(r) => return r,
     };
-    match verify::verify(&deps.sources, request.headers(), body, now) {
-        Ok(verify::Verified::Source(_)) => {}
+    let origin = match verify::verify(&deps.sources, request.headers(), body, now) {
+        Ok(verify::Verified::Source(name)) => name,
         Ok(verify::Verified::NoSource) => {
             if let Err(denied) = deps.auth.check(&request) {
                 return denied;
             }
+            optline_episodes::API_ORIGIN.to_owned()
         }
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
-    }
+    };
+    let episodes = deps.episodes(&origin);
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {
         (&Method::POST, "/ehr/fhir/Appointment" | "/ehr/fhir") => {
-            fhir_document(&request, body, deps, now).await
+            fhir_document(&request, body, episodes, now).await
         }
-        (&Method::POST, "/ehr/events") => normalized_event(body, deps, now).await,
-        (&Method::POST, "/ehr/hl7") => hl7_message(body, deps, now).await,
+        (&Method::POST, "/ehr/events") => normalized_event(body, episodes, now).await,
+        (&Method::POST, "/ehr/hl7") => hl7_message(body, episodes, now).await,
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }
@@ -95,7 +98,7 @@ fn refusal(e: &EpisodeError) -> (StatusCode, String) {
         EpisodeError::Unprocessable(_) | EpisodeError::UnknownContact => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        EpisodeError::NoTemplate(_) => StatusCode::CONFLICT,
+        EpisodeError::NoTemplate(_) | EpisodeError::Conflict(_) => StatusCode::CONFLICT,
         EpisodeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         EpisodeError::Port(optline_ports::PortError::Conflict(reason)) => {
             return (StatusCode::CONFLICT, reason.clone())
@@ -160,7 +163,7 @@ fn answer(result: Result<Applied, EpisodeError>) -> Response<Body> {
 async fn fhir_document(
     request: &Request,
     body: &[u8],
-    deps: &Deps,
+    episodes: Episodes<'_>,
     now: DateTime<Utc>,
 ) -> Response<Body> {
     let media = request
@@ -185,7 +188,7 @@ async fn fhir_document(
     };
     match fhir::read_document(value) {
         Ok(FhirDocument::Appointment(event)) => {
-            answer(apply_appointment(deps.episodes(), &event, now).await)
+            answer(apply_appointment(episodes, &event, now).await)
         }
         Ok(FhirDocument::Notice(kind)) => json(
             StatusCode::OK,
@@ -196,7 +199,7 @@ async fn fhir_document(
             let mut failed = false;
             for event in events {
                 let response = match event {
-                    Ok(event) => answer(apply_appointment(deps.episodes(), &event, now).await),
+                    Ok(event) => answer(apply_appointment(episodes, &event, now).await),
                     Err(e) => answer(Err(e)),
                 };
                 failed |= !response.status().is_success();
@@ -219,12 +222,14 @@ async fn fhir_document(
     }
 }
 
-async fn normalized_event(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn normalized_event(
+    body: &[u8],
+    episodes: Episodes<'_>,
+    now: DateTime<Utc>,
+) -> Response<Body> {
     let result = match normalized::read(body) {
-        Ok(NormalizedCommand::Appointment(event)) => {
-            apply_appointment(deps.episodes(), &event, now).await
-        }
-        Ok(NormalizedCommand::Task(event)) => apply_task(deps.episodes(), &event, now).await,
+        Ok(NormalizedCommand::Appointment(event)) => apply_appointment(episodes, &event, now).await,
+        Ok(NormalizedCommand::Task(event)) => apply_task(episodes, &event, now).await,
         Err(e) => Err(e),
     };
     answer(result)
@@ -243,7 +248,7 @@ fn hl7_answer(status: StatusCode, ack: String) -> Response<Body> {
 
 /// `POST /ehr/hl7`: one SIU message, answered with `AA`, `AE` (an error of
 /// ours or of the data's meaning) or `AR` (a message we cannot use).
-async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
+async fn hl7_message(body: &[u8], episodes: Episodes<'_>, now: DateTime<Utc>) -> Response<Body> {
     let reject = |message: Option<&hl7::Message>, reason: &str| {
         hl7_answer(
             StatusCode::BAD_REQUEST,
@@ -261,7 +266,7 @@ async fn hl7_message(body: &[u8], deps: &Deps, now: DateTime<Utc>) -> Response<B
         Ok(event) => event,
         Err(e) => return reject(Some(&message), &e.0),
     };
-    match apply_appointment(deps.episodes(), &event, now).await {
+    match apply_appointment(episodes, &event, now).await {
         Ok(_) => hl7_answer(StatusCode::OK, hl7::ack(Some(&message), "AA", None, now)),
         Err(EpisodeError::Invalid(reason)) => reject(Some(&message), &reason),
         Err(e) => {

@@ -53,9 +53,24 @@ pub struct EhrSources(BTreeMap<String, SourceAuth>);
 impl EhrSources {
     /// Parses `EHR_SOURCES`.
     pub fn parse(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json)
-            .map(Self)
-            .map_err(|e| format!("EHR_SOURCES is not valid: {e}"))
+        let sources: BTreeMap<String, SourceAuth> =
+            serde_json::from_str(json).map_err(|e| format!("EHR_SOURCES is not valid: {e}"))?;
+        for name in sources.keys() {
+            // A source's name is part of its subjects, step ids and markers.
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok || name == optline_episodes::API_ORIGIN {
+                return Err(format!(
+                    "EHR_SOURCES: a source's name is 1 to 32 characters of A-Za-z0-9._- \
+                     and not `{}`",
+                    optline_episodes::API_ORIGIN
+                ));
+            }
+        }
+        Ok(Self(sources))
     }
 
     /// A single HMAC source (tests and simple deployments).

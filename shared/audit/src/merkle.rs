@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 /// One chain's head, as anchored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct Leaf {
-    /// The chain's subject (a contact id, or `template:<id>`).
+    /// The chain's subject (a contact id, or `template/<id>`).
     pub subject: String,
     /// The head's sequence number.
     pub seq: u64,

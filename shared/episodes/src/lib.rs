@@ -38,6 +38,44 @@ pub struct Episodes<'a> {
     pub config: &'a Config,
     /// Lint lists (templates pinned by new steps must pass them).
     pub lint: &'a LintConfig,
+    /// The verified source system the events come from (a configured
+    /// source's name, or [`API_ORIGIN`]): its ids are its own, so subjects,
+    /// step ids and dedupe markers carry it.
+    pub origin: &'a str,
+}
+
+/// The origin of events authenticated by the API rather than by a
+/// configured source.
+pub const API_ORIGIN: &str = "api";
+
+/// The longest source id (an appointment, form, result, statement or
+/// referral id) a subject holds: FHIR's own limit on a resource id.
+pub const SOURCE_ID_MAX: usize = 64;
+
+/// Whether a source's id can name a subject: 1 to [`SOURCE_ID_MAX`]
+/// characters of `A-Za-z0-9._:-`.
+pub fn source_id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= SOURCE_ID_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The subject of an episode: `<prefix>-<source id>-<tag>`, the tag being
+/// the first 12 hex digits of SHA-256 over the origin, the patient and the
+/// source's id. Two sources, or two patients, with the same id never share
+/// a subject (nor its steps, `<subject>-reminder` and `<subject>-followup`).
+pub fn subject_of(prefix: &str, origin: &str, patient: &ContactId, id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(
+        format!(
+            "optline-subject\n{prefix}\n{origin}\n{}\n{id}",
+            patient.as_str()
+        )
+        .as_bytes(),
+    );
+    format!("{prefix}-{id}-{}", &hex::encode(digest)[..12])
 }
 
 impl std::fmt::Debug for Episodes<'_> {
@@ -73,8 +111,8 @@ pub enum AppointmentStatus {
 /// An appointment change from any EHR format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppointmentEvent {
-    /// The source's appointment id (steps are `appt-<id>-reminder` and
-    /// `appt-<id>-followup`).
+    /// The source's appointment id (steps are `<subject>-reminder` and
+    /// `<subject>-followup`, the subject from [`subject_of`]).
     pub appointment_id: String,
     /// The patient (contact).
     pub patient: ContactId,
@@ -157,6 +195,10 @@ pub enum EpisodeError {
     /// The steps kept changing under the decision.
     #[error("the episode kept changing; retry")]
     Busy,
+    /// The event contradicts what its source said before (an appointment
+    /// naming another patient).
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed.
     #[error(transparent)]
     Port(#[from] PortError),

@@ -1,8 +1,8 @@
 //! Applying an EHR event: read the steps, the contact and the episode's
 //! outcomes; decide what the plan becomes; commit it once.
 //!
-//! Step ids derive from the source's subject (`appt-<id>-reminder`,
-//! `doc-<form>-reminder`), so a replayed event plans nothing new. The
+//! Step ids derive from the subject ([`crate::subject_of`]: the verified
+//! source, the patient and the source's id), so a replayed event plans nothing new. The
 //! source's version orders changes: a newer booking reschedules a pending
 //! step, an older one arriving late is stale, and a cancellation that
 //! arrives before its booking leaves a cancelled step in its place so the
@@ -21,9 +21,10 @@ use optline_ports::{
 };
 
 use crate::intake::hl7;
-use crate::intake::normalized::{step_key, Effect};
+use crate::intake::normalized::Effect;
 use crate::{
-    Applied, AppointmentEvent, AppointmentStatus, EpisodeError, Episodes, Start, TaskEvent,
+    subject_of, Applied, AppointmentEvent, AppointmentStatus, EpisodeError, Episodes, Start,
+    TaskEvent,
 };
 
 /// How long before the appointment the reminder is due, unless the
@@ -86,9 +87,20 @@ pub async fn apply_appointment(
     event: &AppointmentEvent,
     now: DateTime<Utc>,
 ) -> Result<Applied, EpisodeError> {
-    let subject = format!("appt-{}", event.appointment_id);
+    if !crate::source_id_ok(&event.appointment_id) {
+        return Err(EpisodeError::Invalid(
+            "the appointment id is not 1 to 64 characters of A-Za-z0-9._:-".to_owned(),
+        ));
+    }
+    let subject = subject_of(
+        "appt",
+        episodes.origin,
+        &event.patient,
+        &event.appointment_id,
+    );
     let reminder = step_id(&format!("{subject}-reminder"))?;
     let follow_up = step_id(&format!("{subject}-followup"))?;
+    let binding = format!("appt#{}#{}", episodes.origin, event.appointment_id);
     for _ in 0..COMMIT_ATTEMPTS {
         let mut writes = Vec::new();
         // The appointment's final status is the episode's outcome.
@@ -131,6 +143,26 @@ pub async fn apply_appointment(
             },
         };
         writes.extend(decision.writes);
+        // The appointment belongs to the patient its source first named
+        // (checked after the decision, so a malformed or unknown-patient
+        // event is refused for that first).
+        match episodes.store.binding(&binding).await? {
+            Some(patient) if patient != event.patient.as_str() => {
+                return Err(EpisodeError::Conflict(
+                    "this appointment belongs to another patient at its source; \
+                     a change of patient is a new appointment"
+                        .to_owned(),
+                ))
+            }
+            Some(_) => {}
+            // Bound with the decision (conditional: of two events naming
+            // different patients at once, one reads again and is refused).
+            None if writes.is_empty() => {}
+            None => writes.push(Write::Binding {
+                key: binding.clone(),
+                value: event.patient.as_str().to_owned(),
+            }),
+        }
         if commit(episodes, &event.marker, writes, now).await? {
             return Ok(decision.applied);
         }
@@ -148,8 +180,8 @@ pub async fn apply_task(
     let prefix = match event.effect {
         Effect::Plan { prefix, .. } | Effect::Cancel { prefix } => prefix,
     };
-    let step = step_id(&step_key(prefix, &event.subject))?;
-    let subject = format!("{prefix}-{}", event.subject);
+    let subject = subject_of(prefix, episodes.origin, &event.patient, &event.subject);
+    let step = step_id(&format!("{subject}-reminder"))?;
     for _ in 0..COMMIT_ATTEMPTS {
         let decision = match event.effect {
             Effect::Cancel { .. } => {
@@ -234,7 +266,7 @@ async fn commit(
         return Ok(true);
     }
     let mut commit = Commit::for_trigger(Marker {
-        key: format!("ehr:{marker}"),
+        key: format!("ehr:{}:{marker}", episodes.origin),
         at: now,
         answer: None,
     });

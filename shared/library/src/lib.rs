@@ -9,7 +9,7 @@
 //! - Transitions follow [`optline_policy::template::review`] and are written
 //!   with optimistic concurrency (a lost race answers 409, never a silent
 //!   overwrite), then appended to the template's audit chain, whose subject
-//!   is `template:<id>` (verify it with `optline-ops audit-verify`).
+//!   is `template/<id>` (verify it with `optline-ops audit-verify`).
 //! - [`Library::sendable`] is the only way dispatch gets a version to send:
 //!   published, approvals valid, or a reason to suppress.
 
@@ -274,9 +274,10 @@ pub fn lint_config(raw: Option<&str>) -> Result<LintConfig, String> {
     }
 }
 
-/// The audit subject of a template's chain.
+/// The audit subject of a template's chain (`template/<id>`, which no
+/// contact id can spell).
 pub fn audit_subject(id: &str) -> Result<ContactId, PortError> {
-    ContactId::parse(&format!("template:{id}"))
+    ContactId::template_trail(id)
 }
 
 impl<'a> Library<'a> {

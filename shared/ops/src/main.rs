@@ -108,7 +108,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         Command::AuditVerify { contact } => {
             let store = DynamoStore::new(clients.dynamodb.clone(), env("TABLE_NAME")?)
                 .with_audit_key(audit_key_from_env(&clients.secrets).await?);
-            let chain = store.audit_chain(&ContactId::parse(&contact)?).await?;
+            let chain = store.audit_chain(&ContactId::subject(&contact)?).await?;
             let anchor = match std::env::var("ANCHOR_BUCKET") {
                 Ok(bucket) if !bucket.is_empty() => S3Anchors::new(clients.s3.clone(), bucket)
                     .latest_anchor()
@@ -208,7 +208,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         }
         Command::AuditExport { contact } => {
             let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
-            for record in store.audit_chain(&ContactId::parse(&contact)?).await? {
+            for record in store.audit_chain(&ContactId::subject(&contact)?).await? {
                 println!("{}", serde_json::to_string(&record)?);
             }
             Ok(std::process::ExitCode::SUCCESS)

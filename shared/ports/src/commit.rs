@@ -189,6 +189,15 @@ pub enum Write {
         /// What it had to be.
         expect: StepExpect,
     },
+    /// A source's identifier bound to the one value it names (an
+    /// appointment to its patient): written when absent, kept when equal,
+    /// and the commit fails when it names another.
+    Binding {
+        /// What is bound (`appt#<source>#<appointment id>`).
+        key: String,
+        /// What it is bound to (the patient's id).
+        value: String,
+    },
     /// A claimed step's end (failed or suppressed; not a send, whose
     /// records dispatch writes with it), conditional on it still being
     /// claimed.

@@ -249,6 +249,8 @@ pub trait Casework: Send + Sync {
     /// What a carrier reported about a send attempt optline had not
     /// recorded (a status callback naming the attempt): its message id.
     async fn carrier_attempt(&self, attempt: &str) -> Result<Option<String>, PortError>;
+    /// What a [`Write::Binding`] bound `key` to, if anything.
+    async fn binding(&self, key: &str) -> Result<Option<String>, PortError>;
 }
 
 /// Writes a decision's [`Commit`] in one transaction.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::PortError;
 
 macro_rules! id_newtype {
-    ($name:ident, $what:literal) => {
+    ($name:ident, $what:literal, $read:ident) => {
         #[doc = concat!("The id of ", $what, ": 1 to 128 characters of `A-Za-z0-9._:-`.")]
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
         #[serde(try_from = "String", into = "String")]
@@ -47,7 +47,7 @@ macro_rules! id_newtype {
         impl TryFrom<String> for $name {
             type Error = PortError;
             fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::parse(&value)
+                Self::$read(&value)
             }
         }
 
@@ -65,9 +65,39 @@ macro_rules! id_newtype {
     };
 }
 
-id_newtype!(ContactId, "a contact");
-id_newtype!(StepId, "a step");
-id_newtype!(EventId, "a consent event");
+id_newtype!(ContactId, "a contact", subject);
+id_newtype!(StepId, "a step", parse);
+id_newtype!(EventId, "a consent event", parse);
+
+/// What starts the subject of a template's audit trail. `/` is outside
+/// what an id can hold, so no contact id can spell a template trail (nor
+/// its keys).
+const TEMPLATE_TRAIL: &str = "template/";
+
+impl ContactId {
+    /// The subject of a template's audit trail, `template/<id>`: an audit
+    /// chain that belongs to no contact.
+    pub fn template_trail(template: &str) -> Result<Self, PortError> {
+        Self::parse(template)
+            .map(|id| Self(format!("{TEMPLATE_TRAIL}{}", id.0)))
+            .map_err(|_| PortError::Invalid("malformed template id".to_owned()))
+    }
+
+    /// The template whose trail this subject is, if it is one.
+    pub fn trail_template(&self) -> Option<&str> {
+        self.0.strip_prefix(TEMPLATE_TRAIL)
+    }
+
+    /// An audit subject as stored or named by an operator: a contact id,
+    /// or a template trail (`template/<id>`). Ids from requests go through
+    /// [`ContactId::parse`], which refuses the trail form.
+    pub fn subject(raw: &str) -> Result<Self, PortError> {
+        match raw.strip_prefix(TEMPLATE_TRAIL) {
+            Some(template) => Self::template_trail(template),
+            None => Self::parse(raw),
+        }
+    }
+}
 
 /// A person optline may text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,7 +78,7 @@ impl ChainHeadsScan for DynamoStore {
                         .parse()
                         .map_err(|_| PortError::Corrupt("chain head seq".to_owned()))?;
                     heads.push((
-                        ContactId::parse(subject)?,
+                        ContactId::subject(subject)?,
                         AuditHead {
                             seq,
                             hash: hash.to_owned(),

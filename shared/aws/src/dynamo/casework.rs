@@ -75,4 +75,11 @@ impl Casework for DynamoStore {
             .await?
             .and_then(|item| attr(&item, "carrier_message_id").map(str::to_owned)))
     }
+
+    async fn binding(&self, key: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .get(key::binding(key), "BINDING")
+            .await?
+            .and_then(|item| attr(&item, "value").map(str::to_owned)))
+    }
 }

@@ -176,6 +176,21 @@ impl DynamoStore {
                 };
                 tx.push(put, format!("step {} moved", step.id));
             }
+            Write::Binding { key: bound, value } => {
+                let item = HashMap::from([
+                    ("pk".to_owned(), s(key::binding(&bound))),
+                    ("sk".to_owned(), s("BINDING")),
+                    ("kind".to_owned(), s("binding")),
+                    ("value".to_owned(), s(value.clone())),
+                ]);
+                let put = self.put_when(
+                    item,
+                    "attribute_not_exists(pk) OR #value = :value",
+                    HashMap::from([("#value".to_owned(), "value".to_owned())]),
+                    HashMap::from([(":value".to_owned(), s(value))]),
+                )?;
+                tx.push(put, format!("{bound} is bound to another"));
+            }
             Write::EndClaimedStep { step, outcome } => {
                 if outcome.status == optline_ports::StepStatus::Sent {
                     return Err(PortError::Invalid(

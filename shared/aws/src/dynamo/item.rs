@@ -197,6 +197,11 @@ pub(crate) mod key {
         format!("ATTEMPT#{attempt}")
     }
 
+    /// A source identifier's binding.
+    pub(crate) fn binding(key: &str) -> String {
+        format!("BINDING#{key}")
+    }
+
     /// The due-index partition of a step: a stable hash of its id.
     pub(crate) fn due_shard(id: &StepId) -> u32 {
         let digest = Sha256::digest(id.as_str().as_bytes());

@@ -211,6 +211,11 @@ pub fn appointment(value: serde_json::Value) -> Result<AppointmentEvent, Episode
             "Appointment.id is required".to_owned(),
         ));
     };
+    if !crate::source_id_ok(appt_id) {
+        return Err(EpisodeError::Invalid(
+            "Appointment.id must be 1 to 64 characters of A-Za-z0-9-.".to_owned(),
+        ));
+    }
     let Some(patient) = appt
         .participant
         .iter()

@@ -21,7 +21,7 @@
 //! message is refused rather than guessed.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use optline_ports::{ContactId, StepId};
+use optline_ports::ContactId;
 
 use crate::{AppointmentEvent, AppointmentStatus, Start};
 
@@ -170,11 +170,14 @@ pub fn siu(message: &Message) -> Result<Siu, Hl7Error> {
 /// The episodes' event an SIU message carries.
 pub fn read(message: &Message) -> Result<AppointmentEvent, Hl7Error> {
     let siu = siu(message)?;
-    let (Ok(patient), Ok(_)) = (
+    let (Ok(patient), true) = (
         ContactId::parse(&siu.patient_id),
-        StepId::parse(&format!("appt-{}-reminder", siu.appointment_id)),
+        crate::source_id_ok(&siu.appointment_id),
     ) else {
-        return fail("PID-3 or the appointment id has characters outside A-Za-z0-9._:-");
+        return fail(
+            "PID-3 or the appointment id is not 1 to 64 characters of A-Za-z0-9._:- \
+             (at most 128 for PID-3)",
+        );
     };
     let status = match siu.trigger.as_str() {
         "S15" => AppointmentStatus::Cancelled,

@@ -100,11 +100,6 @@ pub fn effect(kind: &str) -> Option<Effect> {
     })
 }
 
-/// The step id for a subject: `<prefix>-<subject>-reminder`.
-pub fn step_key(prefix: &str, subject: &str) -> String {
-    format!("{prefix}-{subject}-reminder")
-}
-
 /// A sortable version: an instant as `t<UTC micros>`, an integer zero-padded.
 pub fn version_key(version: Option<&serde_json::Value>) -> Result<Option<String>, &'static str> {
     match version {
@@ -153,9 +148,9 @@ pub fn read(body: &[u8]) -> Result<NormalizedCommand, EpisodeError> {
     let prefix = match effect {
         Effect::Plan { prefix, .. } | Effect::Cancel { prefix } => prefix,
     };
-    if optline_ports::StepId::parse(&step_key(prefix, &event.subject)).is_err() {
+    if !crate::source_id_ok(&event.subject) {
         return Err(EpisodeError::Invalid(
-            "subject must be 1 to 100 characters of A-Za-z0-9._:-".to_owned(),
+            "subject must be 1 to 64 characters of A-Za-z0-9._:-".to_owned(),
         ));
     }
     let source = format!("event:{}", event.id);
