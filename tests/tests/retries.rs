@@ -393,6 +393,84 @@ async fn an_aws_two_way_stop_retried_after_any_failed_call_sends_one_confirmatio
 }
 
 #[tokio::test]
+async fn an_opt_out_confirmation_that_cannot_go_out_within_five_minutes_is_recorded_as_not_sent() {
+    // Its own emulator: texts are counted from everything SNS holds.
+    let emulator = optline_tests::PrivateEmulator::start();
+    let h = own_harness("late-lane", &emulator).await;
+    let phone = "+12125550805";
+    h.seed_step("ll-1", phone, "ll-step", noon()).await;
+    let stop = |at: DateTime<Utc>, h: Harness| async move {
+        let mut record = SnsRecord::default();
+        let mut message = SnsMessage::default();
+        message.message = two_way_message("twoway-late-stop-1", phone, "STOP");
+        record.sns = message;
+        let mut event = SnsEvent::default();
+        event.records = vec![record];
+        optline_inbound::handle_two_way_sns(event, &h.inbound_as("InboundTwoWayFunction"), at)
+            .await
+            .is_ok()
+    };
+    let plan = FaultPlan::default();
+    let faulty = h.with_faults(&plan);
+    let before = h.table_items().await;
+    // A clean run, to learn which call publishes the confirmation.
+    plan.arm(None);
+    assert!(stop(noon(), faulty.clone()).await);
+    let calls = plan.calls();
+    plan.disarm();
+    let publish = calls
+        .iter()
+        .position(|c| c == "SNS.Publish")
+        .expect("the confirmation is published")
+        + 1;
+    h.restore_table(&before).await;
+    let texts_before = text_counts(&h, &[phone]).await[0];
+
+    // SNS refuses the confirmation (the request never left): the reply and
+    // its revocation are committed, the message comes back...
+    plan.arm(Some((publish, Fault::Before)));
+    assert!(
+        !stop(noon(), faulty.clone()).await,
+        "handed back for a retry"
+    );
+    plan.disarm();
+    // ...ten minutes later, past the five minutes the confirmation had.
+    assert!(stop(noon() + Duration::minutes(10), faulty.clone()).await);
+    assert_eq!(
+        text_counts(&h, &[phone]).await[0],
+        texts_before,
+        "no late confirmation"
+    );
+    let chain = h
+        .store
+        .audit_chain(&ContactId::parse("ll-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        chain
+            .iter()
+            .filter(|r| r.content.action == "revoke")
+            .count(),
+        1,
+        "the opt-out itself holds"
+    );
+    let skipped: Vec<_> = chain
+        .iter()
+        .filter(|r| r.content.reasons.iter().any(|x| x == "lane.deadline"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "why no confirmation went out is recorded");
+    assert!(skipped[0]
+        .content
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("deadline")));
+    // Another redelivery changes nothing.
+    let settled = normalized(&h.table_items().await);
+    assert!(stop(noon() + Duration::minutes(11), faulty.clone()).await);
+    assert_eq!(settled, normalized(&h.table_items().await));
+}
+
+#[tokio::test]
 async fn an_aws_two_way_help_through_sqs_retried_after_any_failed_call_is_answered_once() {
     let emulator = optline_tests::PrivateEmulator::start();
     let h = own_harness("retry-twoway-sqs", &emulator).await;
