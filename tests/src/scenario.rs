@@ -43,6 +43,9 @@ pub struct ScenarioReport {
     pub audit_actions: Vec<String>,
     /// Whether the chain verified.
     pub chain_verified: bool,
+    /// Whether the chain checked against the signed anchor and the signed
+    /// proof bundle verified offline with the public key alone.
+    pub proof_verified: bool,
 }
 
 impl ScenarioReport {
@@ -428,8 +431,85 @@ pub async fn run(h: &Harness) -> ScenarioReport {
             },
         ));
     }
+    proof(
+        h,
+        &contact,
+        t0 + Duration::days(1) + Duration::hours(1),
+        &mut report,
+    )
+    .await;
     if created.status() != StatusCode::CREATED {
         report.say("WARNING: contact creation did not return 201");
     }
     report
+}
+
+/// 7. The hourly anchor signs every chain head; the patient's chain checks
+/// against it; a signed proof bundle verifies offline.
+async fn proof(h: &Harness, contact: &ContactId, at: DateTime<Utc>, report: &mut ScenarioReport) {
+    use optline_ports::{AnchorStore, Signer};
+    let clients = h.clients_as("AuditAnchorFunction");
+    let deps = optline_audit_anchor::Deps {
+        store: optline_aws::DynamoStore::new(clients.dynamodb, h.resources.table_name.clone()),
+        signer: optline_aws::KmsSigner::new(clients.kms, h.resources.signing_key.clone()),
+        anchors: optline_aws::S3Anchors::new(clients.s3, h.resources.anchor_bucket.clone()),
+        retention: Duration::days(1),
+    };
+    let anchored = match optline_audit_anchor::handle(&deps, at).await {
+        Ok(report) => report,
+        Err(e) => {
+            report.say(format!("audit anchor failed: {e}"));
+            return;
+        }
+    };
+    report.say(format!(
+        "audit-anchor: Merkle root {}… over {} chain heads, signed with the KMS key and written to the Object Lock bucket",
+        anchored.root.get(..12).unwrap_or("?"),
+        anchored.count
+    ));
+    let anchors = optline_aws::S3Anchors::new(h.s3.clone(), h.resources.anchor_bucket.clone());
+    let signer = optline_aws::KmsSigner::new(h.kms.clone(), h.resources.signing_key.clone());
+    let (Ok(Some(bytes)), Ok(public_key)) =
+        (anchors.latest_anchor().await, signer.public_key().await)
+    else {
+        report.say("the anchor or the public key could not be read");
+        return;
+    };
+    let Ok(anchor) = optline_audit::parse_anchor(&bytes) else {
+        report.say("the anchor does not parse");
+        return;
+    };
+    let chain = h.store.audit_chain(contact).await.unwrap_or_default();
+    let check = optline_audit::verify_against_anchor(
+        contact.as_str(),
+        &chain,
+        h.store.audit_key(),
+        Some(&anchor),
+        &public_key,
+    );
+    let consent = optline_consent::Consent {
+        store: h.store.as_ref(),
+        default_program: "clinic",
+    };
+    let exported =
+        optline_audit::proof::export(consent, &anchors, &signer, contact.as_str(), at).await;
+    let verified = match (&exported, optline_audit::public_key_pem(&public_key)) {
+        (Ok((signed, _)), Ok(pem)) => optline_audit::public_key_der(&pem).ok().and_then(|der| {
+            let bytes = serde_json::to_vec(signed).ok()?;
+            optline_audit::proof::verify(&bytes, &der).ok()
+        }),
+        _ => None,
+    };
+    let bundle_holds = verified
+        .as_ref()
+        .is_some_and(optline_audit::proof::ProofVerdict::holds);
+    report.proof_verified = check.holds() && bundle_holds;
+    report.say(format!(
+        "the chain of {} against the signed anchor: {}; proof bundle ({} consent events, {} decisions, KMS-signed) verified offline with the public key: {}",
+        contact,
+        if check.holds() { "holds" } else { "BROKEN" },
+        exported.as_ref().map_or(0, |(_, c)| c.consent_events.len()),
+        exported.as_ref().map_or(0, |(_, c)| c.decisions.len()),
+        bundle_holds
+    ));
 }

@@ -80,6 +80,7 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
     );
 
     assert!(report.chain_verified, "{story}");
+    assert!(report.proof_verified, "{story}");
     assert_eq!(
         report.audit_actions,
         vec![

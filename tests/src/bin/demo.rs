@@ -35,11 +35,12 @@ async fn main() {
         report.first_outcome,
         Some(optline_dispatch::Outcome::Sent(_))
     ) && !report.second_suppressed.is_empty()
-        && report.chain_verified;
+        && report.chain_verified
+        && report.proof_verified;
     println!(
         "\n{}",
         if ok {
-            "story complete: sent, opted out, suppressed, audited."
+            "story complete: sent, opted out, suppressed, audited, anchored and proven."
         } else {
             "story INCOMPLETE: see above."
         }
