@@ -444,8 +444,9 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     report
 }
 
-/// 7. The hourly anchor signs every chain head; the patient's chain checks
-/// against it; a signed proof bundle verifies offline.
+/// The story's last act: the hourly anchor signs every chain head, the
+/// patient's chain checks against it, and a signed proof bundle verifies
+/// offline.
 async fn proof(h: &Harness, contact: &ContactId, at: DateTime<Utc>, report: &mut ScenarioReport) {
     use optline_ports::{AnchorStore, Signer};
     let clients = h.clients_as("AuditAnchorFunction");
