@@ -59,12 +59,22 @@ LOCAL_FUNCTION_ENV = {
     "API_AUTH": "token",
     "API_TOKEN": "local-dev-token",
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
-    "TWILIO_AUTH_TOKEN": "local-twilio-auth-token",
     "PUBLIC_BASE_URL": "http://127.0.0.1:9000/lambda-url/inbound",
     "PROGRAM_ID": "clinic",
     "PROGRAM_NAME": "Riverside Clinic",
     "PROGRAM_SUPPORT": "555-0100",
     "RUST_LOG": "info",
+}
+
+
+# Secrets whose cloud value the deployer puts after the first deploy: their
+# local values (for local use only). The Twilio secret holds the local
+# auth token and one Webhooks SharedKey.
+LOCAL_SECRET_VALUES = {
+    "TwilioSecret": {
+        "auth_token": "local-twilio-auth-token",
+        "webhook_keys": {"webhooks_sharedkey_local": "local-twilio-shared-key"},
+    },
 }
 
 
@@ -278,6 +288,7 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
 # the same template's properties with the service's own API, and the
 # variable each function receives them in (as !Ref does in the cloud).
 OUTSIDE_CLOUDFORMATION = {
+    "TwilioSecret": "TWILIO_SECRET_ARN",
     "AuditKeySecret": "AUDIT_KEY_SECRET_ARN",
     "AuditSigningKey": "AUDIT_SIGNING_KEY_ID",
     "AuditAnchorBucket": "ANCHOR_BUCKET",
@@ -302,10 +313,17 @@ def create_outside_cloudformation(endpoint: str, stack: str) -> dict:
         if kind == "AWS::SecretsManager::Secret":
             client = boto3.client("secretsmanager", **kw)
             spec = props.get("GenerateSecretString", {})
-            value = client.get_random_password(
-                PasswordLength=int(spec.get("PasswordLength", 64)),
-                ExcludePunctuation=bool(spec.get("ExcludePunctuation", True)),
-            )["RandomPassword"]
+            if logical in LOCAL_SECRET_VALUES:
+                value = json.dumps(LOCAL_SECRET_VALUES[logical])
+            else:
+                value = client.get_random_password(
+                    PasswordLength=int(spec.get("PasswordLength", 64)),
+                    ExcludePunctuation=bool(spec.get("ExcludePunctuation", True)),
+                )["RandomPassword"]
+                if "GenerateStringKey" in spec:
+                    shape = json.loads(spec.get("SecretStringTemplate", "{}"))
+                    shape[spec["GenerateStringKey"]] = value
+                    value = json.dumps(shape)
             secret = client.create_secret(Name=f"{stack}-{logical}", SecretString=value)
             env[var] = secret["ARN"]
         elif kind == "AWS::KMS::Key":

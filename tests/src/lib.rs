@@ -56,6 +56,10 @@ pub fn lint() -> Arc<optline_policy::template::lint::LintConfig> {
 pub const API_TOKEN: &str = "local-test-token";
 /// The Twilio auth token the harness configures (webhook signatures).
 pub const TWILIO_AUTH_TOKEN: &str = "local-twilio-auth-token";
+/// The id of the test deployment's Twilio Webhooks SharedKey.
+pub const TWILIO_SHARED_KEY_ID: &str = "webhooks_sharedkey_test";
+/// Its secret.
+pub const TWILIO_SHARED_KEY: &str = "local-twilio-shared-key-secret";
 /// The public base URL the inbound function believes it is served at.
 pub const PUBLIC_BASE_URL: &str = "https://optline.example.test";
 
@@ -109,6 +113,9 @@ pub struct StackResources {
     /// The audit chain key's secret.
     #[serde(rename = "AUDIT_KEY_SECRET_ARN")]
     pub audit_key_secret: String,
+    /// Twilio's credentials' secret.
+    #[serde(rename = "TWILIO_SECRET_ARN")]
+    pub twilio_secret: String,
     /// The KMS key that signs anchors and proof bundles.
     #[serde(rename = "AUDIT_SIGNING_KEY_ID")]
     pub signing_key: String,
@@ -448,6 +455,10 @@ impl Harness {
                 auth_token: TWILIO_AUTH_TOKEN.to_owned(),
                 api_base: "http://127.0.0.1:9".to_owned(),
                 status_callback: None,
+                webhook_keys: std::collections::BTreeMap::from([(
+                    TWILIO_SHARED_KEY_ID.to_owned(),
+                    TWILIO_SHARED_KEY.to_owned(),
+                )]),
             }),
             public_base_url: Some(PUBLIC_BASE_URL.to_owned()),
             api_token: Some(API_TOKEN.to_owned()),
@@ -1071,6 +1082,21 @@ pub fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
         data.push_str(v);
     }
     let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("hmac key");
+    mac.update(data.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Twilio's HMAC-SHA256 webhook signature (a Webhooks SharedKey's), written
+/// here from Twilio's description, apart from the code under test.
+pub fn twilio_sign_sha256(secret: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<(&str, &str)> = params.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+    let mut data = url.to_owned();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
     mac.update(data.as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
 }

@@ -252,11 +252,12 @@ async fn twilio_webhooks_with_a_bad_signature_wrong_url_or_tampered_body_get_403
         ConsentStanding::Revoked { .. }
     ));
 
-    // Malformed form bodies and a wrong content type are 4xx.
+    // A content type that is neither a form nor JSON is 415 (JSON
+    // webhooks are covered in twilio_webhooks.rs).
     let request = lambda_http::http::Request::builder()
         .method("POST")
         .uri("/twilio/inbound")
-        .header("content-type", "application/json")
+        .header("content-type", "text/plain")
         .header("x-twilio-signature", good)
         .body(Body::from("{}"))
         .unwrap();

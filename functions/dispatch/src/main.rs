@@ -11,8 +11,8 @@ use optline_dispatch::{handle_batch, Delivery, Deps};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::with_twilio_secret(&clients.secrets, Config::from_env()?).await?;
     let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
     let deps = Deps {
         dead_letters: std::env::var("DLQ_URL")

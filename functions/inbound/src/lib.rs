@@ -4,8 +4,10 @@
 //! means and does) and [`optline_delivery::reports`] (delivery reports).
 //!
 //! - `POST /twilio/inbound`: Twilio's inbound SMS webhook, exactly as Twilio
-//!   posts it (form encoded, signed with `X-Twilio-Signature` over the
-//!   public URL and the sorted parameters). The answer is TwiML holding the
+//!   posts it: form encoded and signed with `X-Twilio-Signature` over the
+//!   public URL and the sorted parameters (HMAC-SHA1 with the Auth Token, or
+//!   a Webhooks SharedKey's HMAC-SHA256), or a JSON body signed through
+//!   the URL's `bodySHA256` ([`optline_aws::twilio_signature`]). The answer is TwiML holding the
 //!   one text owed (the opt-out confirmation, HELP, an acknowledgement); a
 //!   retried webhook gets an empty answer.
 //! - `POST /twilio/status`: Twilio's status callbacks (`204`).
@@ -117,7 +119,17 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// Parses a Twilio form POST and checks its signature; `Err` is the answer.
+/// Most parameters a webhook may carry (Twilio sends about twenty).
+const MAX_PARAMS: usize = 200;
+
+/// Parses a Twilio webhook and checks its signature; `Err` is the answer.
+///
+/// A form-encoded body (what Twilio sends for SMS) is signed with its
+/// parameters; a JSON body (`application/json`) is signed through the
+/// `bodySHA256` its URL carries, and its top-level fields are read as the
+/// parameters. The signing secret is the Auth Token, or the Webhooks
+/// SharedKey that `X-Twilio-Webhooks-Signature-Settings` names, with the
+/// hash it names ([`twilio_signature`]).
 #[allow(clippy::result_large_err, reason = "the error is the response to send")]
 fn verified_twilio_form(
     request: &Request,
@@ -131,40 +143,92 @@ fn verified_twilio_form(
         ));
     };
     let bytes = body_bytes(request)?;
-    let media = request
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let media = header("content-type")
         .and_then(|v| v.split(';').next())
         .unwrap_or_default()
         .trim()
-        .to_owned();
-    if media != "application/x-www-form-urlencoded" {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected application/x-www-form-urlencoded",
-        ));
-    }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "malformed form body"))?;
-    let signature = request
-        .headers()
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .to_ascii_lowercase();
     let Some(url) = public_url(request, &deps.config) else {
         return Err(error(
             StatusCode::FORBIDDEN,
             "cannot determine the signed url",
         ));
     };
-    if signature.is_empty()
-        || !twilio_signature::is_valid(&twilio.auth_token, &url, &params, signature)
-    {
+    let settings = twilio_signature::settings(header(twilio_signature::SETTINGS_HEADER)).map_err(
+        |reason| {
+            warn!(reason, "rejected a twilio webhook's signature settings");
+            error(StatusCode::FORBIDDEN, reason)
+        },
+    )?;
+    let secret = match &settings.key {
+        None => twilio.auth_token.as_str(),
+        Some(key) => match twilio.webhook_keys.get(key) {
+            Some(secret) => secret.as_str(),
+            None => {
+                warn!("rejected a twilio webhook signed with an unknown shared key");
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "the webhook is signed with a key this deployment does not hold",
+                ));
+            }
+        },
+    };
+    let signature = header("x-twilio-signature").unwrap_or_default();
+    let (params, signed): (Vec<(String, String)>, Vec<(String, String)>) = match media.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let params: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+                .map_err(|_| error(StatusCode::BAD_REQUEST, "malformed form body"))?;
+            (params.clone(), params)
+        }
+        "application/json" => {
+            if !twilio_signature::body_matches(&url, bytes) {
+                warn!("rejected a twilio JSON webhook whose body does not match bodySHA256");
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "the body does not match the signed bodySHA256",
+                ));
+            }
+            (json_params(bytes)?, Vec::new())
+        }
+        _ => {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected application/x-www-form-urlencoded or application/json",
+            ))
+        }
+    };
+    if params.len() > MAX_PARAMS {
+        return Err(error(StatusCode::BAD_REQUEST, "too many parameters"));
+    }
+    if !twilio_signature::is_valid_with(settings.algorithm, secret, &url, &signed, signature) {
         warn!("rejected a twilio webhook with a missing or invalid signature");
         return Err(error(StatusCode::FORBIDDEN, "invalid twilio signature"));
     }
     Ok(params)
+}
+
+/// A JSON webhook's top-level fields as parameters (strings as they are,
+/// numbers and booleans as text; nested values are not parameters).
+#[allow(clippy::result_large_err, reason = "the error is the response to send")]
+fn json_params(bytes: &[u8]) -> Result<Vec<(String, String)>, Response<Body>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &optline_ports::json_reason(&e)))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "a JSON webhook body must be an object",
+        ));
+    };
+    Ok(fields
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            serde_json::Value::String(s) => Some((name, s)),
+            serde_json::Value::Number(n) => Some((name, n.to_string())),
+            serde_json::Value::Bool(b) => Some((name, b.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 fn field(params: &[(String, String)], name: &str) -> Option<String> {

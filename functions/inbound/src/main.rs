@@ -9,8 +9,8 @@ use optline_inbound::{handle, Deps};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::with_twilio_secret(&clients.secrets, Config::from_env()?).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         lint: Arc::new(optline_library::lint_config(

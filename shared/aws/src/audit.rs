@@ -7,7 +7,7 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use chrono::{DateTime, Utc};
 use optline_ports::{AnchorStore, AuditKey, PortError, Signer};
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub(crate) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
     what: &str,
     err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
 ) -> PortError {

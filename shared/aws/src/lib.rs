@@ -9,6 +9,7 @@ mod audit;
 mod dynamo;
 mod events;
 mod queue;
+mod secrets;
 mod senders;
 mod sns;
 mod twilio;
@@ -20,6 +21,7 @@ pub use dynamo::{
 };
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
+pub use secrets::{apply_twilio_secret, with_twilio_secret};
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};

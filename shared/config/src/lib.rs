@@ -138,6 +138,10 @@ pub struct TwilioConfig {
     pub api_base: String,
     /// Status callback URL passed with each message.
     pub status_callback: Option<String>,
+    /// Webhooks SharedKey secrets by key id: a webhook whose
+    /// `X-Twilio-Webhooks-Signature-Settings` names a key is checked with
+    /// its secret (HMAC-SHA256 or HMAC-SHA1, as the header says).
+    pub webhook_keys: BTreeMap<String, String>,
 }
 
 /// Everything the functions read from the environment.
@@ -237,8 +241,10 @@ impl Config {
     ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`, and its audience from
     ///   `PROGRAM_PURPOSES`, `PROGRAM_REGIONS`, `PROGRAM_TEXTS_MINORS`,
     ///   `TIME_SENSITIVE_GRACE_MINUTES`
-    /// - `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_API_BASE`,
-    ///   `TWILIO_STATUS_CALLBACK`
+    /// - `TWILIO_ACCOUNT_SID`, `TWILIO_API_BASE`, `TWILIO_STATUS_CALLBACK`;
+    ///   the auth token and webhook keys come from the secret
+    ///   `TWILIO_SECRET_ARN` names (`optline_aws::with_twilio_secret`), and
+    ///   only outside a deployment from `TWILIO_AUTH_TOKEN`
     /// - `PUBLIC_BASE_URL`, `API_TOKEN` (EHR sources: `EHR_SOURCES`, read by ehr-events)
     /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -307,6 +313,7 @@ impl Config {
                 api_base: var("TWILIO_API_BASE")
                     .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
                 status_callback: var("TWILIO_STATUS_CALLBACK"),
+                webhook_keys: BTreeMap::new(),
             }),
             _ => None,
         };

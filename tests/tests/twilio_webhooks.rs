@@ -1,0 +1,257 @@
+//! Twilio webhooks signed every way Twilio signs them: the Auth Token's
+//! HMAC-SHA1, a Webhooks SharedKey's HMAC-SHA256 (named by
+//! `X-Twilio-Webhooks-Signature-Settings`), and JSON bodies signed through
+//! `bodySHA256`; with the credentials read from the stack's Secrets Manager
+//! secret under the inbound function's own role.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use lambda_http::Body;
+use optline_policy::consent::ConsentStanding;
+use optline_policy::phone::E164;
+use optline_ports::{consent_facts, ConsentLedger};
+use optline_tests::{
+    body_text, twilio_params, twilio_sign, twilio_sign_sha256, Harness, PUBLIC_BASE_URL,
+};
+use sha2::Digest;
+
+fn noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap()
+}
+
+/// The local values `infra/local-stack.py` puts in the Twilio secret.
+const LOCAL_AUTH_TOKEN: &str = "local-twilio-auth-token";
+const LOCAL_KEY_ID: &str = "webhooks_sharedkey_local";
+const LOCAL_KEY: &str = "local-twilio-shared-key";
+
+/// The inbound function as deployed: its Twilio credentials come from the
+/// secret, read with its own role.
+async fn inbound_from_secret(h: &Harness) -> optline_inbound::Deps {
+    let mut base = (*h.config).clone();
+    base.twilio = None;
+    let config = optline_aws::apply_twilio_secret(
+        &h.clients_as("InboundFunction").secrets,
+        &h.resources.twilio_secret,
+        Some("AC00000000000000000000000000000000".to_owned()),
+        base,
+    )
+    .await
+    .expect("the inbound role reads the Twilio secret");
+    let mut deps = h.inbound();
+    deps.config = Arc::new(config);
+    deps
+}
+
+fn form(
+    params: &[(String, String)],
+    signature: &str,
+    settings: Option<&str>,
+) -> lambda_http::Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/twilio/inbound")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature);
+    if let Some(settings) = settings {
+        builder = builder.header("x-twilio-webhooks-signature-settings", settings);
+    }
+    builder
+        .body(Body::from(serde_urlencoded::to_string(params).unwrap()))
+        .unwrap()
+}
+
+fn json_request(
+    body: &str,
+    digest: &str,
+    signature: &str,
+    settings: Option<&str>,
+) -> lambda_http::Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(format!("/twilio/inbound?bodySHA256={digest}"))
+        .header("content-type", "application/json")
+        .header("x-twilio-signature", signature);
+    if let Some(settings) = settings {
+        builder = builder.header("x-twilio-webhooks-signature-settings", settings);
+    }
+    builder.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn refs(params: &[(String, String)]) -> Vec<(&str, &str)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+async fn revoked(h: &Harness, phone: &str) -> bool {
+    let events = h
+        .store
+        .phone_consent_events(&E164::parse(phone).unwrap())
+        .await
+        .unwrap();
+    matches!(
+        optline_policy::consent::standing(
+            &consent_facts(&events),
+            "clinic",
+            "appointments",
+            noon() + chrono::Duration::seconds(1)
+        ),
+        ConsentStanding::Revoked { .. }
+    )
+}
+
+#[tokio::test]
+async fn webhooks_signed_with_the_auth_token_a_shared_key_or_a_json_body_hash_are_accepted() {
+    let h = Harness::new("twilio-sigs").await;
+    for (contact, phone) in [
+        ("tw-s1", "+12125550611"),
+        ("tw-s2", "+12125550612"),
+        ("tw-s3", "+12125550613"),
+    ] {
+        h.seed_step(contact, phone, &format!("{contact}-step"), noon())
+            .await;
+    }
+    let deps = inbound_from_secret(&h).await;
+    let url = format!("{PUBLIC_BASE_URL}/twilio/inbound");
+
+    // The Auth Token, HMAC-SHA1 (no settings header).
+    let params = twilio_params("SM000000000000000000000000000sig1", "+12125550611", "STOP");
+    let response = optline_inbound::handle(
+        form(
+            &params,
+            &twilio_sign(LOCAL_AUTH_TOKEN, &url, &refs(&params)),
+            None,
+        ),
+        &deps,
+        noon(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert!(revoked(&h, "+12125550611").await);
+
+    // A SharedKey, HMAC-SHA256.
+    let settings = format!("key={LOCAL_KEY_ID},algorithm=HMAC_SHA256");
+    let params = twilio_params("SM000000000000000000000000000sig2", "+12125550612", "Stop");
+    let sha256 = twilio_sign_sha256(LOCAL_KEY, &url, &refs(&params));
+    let response =
+        optline_inbound::handle(form(&params, &sha256, Some(&settings)), &deps, noon()).await;
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert!(revoked(&h, "+12125550612").await);
+
+    // A JSON body: the URL carries its SHA-256, the signature covers the URL.
+    let body = serde_json::json!({
+        "MessageSid": "SM000000000000000000000000000sig3",
+        "AccountSid": "AC00000000000000000000000000000000",
+        "From": "+12125550613",
+        "To": "+15005550006",
+        "Body": "ARRÊT",
+        "NumSegments": 1
+    })
+    .to_string();
+    let digest = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    let signed_url = format!("{url}?bodySHA256={digest}");
+    let response = optline_inbound::handle(
+        json_request(
+            &body,
+            &digest,
+            &twilio_sign_sha256(LOCAL_KEY, &signed_url, &[]),
+            Some(&settings),
+        ),
+        &deps,
+        noon(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert!(revoked(&h, "+12125550613").await);
+}
+
+#[tokio::test]
+async fn a_webhook_signed_any_other_way_is_refused_and_nothing_is_stored() {
+    let h = Harness::new("twilio-sigs-bad").await;
+    h.seed_step("tw-b1", "+12125550621", "tw-b1-step", noon())
+        .await;
+    let deps = inbound_from_secret(&h).await;
+    let url = format!("{PUBLIC_BASE_URL}/twilio/inbound");
+    let params = twilio_params("SM000000000000000000000000000bad1", "+12125550621", "STOP");
+    let sha1 = twilio_sign(LOCAL_AUTH_TOKEN, &url, &refs(&params));
+    let sha256 = twilio_sign_sha256(LOCAL_KEY, &url, &refs(&params));
+    let cases: Vec<(&str, lambda_http::Request)> = vec![
+        // The SHA-1 signature presented as a SharedKey's SHA-256.
+        (
+            "sha1 under a sha256 header",
+            form(
+                &params,
+                &sha1,
+                Some(&format!("key={LOCAL_KEY_ID},algorithm=HMAC_SHA256")),
+            ),
+        ),
+        // A key this deployment does not hold.
+        (
+            "unknown key",
+            form(
+                &params,
+                &sha256,
+                Some("key=webhooks_sharedkey_other,algorithm=HMAC_SHA256"),
+            ),
+        ),
+        // An algorithm optline does not know.
+        (
+            "unknown algorithm",
+            form(
+                &params,
+                &sha256,
+                Some(&format!("key={LOCAL_KEY_ID},algorithm=HMAC_SHA512")),
+            ),
+        ),
+        // The SharedKey's signature without the header: the Auth Token's turn.
+        ("sha256 without its header", form(&params, &sha256, None)),
+    ];
+    for (what, request) in cases {
+        let response = optline_inbound::handle(request, &deps, noon()).await;
+        assert_eq!(response.status(), 403, "{what}: {}", body_text(&response));
+    }
+    // A JSON body changed after signing: its hash no longer matches.
+    let body = r#"{"MessageSid":"SM000000000000000000000000000bad2","From":"+12125550621","Body":"START"}"#;
+    let digest = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    let signed_url = format!("{url}?bodySHA256={digest}");
+    let signature = twilio_sign(LOCAL_AUTH_TOKEN, &signed_url, &[]);
+    let tampered = body.replace("START", "STOP!");
+    let response = optline_inbound::handle(
+        json_request(&tampered, &digest, &signature, None),
+        &deps,
+        noon(),
+    )
+    .await;
+    assert_eq!(response.status(), 403, "{}", body_text(&response));
+    // A JSON body without bodySHA256 in its URL.
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/twilio/inbound")
+        .header("content-type", "application/json")
+        .header(
+            "x-twilio-signature",
+            twilio_sign(LOCAL_AUTH_TOKEN, &url, &[]),
+        )
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = optline_inbound::handle(request, &deps, noon()).await;
+    assert_eq!(response.status(), 403, "{}", body_text(&response));
+    assert!(
+        h.store
+            .phone_consent_events(&E164::parse("+12125550621").unwrap())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
+}
