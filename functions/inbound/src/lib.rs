@@ -122,6 +122,9 @@ fn xml_escape(s: &str) -> String {
 /// Most parameters a webhook may carry (Twilio sends about twenty).
 const MAX_PARAMS: usize = 200;
 
+/// Form or JSON parameters, in the order received.
+type Params = Vec<(String, String)>;
+
 /// Parses a Twilio webhook and checks its signature; `Err` is the answer.
 ///
 /// A form-encoded body (what Twilio sends for SMS) is signed with its
@@ -175,7 +178,7 @@ fn verified_twilio_form(
         },
     };
     let signature = header("x-twilio-signature").unwrap_or_default();
-    let (params, signed): (Vec<(String, String)>, Vec<(String, String)>) = match media.as_str() {
+    let (params, signed): (Params, Params) = match media.as_str() {
         "application/x-www-form-urlencoded" => {
             let params: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
                 .map_err(|_| error(StatusCode::BAD_REQUEST, "malformed form body"))?;
