@@ -439,7 +439,8 @@ async fn help_answers_with_every_ctia_element_and_sends_nothing_twice() {
 async fn a_doubtful_revocation_suppresses_and_goes_to_human_review() {
     let h = Harness::new("doubtful").await;
     contact(&h, "p1", "+14155550155").await;
-    optline_inbound::handle(
+    // No template with reply codes was sent: the review is queued anyway.
+    let answer = optline_inbound::handle(
         twilio_inbound_request(
             "SM00000000000000000000000000000006",
             "+14155550155",
@@ -449,6 +450,13 @@ async fn a_doubtful_revocation_suppresses_and_goes_to_human_review() {
         t0(),
     )
     .await;
+    // The one confirmation confirms the opt-out and asks about its scope.
+    let twiml = body_text(&answer);
+    assert!(twiml.contains("You are unsubscribed"), "{twiml}");
+    assert!(
+        twiml.contains("If you only meant to cancel or change an appointment, reply START"),
+        "{twiml}"
+    );
     assert!(matches!(
         phone_standing(&h, "+14155550155", t0() + Duration::seconds(1)).await,
         ConsentStanding::Revoked { .. }

@@ -118,6 +118,16 @@ impl ProgramConfig {
         )
     }
 
+    /// The one confirmation after a doubtful revocation: it confirms the
+    /// opt-out and asks about its scope (47 CFR 64.1200(a)(12) allows the
+    /// one text to clarify scope), no marketing.
+    pub fn scope_confirmation_text(&self) -> String {
+        format!(
+            "{}: You are unsubscribed from all our texts. If you only meant to cancel or change an appointment, reply START and call {}.",
+            self.name, self.support_contact
+        )
+    }
+
     /// The re-opt-in confirmation.
     pub fn opt_in_confirmation_text(&self) -> String {
         format!(

@@ -60,14 +60,23 @@
 //! kept as slices of it on the stack (a `Vec` only past 32 words), and
 //! keyword tables as `match` on `&str`.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
+use unicode_security::confusable_detection::skeleton;
+
 use crate::PolicyError;
 
+mod keywords;
+
+pub use keywords::{Keyword, KEYWORDS, LANGUAGES};
+
 /// Version of the classifier's rules and word lists.
-pub const CLASSIFIER_VERSION: &str = "2026-11-25";
+pub const CLASSIFIER_VERSION: &str = "2026-12-06";
 
 /// What a reply asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -182,6 +191,12 @@ pub struct Classification {
 /// Unicode dashes to `-`, zero-width characters dropped, runs of whitespace
 /// to one space, trimmed. Punctuation and emoji are kept.
 pub fn normalize(body: &str) -> String {
+    normalize_with(body, true)
+}
+
+/// [`normalize`], keeping case when `lower` is false (look-alike folding
+/// needs it: Greek `Ν` looks like N, `ν` like v).
+fn normalize_with(body: &str, lower: bool) -> String {
     let mut out = Normalizer {
         text: String::with_capacity(body.len()),
         space: false,
@@ -189,16 +204,35 @@ pub fn normalize(body: &str) -> String {
     if body.is_ascii() {
         // ASCII is already in every normal form; skip the decomposition.
         for b in body.bytes() {
-            out.push(char::from(b.to_ascii_lowercase()));
+            out.push(char::from(if lower { b.to_ascii_lowercase() } else { b }));
         }
     } else {
         for c in body.nfkd() {
             if is_combining_mark(c) {
                 continue;
             }
-            for lower in c.to_lowercase() {
-                out.push(lower);
+            // Vietnamese đ has no decomposition: fold it by hand.
+            let c = match c {
+                '\u{0111}' => 'd',
+                '\u{0110}' => 'D',
+                other => other,
+            };
+            if lower {
+                for lower in c.to_lowercase() {
+                    out.push(lower);
+                }
+            } else {
+                out.push(c);
             }
+        }
+        // Decomposition splits Hangul syllables into jamo: compose them
+        // again so that Korean words compare as written.
+        if out
+            .text
+            .chars()
+            .any(|c| ('\u{1100}'..='\u{11FF}').contains(&c))
+        {
+            return out.text.nfc().collect();
         }
     }
     out.text
@@ -244,8 +278,197 @@ impl Normalizer {
 /// `Other`.
 pub fn classify(body: &str, ctx: &ReplyContext) -> Classification {
     let normalized = normalize(body);
+    if let Some(reaction) = reaction(&normalized) {
+        return reaction;
+    }
     let tokens = Tokens::of(&normalized);
-    classify_tokens(tokens.as_slice(), ctx).into_classification(tokens.as_slice())
+    let t = tokens.as_slice();
+    let found = classify_tokens(t, ctx);
+    if found.intent == Intent::OptOut {
+        return found.into_classification(t);
+    }
+    // Opt-out wins: look again with look-alike letters and spaced letters
+    // folded, and for near-misses of a keyword written alone.
+    let cased = normalize_with(body, false);
+    let cased_tokens = Tokens::of(&cased);
+    folded_opt_out(cased_tokens.as_slice(), found.intent == Intent::Other)
+        .unwrap_or_else(|| found.into_classification(t))
+}
+
+/// A phone's reaction to an earlier text ("Liked “Your appointment…”",
+/// "Reacted 👍 to “…”"): the quoted text is ours, so it is never read as
+/// the person's words (it may well say "Reply STOP to opt out").
+fn reaction(normalized: &str) -> Option<Classification> {
+    const VERBS: &[&str] = &[
+        "liked",
+        "loved",
+        "disliked",
+        "laughed at",
+        "emphasized",
+        "emphasised",
+        "questioned",
+    ];
+    let quoted = |rest: &str| rest.starts_with('"') && rest.len() > 1;
+    let verb = VERBS
+        .iter()
+        .find(|verb| {
+            normalized
+                .strip_prefix(**verb)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .is_some_and(quoted)
+        })
+        .copied()
+        .or_else(|| {
+            // "reacted 👍 to “…”", "reacted ❤️ to: “…”"
+            let rest = normalized.strip_prefix("reacted ")?;
+            let head = rest.get(..rest.len().min(40))?;
+            let at = head.find(" to")?;
+            let after = rest.get(at + 3..)?.trim_start_matches(':').trim_start();
+            quoted(after).then_some("reacted")
+        })?;
+    Some(Classification {
+        intent: Intent::Other,
+        tier: Tier::Clear,
+        rule: "other.reaction".to_owned(),
+        matched: Some(verb.to_owned()),
+    })
+}
+
+/// The opt-out pass again over the folded body: look-alike letters folded
+/// to their skeletons (Cyrillic `ѕтор`, Greek `ΣΤΟΠ` is not, `ST0P`), runs
+/// of single letters joined (`S T O P`, `s.t.o.p`, `退 订`), short pieces
+/// joined (`ST OP`). Then, when `near_miss` and nothing else was found, a
+/// body that is one word besides filler, one or two letters from a
+/// keyword (`STPO`, `unsubscibe`), is a doubtful opt-out.
+fn folded_opt_out(t: &[Token<'_>], near_miss: bool) -> Option<Classification> {
+    let mut folded = String::new();
+    let mut lookalike = false;
+    let mut spaced = false;
+    let single = |i: usize| {
+        let mut chars = text(t, i).chars();
+        chars.next().is_some_and(char::is_alphanumeric) && chars.next().is_none()
+    };
+    let mut i = 0;
+    while i < t.len() {
+        if t.get(i).is_some_and(|token| token.break_before) {
+            folded.push_str(". ");
+        } else if !folded.is_empty() {
+            folded.push(' ');
+        }
+        let run = (i..t.len()).take_while(|&j| single(j)).count();
+        let words = if run >= 2 { run } else { 1 };
+        spaced |= run >= 2;
+        for j in i..i + words {
+            for c in text(t, j).chars() {
+                lookalike |= fold_char(c, &mut folded);
+            }
+        }
+        i += words;
+    }
+    let tokens = Tokens::of(&folded);
+    let f = tokens.as_slice();
+    if let OptOutScan::Found(found) = opt_out(Lexicon::Folded, f) {
+        if found.intent == Intent::OptOut {
+            let mut classification = found.into_classification(f);
+            if found.tier != Tier::Doubtful {
+                classification.tier = Tier::Clear;
+                classification.rule = if lookalike {
+                    "freetext.revocation.lookalike"
+                } else if spaced {
+                    "freetext.revocation.spaced"
+                } else {
+                    "freetext.revocation.joined"
+                }
+                .to_owned();
+            }
+            return Some(classification);
+        }
+    }
+    if near_miss {
+        return near_keyword(f).map(|k| Classification {
+            intent: Intent::OptOut,
+            tier: Tier::Doubtful,
+            rule: "freetext.doubtful.near_keyword".to_owned(),
+            matched: Some(k.word.to_owned()),
+        });
+    }
+    None
+}
+
+/// Real words one letter from an opt-out keyword, never read as a
+/// near-miss of it.
+const NEAR_MISS_WORDS: &[&str] = &[
+    "shop", "step", "stomp", "atop", "stow", "stoop", "quite", "quiet", "suit", "quiz", "quid",
+    "quip", "cancer", "remote", "arrest", "pause", "paused",
+];
+
+/// The keyword a lone word (besides filler) misspells: Latin letters only,
+/// at least four of them, at most one edit from a keyword of four to seven
+/// letters or two from a longer one. Keywords with common neighbours in
+/// their own language (`alto`, `para`, `sair`, `dung`…) are left out.
+fn near_keyword(t: &[Token<'_>]) -> Option<&'static Keyword> {
+    let mut words = t.iter().filter(|token| !is_filler(token.text));
+    let word = words.next()?.text;
+    if words.next().is_some()
+        || word.len() < 4
+        || !word.bytes().all(|b| b.is_ascii_lowercase())
+        || NEAR_MISS_WORDS.contains(&word)
+        || BY_FIRST_WORD.contains_key(word)
+        || is_texting_word(word)
+    {
+        return None;
+    }
+    KEYWORDS.iter().find(|k| {
+        k.intent == Intent::OptOut
+            && k.in_sentence
+            && k.word.len() >= 4
+            && k.word.bytes().all(|b| b.is_ascii_lowercase())
+            && !matches!(
+                k.word,
+                "alto" | "basta" | "pare" | "hinto" | "tigil" | "anile" | "kanpe"
+            )
+            && edit_distance(word, k.word) <= if k.word.len() >= 8 { 2 } else { 1 }
+    })
+}
+
+/// Optimal string alignment distance (insertions, deletions,
+/// substitutions and adjacent transpositions) between two ASCII words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > 2 {
+        return 3;
+    }
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    let at = |i: usize, j: usize| i * width + j;
+    for i in 0..=a.len() {
+        if let Some(cell) = d.get_mut(at(i, 0)) {
+            *cell = i;
+        }
+    }
+    for j in 0..=b.len() {
+        if let Some(cell) = d.get_mut(at(0, j)) {
+            *cell = j;
+        }
+    }
+    let get = |d: &[usize], i: usize, j: usize| d.get(at(i, j)).copied().unwrap_or(usize::MAX);
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let (x, y) = (a.get(i - 1), b.get(j - 1));
+            let cost = usize::from(x != y);
+            let mut best = get(&d, i - 1, j)
+                .saturating_add(1)
+                .min(get(&d, i, j - 1).saturating_add(1))
+                .min(get(&d, i - 1, j - 1).saturating_add(cost));
+            if i > 1 && j > 1 && x == b.get(j - 2) && a.get(i - 2) == y {
+                best = best.min(get(&d, i - 2, j - 2).saturating_add(1));
+            }
+            if let Some(cell) = d.get_mut(at(i, j)) {
+                *cell = best;
+            }
+        }
+    }
+    get(&d, a.len(), b.len())
 }
 
 // ---------------------------------------------------------------------------
@@ -353,69 +576,198 @@ fn joined(t: &[Token<'_>], i: usize) -> bool {
 // ---------------------------------------------------------------------------
 // Word tables
 
-/// A single-word opt-out keyword: its rule id and canonical form.
-fn opt_out_word(w: &str) -> Option<(&'static str, &'static str)> {
-    Some(match w {
-        // 47 CFR 64.1200(a)(10): per se revocations.
-        "stop" => ("keyword.fcc.stop", "stop"),
-        "quit" => ("keyword.fcc.quit", "quit"),
-        "end" => ("keyword.fcc.end", "end"),
-        "revoke" => ("keyword.fcc.revoke", "revoke"),
-        "cancel" => ("keyword.fcc.cancel", "cancel"),
-        "unsubscribe" => ("keyword.fcc.unsubscribe", "unsubscribe"),
-        // Carrier (CTIA / aggregator) opt-out lists.
-        "stopall" => ("keyword.carrier.stopall", "stopall"),
-        "optout" => ("keyword.carrier.optout", "optout"),
-        "arret" => ("keyword.carrier.arret", "arret"),
-        "remove" => ("keyword.carrier.remove", "remove"),
-        "td" => ("keyword.carrier.td", "td"),
-        // Common Spanish (compliance-rules §3).
-        "alto" => ("keyword.es.alto", "alto"),
-        "parar" => ("keyword.es.parar", "parar"),
-        "basta" => ("keyword.es.basta", "basta"),
-        "cancelar" => ("keyword.es.cancelar", "cancelar"),
-        _ => return None,
-    })
-}
+/// The keywords by their first word, each with its length in words,
+/// longest first.
+type ByFirstWord = HashMap<&'static str, Vec<(&'static Keyword, usize)>>;
 
-/// An opt-out keyword starting at word `i`: rule id, canonical form, words.
-fn opt_out_at(t: &[Token<'_>], i: usize) -> Option<(&'static str, &'static str, usize)> {
-    // "opt out" and "opt-out" (the hyphen separates words) are the FCC's
-    // "opt out".
-    if text(t, i) == "opt" && text(t, i + 1) == "out" {
-        return Some(("keyword.fcc.opt_out", "opt out", 2));
+static BY_FIRST_WORD: LazyLock<ByFirstWord> = LazyLock::new(|| {
+    let mut map: ByFirstWord = HashMap::new();
+    for k in KEYWORDS {
+        let mut words = k.word.split(' ');
+        let first = words.next().unwrap_or_default();
+        map.entry(first).or_default().push((k, 1 + words.count()));
     }
-    opt_out_word(text(t, i)).map(|(rule, canonical)| (rule, canonical, 1))
+    for entries in map.values_mut() {
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    }
+    map
+});
+
+/// Opt-out keywords by their confusable fold (see [`fold_char`]), with and
+/// without the spaces of a multi-word keyword.
+static FOLDED: LazyLock<HashMap<String, &'static Keyword>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for k in KEYWORDS.iter().filter(|k| k.intent == Intent::OptOut) {
+        let upper = k.word.to_uppercase();
+        for form in [k.word, upper.as_str()] {
+            map.entry(fold_str(form)).or_insert(k);
+            map.entry(fold_str(&form.replace(' ', ""))).or_insert(k);
+        }
+    }
+    map
+});
+
+/// Which table a scan reads: the normalized words, or their folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lexicon {
+    Plain,
+    Folded,
 }
 
-/// A HELP keyword (CTIA): its rule id.
-fn help_word(w: &str) -> Option<&'static str> {
-    match w {
-        "help" => Some("keyword.ctia.help"),
-        "info" => Some("keyword.ctia.info"),
-        "ayuda" => Some("keyword.es.ayuda"),
-        _ => None,
+/// The keyword starting at word `i` that `want` accepts, and how many words
+/// it spans (the longest match).
+fn keyword_at(
+    t: &[Token<'_>],
+    i: usize,
+    want: impl Fn(&Keyword) -> bool,
+) -> Option<(&'static Keyword, usize)> {
+    let entries = BY_FIRST_WORD.get(text(t, i))?;
+    entries
+        .iter()
+        .find(|(k, len)| {
+            want(k)
+                && k.word
+                    .split(' ')
+                    .enumerate()
+                    .all(|(n, word)| n < *len && text(t, i + n) == word)
+        })
+        .copied()
+}
+
+/// An opt-out keyword starting at word `i`.
+fn opt_out_at(lex: Lexicon, t: &[Token<'_>], i: usize) -> Option<(&'static Keyword, usize)> {
+    match lex {
+        Lexicon::Plain => keyword_at(t, i, |k| k.intent == Intent::OptOut),
+        Lexicon::Folded => {
+            // One to three words, with or without the spaces between them
+            // ("st op", "opt out"); pieces past the first are short, so two
+            // ordinary words never join into a keyword.
+            for len in (1..=3usize).rev() {
+                if i + len > t.len() {
+                    continue;
+                }
+                let words = t.get(i..i + len).unwrap_or_default();
+                let spaced = words.iter().map(|w| w.text).collect::<Vec<_>>();
+                if let Some(k) = FOLDED.get(&spaced.join(" ")) {
+                    return Some((k, len));
+                }
+                if len > 1 && spaced.iter().all(|w| w.chars().count() <= 3) {
+                    if let Some(k) = FOLDED.get(&spaced.concat()) {
+                        return Some((k, len));
+                    }
+                }
+            }
+            None
+        }
     }
 }
 
-/// An opt-in keyword: its rule id. YES and SI count only after an opt-out.
-fn opt_in_word(w: &str, opted_out: bool) -> Option<&'static str> {
-    match w {
-        "start" => Some("keyword.carrier.start"),
-        "unstop" => Some("keyword.carrier.unstop"),
-        "subscribe" => Some("keyword.carrier.subscribe"),
-        "yes" if opted_out => Some("keyword.ctia.yes"),
-        "si" if opted_out => Some("keyword.es.si"),
-        _ => None,
+/// Affixes around a keyword written without spaces that do not change it:
+/// please, I want, thanks, the particles and endings of a polite request.
+const UNSPACED_FILLER: &[&str] = &[
+    "我要",
+    "我想",
+    "请",
+    "請",
+    "麻烦",
+    "麻煩",
+    "帮我",
+    "幫我",
+    "谢谢",
+    "謝謝",
+    "了",
+    "吧",
+    "的",
+    "所有",
+    "全部",
+    "短信",
+    "简讯",
+    "簡訊",
+    "信息",
+    "訊息",
+    "해주세요",
+    "주세요",
+    "하세요",
+    "합니다",
+    "해요",
+    "해",
+    "요",
+    "부탁",
+    "드립니다",
+    "문자",
+    "모두",
+];
+
+/// An opt-out keyword inside a longer word of a script written without
+/// spaces, and whether the rest of the word is only polite filler.
+fn unspaced_opt_out(word: &str) -> Option<(&'static Keyword, bool)> {
+    if word.is_ascii() {
+        return None;
     }
+    let k = KEYWORDS
+        .iter()
+        .find(|k| k.unspaced && k.intent == Intent::OptOut && word.contains(k.word))?;
+    let mut rest = word.replacen(k.word, "", 1);
+    // Strip filler affixes, longest first, until nothing is left or nothing
+    // more comes off.
+    loop {
+        let before = rest.len();
+        for affix in UNSPACED_FILLER {
+            rest = rest.replace(affix, "");
+        }
+        if rest.is_empty() || rest.len() == before {
+            break;
+        }
+    }
+    Some((k, rest.is_empty()))
 }
 
-/// Words a template may never use as a reply code (compliance-rules §3).
+/// Words a template may never use as a reply code (compliance-rules §3):
+/// every single-word keyword, and the words of "opt out".
 fn is_reserved(w: &str) -> bool {
-    opt_out_word(w).is_some()
-        || help_word(w).is_some()
-        || opt_in_word(w, true).is_some()
+    KEYWORDS
+        .iter()
+        .any(|k| k.word == w || (k.unspaced && w.contains(k.word)))
         || matches!(w, "opt" | "out")
+}
+
+// ---------------------------------------------------------------------------
+// Confusables
+
+/// Folds one character, in its written case, for look-alike matching
+/// (Unicode TS #39): its skeleton when that is plain ASCII letters or digits
+/// (Cyrillic `с`, Greek `Ν`, the digit `0`), else the skeleton of its lower
+/// or upper case form (Cyrillic `т` has the skeleton `ᴛ`, its capital `T`);
+/// otherwise the character itself; then lower case. ASCII letters are only
+/// lower-cased (the skeleton of `I` is `l`). Returns whether it changed.
+fn fold_char(c: char, out: &mut String) -> bool {
+    if c.is_ascii_alphabetic() || !c.is_alphanumeric() {
+        out.push(c.to_ascii_lowercase());
+        return false;
+    }
+    for candidate in std::iter::once(c)
+        .chain(c.to_lowercase())
+        .chain(c.to_uppercase())
+    {
+        let skeleton: String = skeleton(candidate.encode_utf8(&mut [0; 4])).collect();
+        if !skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
+            let folded = skeleton.to_ascii_lowercase();
+            let changed = !c.to_lowercase().eq(folded.chars());
+            out.push_str(&folded);
+            return changed;
+        }
+    }
+    out.extend(c.to_lowercase());
+    false
+}
+
+/// [`fold_char`] over a normalized string.
+fn fold_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        fold_char(c, &mut out);
+    }
+    out
 }
 
 /// Politeness and filler around a keyword that do not change its meaning.
@@ -480,6 +832,31 @@ fn is_filler(w: &str) -> bool {
             | "ya"
             | "todo"
             | "todos"
+            // Please and thanks in the keyword languages.
+            | "merci"
+            | "svp"
+            | "stp"
+            | "bitte"
+            | "danke"
+            | "favore"
+            | "grazie"
+            | "obrigado"
+            | "obrigada"
+            | "xin"
+            | "cam"
+            | "po"
+            | "salamat"
+            | "пожалуиста"
+            | "спасибо"
+            | "tanpri"
+            | "mesi"
+            | "فضلك"
+            | "شكرا"
+            | "tout"
+            | "alle"
+            | "tutto"
+            | "tudo"
+            | "все"
     )
 }
 
@@ -517,6 +894,14 @@ fn is_texting_word(w: &str) -> bool {
             | "mensajes"
             | "texto"
             | "textos"
+            | "bothering"
+            | "harassing"
+            | "spamming"
+            | "pestering"
+            | "bugging"
+            | "nachrichten"
+            | "messaggi"
+            | "mensagens"
     )
 }
 
@@ -621,14 +1006,14 @@ fn classify_tokens(t: &[Token<'_>], ctx: &ReplyContext) -> Found {
     if t.is_empty() {
         return Found::new(Intent::Other, Tier::Clear, "other.no_words", Matched::None);
     }
-    let note = match opt_out(t) {
+    let note = match opt_out(Lexicon::Plain, t) {
         OptOutScan::Found(found) => return found,
         OptOutScan::Nothing(note) => note,
     };
-    if let Some(found) = keyword_intent(t, Intent::Help, help_word) {
+    if let Some(found) = keyword_intent(t, Intent::Help, ctx.opted_out) {
         return found;
     }
-    if let Some(found) = keyword_intent(t, Intent::OptIn, |w| opt_in_word(w, ctx.opted_out)) {
+    if let Some(found) = keyword_intent(t, Intent::OptIn, ctx.opted_out) {
         return found;
     }
     if let Some(grammar) = &ctx.grammar {
@@ -654,15 +1039,15 @@ enum OptOutScan {
     Nothing(Option<Found>),
 }
 
-fn opt_out(t: &[Token<'_>]) -> OptOutScan {
+fn opt_out(lex: Lexicon, t: &[Token<'_>]) -> OptOutScan {
     // Exact: nothing but keywords.
-    let mut first = None;
+    let mut first: Option<&'static Keyword> = None;
     let mut i = 0;
     let mut only_keywords = true;
     while i < t.len() {
-        match opt_out_at(t, i) {
-            Some((rule, canonical, len)) => {
-                first.get_or_insert((rule, canonical));
+        match opt_out_at(lex, t, i) {
+            Some((k, len)) => {
+                first.get_or_insert(k);
                 i += len;
             }
             None => {
@@ -672,12 +1057,12 @@ fn opt_out(t: &[Token<'_>]) -> OptOutScan {
         }
     }
     if only_keywords {
-        if let Some((rule, canonical)) = first {
+        if let Some(k) = first {
             return OptOutScan::Found(Found::new(
                 Intent::OptOut,
                 Tier::Exact,
-                rule,
-                Matched::Static(canonical),
+                k.rule,
+                Matched::Static(k.word),
             ));
         }
     }
@@ -687,11 +1072,39 @@ fn opt_out(t: &[Token<'_>]) -> OptOutScan {
     let mut note = None;
     let mut i = 0;
     while i < t.len() {
-        let Some((rule, canonical, len)) = opt_out_at(t, i) else {
+        let Some((k, len)) = opt_out_at(lex, t, i) else {
+            // A keyword inside a word of a script written without spaces.
+            if let Some((k, filler_only)) = unspaced_opt_out(text(t, i)) {
+                if filler_only && only_filler_besides(lex, t, i, 1) {
+                    return OptOutScan::Found(Found::new(
+                        Intent::OptOut,
+                        Tier::Clear,
+                        k.rule,
+                        Matched::Static(k.word),
+                    ));
+                }
+                doubtful.get_or_insert(Found::new(
+                    Intent::OptOut,
+                    Tier::Doubtful,
+                    "freetext.doubtful.keyword_in_sentence",
+                    Matched::Static(k.word),
+                ));
+            }
             i += 1;
             continue;
         };
-        if let Some(negator) = negated_by(t, i) {
+        let canonical = k.word;
+        if !k.in_sentence {
+            // A word with a common other sense counts only with filler.
+            if only_filler_besides(lex, t, i, len) {
+                return OptOutScan::Found(Found::new(
+                    Intent::OptOut,
+                    Tier::Clear,
+                    k.rule,
+                    Matched::Static(canonical),
+                ));
+            }
+        } else if let Some(negator) = negated_by(t, i) {
             note.get_or_insert(Found::new(
                 Intent::Other,
                 Tier::Clear,
@@ -712,11 +1125,11 @@ fn opt_out(t: &[Token<'_>]) -> OptOutScan {
                 "freetext.revocation.stop_texting",
                 Matched::Span(i, end + 1),
             ));
-        } else if only_filler_besides(t, i, len) {
+        } else if only_filler_besides(lex, t, i, len) {
             return OptOutScan::Found(Found::new(
                 Intent::OptOut,
                 Tier::Clear,
-                rule,
+                k.rule,
                 Matched::Static(canonical),
             ));
         } else {
@@ -819,7 +1232,7 @@ fn texting_word_after(t: &[Token<'_>], from: usize) -> Option<usize> {
 
 /// Whether every word outside `i..i + len` is filler, a texting word or
 /// another keyword.
-fn only_filler_besides(t: &[Token<'_>], i: usize, len: usize) -> bool {
+fn only_filler_besides(lex: Lexicon, t: &[Token<'_>], i: usize, len: usize) -> bool {
     t.iter().enumerate().all(|(j, token)| {
         (i..i + len).contains(&j)
             || is_filler(token.text)
@@ -828,7 +1241,7 @@ fn only_filler_besides(t: &[Token<'_>], i: usize, len: usize) -> bool {
             || (token.text == "never" && text(t, j + 1) == "mind")
             || (token.text == "mind" && j.checked_sub(1).is_some_and(|p| text(t, p) == "never"))
             || is_texting_word(token.text)
-            || opt_out_word(token.text).is_some()
+            || opt_out_at(lex, t, j).is_some()
             || matches!(token.text, "opt" | "out")
     })
 }
@@ -859,6 +1272,28 @@ fn revocation_phrase_at(t: &[Token<'_>], i: usize) -> Option<Found> {
         "do" if w1 == "not" => do_not(t, i, i + 2),
         "never" if is_contact_verb(w1) => clear("freetext.revocation.do_not_text", i + 2),
         "no" => match w1 {
+            // "I no longer consent", "no longer want these texts".
+            "longer" => {
+                if is_consent_word(w2) || matches!(w2, "agree" | "authorize") {
+                    clear("freetext.revocation.no_longer_consent", i + 3)
+                } else if matches!(w2, "want" | "wish" | "need" | "like" | "wanna") {
+                    match texting_word_after(t, i + 3) {
+                        Some(end) => clear("freetext.revocation.no_longer_want_texts", end + 1),
+                        None => doubtful("freetext.doubtful.no_longer_want", i + 3),
+                    }
+                } else if w2 == "interested" {
+                    doubtful("freetext.doubtful.not_interested", i + 3)
+                } else {
+                    None
+                }
+            }
+            // "no thanks" with nothing else: may decline the texts or only
+            // this appointment.
+            "thanks" | "thank" | "thx" | "gracias" | "merci"
+                if t.iter().skip(i + 2).all(|token| is_filler(token.text)) =>
+            {
+                doubtful("freetext.doubtful.no_thanks", i + 2)
+            }
             // "no more", alone or about the texts.
             "more" if w2.is_empty() || is_texting_word(w2) || is_filler(w2) => {
                 clear("freetext.revocation.no_more_texts", i + 2)
@@ -926,6 +1361,79 @@ fn revocation_phrase_at(t: &[Token<'_>], i: usize) -> Option<Found> {
         "leave" if matches!(w1, "me" | "us") && w2 == "alone" => {
             clear("freetext.revocation.leave_me_alone", i + 3)
         }
+        // "I withdraw my consent", "I'm revoking permission", "retiro mi
+        // consentimiento".
+        "withdraw" | "withdrawing" | "withdrawn" | "withdrew" | "retract" | "retracting"
+        | "rescind" | "rescinding" | "revoking" | "retiro" | "revoco" | "retire" | "retirer"
+            if consent_word_after(t, i + 1).is_some() =>
+        {
+            let end = consent_word_after(t, i + 1).unwrap_or(i);
+            clear("freetext.revocation.withdraw_consent", end + 1)
+        }
+        // "Enough!", "enough already", "that's enough", "enough with the
+        // texts": exasperation with nothing else said.
+        "enough"
+            if t.iter().enumerate().all(|(j, token)| {
+                j == i
+                    || is_filler(token.text)
+                    || is_texting_word(token.text)
+                    || matches!(
+                        token.text,
+                        "that's" | "thats" | "is" | "it" | "with" | "of" | "ok" | "seriously"
+                    )
+            }) =>
+        {
+            clear("freetext.revocation.enough", i + 1)
+        }
+        // "sick of these texts", "tired of your messages", "fed up with the
+        // reminders".
+        "sick" | "tired" | "fed"
+            if matches!((w, w1), ("sick" | "tired", "of") | ("fed", "up")) && joined(t, i) =>
+        {
+            texting_word_after(t, i + 2)
+                .and_then(|end| clear("freetext.revocation.exasperation", end + 1))
+        }
+        // "I never signed up", "I didn't agree to this".
+        "never" | "didn't" | "didnt" | "did"
+            if matches!(
+                w1,
+                "signed" | "sign" | "agreed" | "agree" | "consented" | "asked"
+            ) || (w == "did" && w1 == "not" && matches!(w2, "sign" | "agree" | "consent")) =>
+        {
+            doubtful("freetext.doubtful.never_agreed", i + 2)
+        }
+        // Spanish "déjenme en paz", French "laissez-moi tranquille".
+        "dejenme" | "dejame" | "dejeme" if w1 == "en" && w2 == "paz" => {
+            clear("freetext.revocation.leave_me_alone", i + 3)
+        }
+        "laissez" | "laisse" | "laissez-moi" if w1 == "moi" && w2 == "tranquille" => {
+            clear("freetext.revocation.leave_me_alone", i + 3)
+        }
+        // French and Spanish "plus de SMS" / "no más mensajes" (the latter
+        // above), German "keine SMS mehr", Portuguese "não quero mais",
+        // Italian "non voglio più".
+        "plus" if w1 == "de" && is_texting_word(w2) => {
+            clear("freetext.revocation.fr_plus_de_sms", i + 3)
+        }
+        "keine" if is_texting_word(w1) || matches!(w1, "nachrichten" | "mehr" | "werbung") => {
+            clear("freetext.revocation.de_keine_sms", i + 2)
+        }
+        "nao" | "non"
+            if matches!(
+                w1,
+                "quero"
+                    | "mande"
+                    | "mandem"
+                    | "envie"
+                    | "enviem"
+                    | "voglio"
+                    | "mandate"
+                    | "inviate"
+                    | "scrivete"
+            ) && (i + 2..i + 5).any(|j| matches!(text(t, j), "mais" | "piu")) =>
+        {
+            clear("freetext.revocation.pt_it_no_more", i + 2)
+        }
         "wrong"
             if matches!(
                 w1,
@@ -964,6 +1472,14 @@ fn do_not(t: &[Token<'_>], neg: usize, verb: usize) -> Option<Found> {
             Matched::Span(neg, verb + 1),
         ));
     }
+    if is_consent_word(v) || matches!(v, "agree" | "authorize" | "authorise") {
+        return Some(Found::new(
+            Intent::OptOut,
+            Tier::Clear,
+            "freetext.revocation.do_not_consent",
+            Matched::Span(neg, verb + 1),
+        ));
+    }
     if matches!(v, "want" | "wanna" | "need") {
         return texting_word_after(t, verb + 1).map(|end| {
             Found::new(
@@ -977,28 +1493,107 @@ fn do_not(t: &[Token<'_>], neg: usize, verb: usize) -> Option<Found> {
     None
 }
 
+/// Days and relative days, in English and Spanish.
+fn is_day_word(w: &str) -> bool {
+    matches!(
+        w,
+        "monday"
+            | "tuesday"
+            | "wednesday"
+            | "thursday"
+            | "friday"
+            | "saturday"
+            | "sunday"
+            | "mon"
+            | "tue"
+            | "tues"
+            | "wed"
+            | "thu"
+            | "thur"
+            | "thurs"
+            | "fri"
+            | "tomorrow"
+            | "tmrw"
+            | "weekend"
+            | "week"
+            | "lunes"
+            | "martes"
+            | "miercoles"
+            | "jueves"
+            | "viernes"
+            | "sabado"
+            | "domingo"
+            | "manana"
+            | "semana"
+    )
+}
+
+/// Words for consent itself, in the listed languages.
+fn is_consent_word(w: &str) -> bool {
+    matches!(
+        w,
+        "consent"
+            | "consents"
+            | "consenting"
+            | "permission"
+            | "permissions"
+            | "authorization"
+            | "authorisation"
+            | "agreement"
+            | "optin"
+            | "consentimiento"
+            | "autorizacion"
+            | "permiso"
+            | "consentement"
+            | "autorisation"
+            | "einwilligung"
+            | "zustimmung"
+            | "consenso"
+            | "consentimento"
+    )
+}
+
+/// The index of a consent word among the four words after `from`, in the
+/// same clause ("withdraw *my* consent").
+fn consent_word_after(t: &[Token<'_>], from: usize) -> Option<usize> {
+    (from..from + 4)
+        .take_while(|&j| j < t.len() && !t.get(j).is_some_and(|tok| tok.break_before))
+        .find(|&j| is_consent_word(text(t, j)))
+}
+
 /// HELP or opt-in: only keywords is `Exact`, a keyword with filler `Clear`.
-fn keyword_intent(
-    t: &[Token<'_>],
-    intent: Intent,
-    rule_of: impl Fn(&str) -> Option<&'static str>,
-) -> Option<Found> {
-    let mut first: Option<(&'static str, usize)> = None;
+/// Opt-in words such as YES count only while the number is opted out.
+fn keyword_intent(t: &[Token<'_>], intent: Intent, opted_out: bool) -> Option<Found> {
+    let want = |k: &Keyword| k.intent == intent && (opted_out || !k.after_opt_out);
+    let mut first: Option<(&'static str, usize, usize)> = None;
     let mut all_keywords = true;
     let mut all_filler = true;
-    for (i, token) in t.iter().enumerate() {
-        match rule_of(token.text) {
-            Some(rule) => {
-                first.get_or_insert((rule, i));
+    let mut i = 0;
+    while i < t.len() {
+        if let Some((k, len)) = keyword_at(t, i, want) {
+            first.get_or_insert((k.rule, i, i + len));
+            i += len;
+            continue;
+        }
+        let word = text(t, i);
+        match KEYWORDS
+            .iter()
+            .find(|k| k.unspaced && want(k) && word.contains(k.word))
+        {
+            // A keyword inside a word written without spaces ("请帮助").
+            Some(k) => {
+                first.get_or_insert((k.rule, i, i + 1));
+                all_keywords = false;
             }
             None => {
                 all_keywords = false;
-                all_filler &= is_filler(token.text) || is_texting_word(token.text);
+                all_filler &= is_filler(word) || is_texting_word(word);
             }
         }
+        i += 1;
     }
-    let (rule, at) = first?;
-    let matched = Matched::Span(at, at + 1);
+    let (rule, start, end) = first?;
+    let matched = Matched::Span(start, end);
     if all_keywords {
         Some(Found::new(intent, Tier::Exact, rule, matched))
     } else if all_filler {
@@ -1057,7 +1652,38 @@ fn grammar_free_text(t: &[Token<'_>], grammar: &ReplyGrammar) -> Option<Found> {
             let w1 = text(t, i + 1);
             let w2 = text(t, i + 2);
             let end = match w {
-                "reschedule" | "rescheduling" | "reprogramar" | "reagendar" => Some(i + 1),
+                "reschedule" | "rescheduling" | "reprogramar" | "reagendar" | "instead" => {
+                    Some(i + 1)
+                }
+                // "I can't make it", "won't be able to come", "unable to
+                // attend": the patient needs another time.
+                "can't" | "cant" | "cannot" | "won't" | "wont" | "unable" | "able"
+                    if matches!(w1, "make" | "come" | "attend" | "go" | "be" | "to")
+                        && (w != "able"
+                            || i.checked_sub(1).is_some_and(|p| is_negator(text(t, p))))
+                        && (w1 != "be" || matches!(w2, "able" | "there"))
+                        && (w1 != "to" || matches!(w2, "make" | "come" | "attend" | "go")) =>
+                {
+                    Some(i + 2)
+                }
+                // Spanish: "otro día", "otra fecha / hora", "cambiar la cita",
+                // "no puedo ir / asistir / llegar / venir".
+                "otro" | "otra" if matches!(w1, "dia" | "fecha" | "hora" | "horario") => {
+                    Some(i + 2)
+                }
+                "cambiar" | "mover"
+                    if matches!(w1, "cita" | "fecha" | "hora")
+                        || (matches!(w1, "la" | "mi")
+                            && matches!(w2, "cita" | "fecha" | "hora")) =>
+                {
+                    Some(i + 2 + usize::from(matches!(w1, "la" | "mi")))
+                }
+                "puedo" | "podre" | "podemos"
+                    if i.checked_sub(1).is_some_and(|p| text(t, p) == "no")
+                        && matches!(w1, "ir" | "asistir" | "llegar" | "venir") =>
+                {
+                    Some(i + 2)
+                }
                 "re" if w1 == "schedule" => Some(i + 2),
                 "another" | "different" | "other" if matches!(w1, "time" | "day" | "date") => {
                     Some(i + 2)
@@ -1080,6 +1706,37 @@ fn grammar_free_text(t: &[Token<'_>], grammar: &ReplyGrammar) -> Option<Found> {
                 ));
             }
         }
+        // Another day proposed: "can I come Thursday?", "how about next
+        // week", "¿el jueves?" — a day word with a question or a proposal.
+        if let Some(day) = t.iter().position(|token| is_day_word(token.text)) {
+            let proposes = t.windows(2).any(|pair| {
+                matches!(
+                    (
+                        pair.first().map_or("", |p| p.text),
+                        pair.get(1).map_or("", |p| p.text)
+                    ),
+                    ("can" | "could" | "may", "i" | "we")
+                        | ("how" | "what", "about")
+                        | ("is" | "are", "there")
+                        | ("do" | "would", "you")
+                        | ("puedo" | "podria" | "podemos", _)
+                        | ("que", "tal")
+                )
+            }) || t.iter().any(|token| {
+                matches!(
+                    token.text,
+                    "available" | "possible" | "open" | "free" | "disponible"
+                )
+            });
+            if proposes {
+                return Some(Found::new(
+                    Intent::Reschedule,
+                    Tier::Clear,
+                    "freetext.reschedule.other_day",
+                    Matched::Span(day, day + 1),
+                ));
+            }
+        }
     }
     if grammar.confirm.is_empty() || t.iter().any(|token| is_negator(token.text)) {
         return None;
@@ -1088,11 +1745,16 @@ fn grammar_free_text(t: &[Token<'_>], grammar: &ReplyGrammar) -> Option<Found> {
         let w = text(t, i);
         let w1 = text(t, i + 1);
         let end = match w {
-            "confirm" | "confirmed" | "confirming" | "confirmo" | "confirmado" | "confirmada" => {
-                Some(i + 1)
-            }
+            "confirm" | "confirmed" | "confirming" | "confirmo" | "confirmado" | "confirmada"
+            | "attending" | "asistire" => Some(i + 1),
             "be" if w1 == "there" => Some(i + 2),
             "see" if w1 == "you" => Some(i + 2),
+            "sounds" if matches!(w1, "good" | "great" | "fine") => Some(i + 2),
+            "got" if w1 == "it" => Some(i + 2),
+            "will" if matches!(w1, "do" | "attend" | "come") => Some(i + 2),
+            "de" if w1 == "acuerdo" => Some(i + 2),
+            "nos" if w1 == "vemos" => Some(i + 2),
+            "ahi" | "alli" | "alla" if w1 == "estare" => Some(i + 2),
             _ => None,
         };
         if let Some(end) = end {
@@ -1108,7 +1770,29 @@ fn grammar_free_text(t: &[Token<'_>], grammar: &ReplyGrammar) -> Option<Found> {
     let affirmative = |w: &str| {
         matches!(
             w,
-            "yes" | "yep" | "yeah" | "yup" | "si" | "sure" | "ok" | "okay" | "k"
+            "yes"
+                | "y"
+                | "yep"
+                | "yeah"
+                | "yup"
+                | "ya"
+                | "si"
+                | "sure"
+                | "ok"
+                | "okay"
+                | "okey"
+                | "k"
+                | "absolutely"
+                | "definitely"
+                | "claro"
+                | "vale"
+                | "dale"
+                | "listo"
+                | "perfecto"
+                | "correcto"
+                | "oui"
+                | "sim"
+                | "ja"
         )
     };
     let at = t.iter().position(|token| affirmative(token.text))?;

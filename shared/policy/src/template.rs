@@ -468,6 +468,16 @@ pub fn seed_library() -> Vec<TemplateVersion> {
                 vec![program()],
             )
         },
+        TemplateVersion {
+            recurring: false,
+            ..base(
+                "program_scope_confirmation",
+                "stop_confirmation",
+                "program",
+                "{{program}}: You are unsubscribed from all our texts. If you only meant to cancel or change an appointment, reply START and call {{help_contact}}.",
+                vec![program(), help_contact()],
+            )
+        },
         base(
             "program_opt_in_confirmation",
             "opt_in_confirmation",

@@ -10,7 +10,7 @@
 
 use optline_policy::classify::{
     classify, normalize, Classification, Intent, ReplyContext, ReplyGrammar, Tier,
-    CLASSIFIER_VERSION,
+    CLASSIFIER_VERSION, KEYWORDS, LANGUAGES,
 };
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -176,7 +176,7 @@ fn classification_serializes_in_snake_case() {
 // Properties
 
 /// Every opt-out keyword as a reply may spell it.
-const KEYWORDS: [&str; 18] = [
+const SPELLINGS: [&str; 18] = [
     "stop",
     "quit",
     "end",
@@ -285,7 +285,7 @@ proptest! {
 
     #[test]
     fn a_keyword_with_any_punctuation_case_and_width_is_an_exact_opt_out(
-        keyword in prop::sample::select(KEYWORDS.to_vec()),
+        keyword in prop::sample::select(SPELLINGS.to_vec()),
         mask in prop::collection::vec(any::<bool>(), 12),
         wide in any::<bool>(),
         before in surrounding(),
@@ -307,6 +307,187 @@ proptest! {
     ) {
         let body = format!("{prefix}{keyword}{suffix}");
         let got = classify(&body, &ReplyContext::default());
-        prop_assert!(got.tier != Tier::Exact || got.intent != Intent::OptOut || body == "stopall", "{:?}", body);
+        let is_keyword = KEYWORDS.iter().any(|k| k.word == body);
+        prop_assert!(got.tier != Tier::Exact || got.intent != Intent::OptOut || is_keyword, "{:?}", body);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every opt-out keyword in every language, cased, spaced and in look-alike
+// letters.
+
+/// Look-alikes a person (or a filter-dodging phone) may type: Cyrillic and
+/// Greek letters that look like Latin ones, and the Latin ones that look
+/// like Cyrillic, both cases.
+const LOOKALIKES: &[(char, &[char])] = &[
+    ('a', &['а', 'α']),
+    ('c', &['с']),
+    ('e', &['е']),
+    ('o', &['о', 'ο', '0']),
+    ('p', &['р', 'ρ']),
+    ('s', &['ѕ']),
+    ('i', &['і', 'ı']),
+    ('x', &['х']),
+    ('y', &['у']),
+    ('j', &['ј']),
+    ('h', &['һ']),
+    ('d', &['ԁ']),
+    ('S', &['Ѕ']),
+    ('T', &['Т', 'Τ']),
+    ('O', &['О', 'Ο', '0']),
+    ('P', &['Р', 'Ρ']),
+    ('E', &['Е', 'Ε']),
+    ('A', &['А', 'Α']),
+    ('C', &['С']),
+    ('N', &['Ν']),
+    ('K', &['К', 'Κ']),
+    ('M', &['М', 'Μ']),
+    ('H', &['Н', 'Η']),
+    ('B', &['В', 'Β']),
+    ('X', &['Х', 'Χ']),
+    ('о', &['o']),
+    ('с', &['c']),
+    ('а', &['a']),
+    ('е', &['e']),
+    ('р', &['p']),
+    ('х', &['x']),
+    ('О', &['O']),
+    ('С', &['C']),
+    ('Т', &['T']),
+];
+
+fn opt_out_keywords() -> Vec<&'static str> {
+    KEYWORDS
+        .iter()
+        .filter(|k| k.intent == Intent::OptOut)
+        .map(|k| k.word)
+        .collect()
+}
+
+/// A variant of `word`: each letter in upper or lower case by `cases`, some
+/// replaced by look-alikes by `swaps`, the letters joined by `sep` when
+/// `spaced`.
+fn variant(word: &str, cases: &[bool], swaps: &[usize], spaced: bool, sep: &str) -> String {
+    let letters: Vec<String> = word
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let cased: String = if cases.get(i).copied().unwrap_or(false) {
+                c.to_uppercase().collect()
+            } else {
+                c.to_string()
+            };
+            let mut chars = cased.chars();
+            let (Some(first), None) = (chars.next(), chars.next()) else {
+                return cased;
+            };
+            let pick = swaps.get(i).copied().unwrap_or(0);
+            match LOOKALIKES.iter().find(|(plain, _)| *plain == first) {
+                Some((_, alikes)) if pick > 0 => alikes[(pick - 1) % alikes.len()].to_string(),
+                _ => cased,
+            }
+        })
+        .filter(|l| l != " ")
+        .collect();
+    if spaced {
+        letters.join(sep)
+    } else if word.contains(' ') {
+        // Keep the words of a multi-word keyword apart.
+        let mut out = String::new();
+        let mut letters = letters.iter();
+        for (n, w) in word.split(' ').enumerate() {
+            if n > 0 {
+                out.push(' ');
+            }
+            for _ in w.chars() {
+                out.push_str(letters.next().map_or("", String::as_str));
+            }
+        }
+        out
+    } else {
+        letters.concat()
+    }
+}
+
+#[test]
+fn the_keyword_table_covers_every_listed_language_in_normalized_form() {
+    for lang in LANGUAGES {
+        for intent in [Intent::OptOut, Intent::Help, Intent::OptIn] {
+            assert!(
+                KEYWORDS
+                    .iter()
+                    .any(|k| k.intent == intent && k.languages.contains(lang)),
+                "{lang} has no {intent:?} keyword"
+            );
+        }
+    }
+    for k in KEYWORDS {
+        assert_eq!(normalize(k.word), k.word, "{} is stored normalized", k.word);
+        assert!(k.rule.starts_with("keyword."), "{}", k.rule);
+        assert!(!k.source.is_empty(), "{} has a source", k.word);
+        let ctx = ReplyContext {
+            grammar: None,
+            opted_out: true,
+        };
+        let got = classify(k.word, &ctx);
+        assert_eq!(
+            (got.intent, got.tier, got.rule.as_str()),
+            (k.intent, Tier::Exact, k.rule),
+            "{} alone",
+            k.word
+        );
+    }
+}
+
+#[test]
+fn look_alike_and_spaced_keywords_are_opt_outs() {
+    let ctx = ReplyContext::default();
+    for body in [
+        "SТОP",     // Cyrillic Т and О
+        "ЅTOP",     // Cyrillic Ѕ
+        "ST0P",     // a zero
+        "S T O P",  // spaced
+        "S.T.O.P.", // dotted
+        "s-t-o-p",
+        "ST OP",
+        "U N S U B S C R I B E",
+        "стoп", // Russian, with a Latin o
+        "退 订",
+    ] {
+        let got = classify(body, &ctx);
+        assert_eq!(got.intent, Intent::OptOut, "{body:?}: {got:?}");
+        assert_ne!(got.tier, Tier::Doubtful, "{body:?}: {got:?}");
+    }
+    for body in ["STPO", "unsubscibe", "cancle", "stopp please", "SOTP"] {
+        let got = classify(body, &ctx);
+        assert_eq!(got.intent, Intent::OptOut, "{body:?}: {got:?}");
+    }
+    // Real words next to a keyword are not near-misses.
+    for body in ["shop", "quite", "Step", "cancer?", "auto"] {
+        assert_eq!(classify(body, &ctx).intent, Intent::Other, "{body:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_opt_out_keyword_cased_spaced_or_in_look_alikes_is_an_opt_out(
+        keyword in prop::sample::select(opt_out_keywords()),
+        cases in prop::collection::vec(any::<bool>(), 16),
+        swaps in prop::collection::vec(0usize..4, 16),
+        spaced in any::<bool>(),
+        sep in prop::sample::select(vec![" ", ".", ". ", "-", " - ", "_", "*"]),
+        trailer in prop::sample::select(vec!["", "!", ".", "!!", " please", " 🙏"]),
+        opted_out in any::<bool>(),
+        with_grammar in any::<bool>(),
+    ) {
+        let body = format!("{}{trailer}", variant(keyword, &cases, &swaps, spaced, sep));
+        let ctx = ReplyContext {
+            grammar: with_grammar.then(grammar),
+            opted_out,
+        };
+        let got = classify(&body, &ctx);
+        prop_assert_eq!(got.intent, Intent::OptOut, "{:?} from {:?}: {:?}", body, keyword, got);
     }
 }

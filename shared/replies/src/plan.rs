@@ -114,15 +114,28 @@ pub(crate) async fn plan(
                 "revocation by sms reply"
             };
             records.each(|c| consent_record(c, now, "revoke", &event, classification, detail));
-            // The one confirmation, exactly once per revocation.
-            let text = program_text(
-                replies,
-                "program_stop_confirmation",
-                &values,
-                now,
-                program.stop_confirmation_text(),
-            )
-            .await?;
+            // The one confirmation, exactly once per revocation. After a
+            // doubtful revocation it also asks about the scope ("did you
+            // mean only the appointment?"), as 64.1200(a)(12) allows.
+            let text = if classification.tier == Tier::Doubtful {
+                program_text(
+                    replies,
+                    "program_scope_confirmation",
+                    &values,
+                    now,
+                    program.scope_confirmation_text(),
+                )
+                .await?
+            } else {
+                program_text(
+                    replies,
+                    "program_stop_confirmation",
+                    &values,
+                    now,
+                    program.stop_confirmation_text(),
+                )
+                .await?
+            };
             let how = owe(
                 &mut commit,
                 &mut answer,
