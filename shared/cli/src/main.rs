@@ -21,6 +21,7 @@ mod output;
 mod parse;
 mod phone;
 mod quiet_hours;
+mod rules;
 mod segments;
 mod table;
 mod template;
@@ -50,6 +51,7 @@ enum Command {
     Segments(segments::Args),
     Phone(phone::Args),
     QuietHours(quiet_hours::Args),
+    Rules(rules::Args),
     Evaluate(evaluate::Args),
     Template(template::Args),
 }
@@ -91,6 +93,11 @@ fn main() -> ExitCode {
                 lines(|line| quiet_hours::answer_line(line, &args))
             }
         }
+        Command::Rules(args) => single(
+            Form::from_flag(args.json),
+            rules::answer(&args),
+            rules::human,
+        ),
         Command::Evaluate(args) => match &args.file {
             Some(file) => single(
                 Form::from_flag(args.json),

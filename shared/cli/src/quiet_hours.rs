@@ -146,6 +146,7 @@ pub fn answer(request: &Request) -> Output {
             stated_zone: request.zone,
             address_state: request.state.as_ref(),
             phone: request.phone.as_ref(),
+            prior_express_consent: false,
         },
         request.at,
     );

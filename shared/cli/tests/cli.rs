@@ -526,3 +526,86 @@ fn every_example_request_is_accepted() {
         assert_eq!(run.code, 0, "{}: {}", path.display(), run.stdout);
     }
 }
+
+// ---------------------------------------------------------------------------
+// rules
+
+#[test]
+fn rules_for_an_oregon_number_show_hb_3865_with_its_dates_and_source() {
+    let run = optline(
+        &["rules", "--phone", "+15035550100", "--at", "2026-12-06"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("states   OR"), "{}", run.stdout);
+    for id in [
+        "quiet_hours.federal",
+        "quiet_hours.state.OR",
+        "caps.state.OR",
+    ] {
+        let block = run
+            .stdout
+            .split("\n\n")
+            .find(|b| b.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} listed: {}", run.stdout));
+        assert!(block.contains("APPLIES"), "{block}");
+    }
+    assert!(run.stdout.contains("from 2026-01-01, session law"));
+    assert!(run.stdout.contains("HB 3865"));
+    assert!(run.stdout.contains("08:00-20:00"));
+    // Other states' rows are left out; the revoke-all switch is shown with
+    // its date, not yet in force.
+    assert!(!run.stdout.contains("quiet_hours.state.TX"));
+    assert!(run.stdout.contains(
+        "consent.revoke_all  [consent_rules]  does not apply: not in force before 2027-01-31"
+    ));
+}
+
+#[test]
+fn rules_show_virginia_and_texas_only_from_their_dates() {
+    let rows = |state: &str, at: &str| {
+        let run = optline(&["rules", "--state", state, "--at", at, "--json"], "");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["rules"].as_array().unwrap().clone()
+    };
+    let find = |rows: &[Value], id: &str| rows.iter().find(|r| r["id"] == id).cloned().unwrap();
+
+    let va = find(&rows("VA", "2025-12-31"), "quiet_hours.state.VA");
+    assert_eq!(va["applies"], false);
+    assert_eq!(va["why_not"], "not in force before 2026-01-01");
+    let va = find(&rows("VA", "2026-01-01"), "quiet_hours.state.VA");
+    assert_eq!(va["applies"], true);
+    assert_eq!(va["effective_from"], "2026-01-01");
+    assert!(va["source"].as_str().unwrap().contains("SB 1339"));
+    assert!(va["summary"].as_str().unwrap().contains("prior consent"));
+
+    let tx = find(&rows("TX", "2025-08-31"), "quiet_hours.state.TX");
+    assert_eq!(tx["applies"], false);
+    let tx = find(&rows("TX", "2025-09-01"), "quiet_hours.state.TX");
+    assert_eq!(tx["applies"], true);
+    assert!(tx["source"].as_str().unwrap().contains("SB 140"));
+    assert_eq!(
+        tx["summary"], "Mon-Sat 09:00-21:00, Sun 12:00-21:00",
+        "{tx}"
+    );
+
+    let all = rows("OR", "2027-02-01");
+    assert_eq!(find(&all, "consent.revoke_all")["applies"], true);
+}
+
+#[test]
+fn every_rule_row_has_a_real_date_and_a_source() {
+    let run = optline(&["rules", "--json", "--at", "2026-12-06"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rules = run.json()["rules"].as_array().unwrap().clone();
+    assert!(rules.len() >= 25, "every row of every table");
+    for rule in &rules {
+        let from = rule["effective_from"].as_str().unwrap();
+        assert!(from > "1991-01-01", "{rule}");
+        assert!(!rule["source"].as_str().unwrap().is_empty(), "{rule}");
+        assert!(
+            !rule["effective_from_basis"].as_str().unwrap().is_empty(),
+            "{rule}"
+        );
+    }
+}

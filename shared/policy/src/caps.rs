@@ -26,11 +26,11 @@ use smallvec::SmallVec;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{PolicyError, RuleOutcome, UsState, Verdict};
+use crate::{CatalogRow, PolicyError, RuleOutcome, UsState, Verdict};
 
 /// The version of `data/caps.json` this build embeds. A test checks that it
 /// equals the table's own `version`.
-pub const CAPS_VERSION: &str = "2026-03-01";
+pub const CAPS_VERSION: &str = "2026-12-06";
 
 /// Rule id of the fail-closed outcome when the embedded table is invalid.
 pub const TABLE_RULE_ID: &str = "caps.table";
@@ -129,6 +129,15 @@ pub fn check_with(
                 version,
                 Verdict::NotApplicable,
                 format!("not in force before {}", rule.effective_from),
+            ));
+            continue;
+        }
+        if let Some(until) = rule.effective_until.filter(|until| today >= *until) {
+            outcomes.push(RuleOutcome::new(
+                rule.id.as_str(),
+                version,
+                Verdict::NotApplicable,
+                format!("not in force from {until}"),
             ));
             continue;
         }
@@ -313,7 +322,17 @@ struct CapRule {
     states: Vec<String>,
     limits: Vec<Limit>,
     effective_from: NaiveDate,
+    #[serde(default)]
+    effective_until: Option<NaiveDate>,
+    #[serde(default)]
+    effective_from_basis: String,
     source: String,
+    #[serde(default)]
+    jurisdiction: String,
+    #[serde(default)]
+    source_quality: String,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -388,6 +407,50 @@ pub fn table_version() -> Result<&'static str, PolicyError> {
 /// [`PolicyError::RuleTable`] when the embedded table does not parse.
 pub fn rule_ids() -> Result<Vec<&'static str>, PolicyError> {
     table().map(|t| t.rules.iter().map(|r| r.id.as_str()).collect())
+}
+
+/// Every row of the table as a [`CatalogRow`], in table order, for
+/// `optline rules`.
+///
+/// # Errors
+///
+/// [`PolicyError::RuleTable`] when the embedded table does not parse.
+pub fn catalog() -> Result<Vec<CatalogRow>, PolicyError> {
+    let table = table()?;
+    Ok(table
+        .rules
+        .iter()
+        .map(|r| {
+            let limits = r
+                .limits
+                .iter()
+                .map(|l| format!("at most {} in {} hours", l.max, l.window_hours))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let summary = match r.kind {
+                Kind::Subject => format!("{limits} on the same subject (rolling)"),
+                Kind::ProviderExempt => {
+                    format!("{limits} per provider for messages relying on the healthcare exemption (rolling)")
+                }
+                Kind::Workflow => "each workflow's own limit (one reminder, one prompt, one follow-up)".to_owned(),
+            };
+            CatalogRow {
+                table: "caps",
+                version: table.version.clone(),
+                id: r.id.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                states: r.states.clone(),
+                classes: None,
+                summary,
+                effective_from: r.effective_from,
+                effective_from_basis: r.effective_from_basis.clone(),
+                effective_until: r.effective_until,
+                source: r.source.clone(),
+                source_quality: r.source_quality.clone(),
+                note: r.note.clone(),
+            }
+        })
+        .collect())
 }
 
 /// Parses a caps table from JSON and reports what is wrong with it.

@@ -20,8 +20,9 @@
 //!    just before that revocation, and nothing more.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -127,11 +128,101 @@ pub struct ConsentFact {
 
 impl ConsentFact {
     fn covers(&self, program: &str, category: &str) -> bool {
-        let program_ok = self.program.as_deref().is_none_or(|p| p == program);
         let category_ok =
             self.categories.is_empty() || self.categories.iter().any(|c| c == category);
-        program_ok && category_ok
+        self.covers_program(program) && category_ok
     }
+
+    fn covers_program(&self, program: &str) -> bool {
+        self.program.as_deref().is_none_or(|p| p == program)
+    }
+
+    /// Whether the event counts for (program, category) at `now`: a
+    /// revocation covers every category of its program once the revoke-all
+    /// rule is in force.
+    fn counts_for(&self, program: &str, category: &str, now: DateTime<Utc>) -> bool {
+        self.covers(program, category)
+            || (self.action == ConsentAction::Revoke
+                && self.covers_program(program)
+                && revoke_all_in_force(now))
+    }
+}
+
+/// Rule id of the revoke-all switch in `data/consent_rules.json`.
+pub const REVOKE_ALL_RULE_ID: &str = "consent.revoke_all";
+
+static CONSENT_RULES_JSON: &str = include_str!("../data/consent_rules.json");
+
+/// A dated switch of the consent rules (`data/consent_rules.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentSwitch {
+    /// Stable id, e.g. `consent.revoke_all`.
+    pub id: String,
+    /// In force from this date (UTC).
+    pub effective_from: NaiveDate,
+    /// What changes when it is in force.
+    pub summary: String,
+    /// The citation.
+    pub source: String,
+    /// `primary` or `secondary source`.
+    pub source_quality: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsentRulesTable {
+    table: String,
+    version: String,
+    rules: Vec<ConsentSwitch>,
+}
+
+/// The consent rules' dated switches and the table's version, or `None`
+/// when the embedded table does not parse (then every switch is in force:
+/// fail closed).
+pub fn consent_switches() -> Option<(&'static str, &'static [ConsentSwitch])> {
+    static TABLE: OnceLock<Option<ConsentRulesTable>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            serde_json::from_str::<ConsentRulesTable>(CONSENT_RULES_JSON)
+                .ok()
+                .filter(|t| t.table == "consent_rules")
+        })
+        .as_ref()
+        .map(|t| (t.version.as_str(), t.rules.as_slice()))
+}
+
+/// The consent switches as [`crate::CatalogRow`]s, for `optline rules`;
+/// empty when the table does not parse.
+pub fn catalog() -> Vec<crate::CatalogRow> {
+    let Some((version, rules)) = consent_switches() else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .map(|r| crate::CatalogRow {
+            table: "consent_rules",
+            version: version.to_owned(),
+            id: r.id.clone(),
+            jurisdiction: "United States".to_owned(),
+            states: Vec::new(),
+            classes: None,
+            summary: r.summary.clone(),
+            effective_from: r.effective_from,
+            effective_from_basis: "order".to_owned(),
+            effective_until: None,
+            source: r.source.clone(),
+            source_quality: r.source_quality.clone(),
+            note: None,
+        })
+        .collect()
+}
+
+/// Whether the revoke-all rule of 47 CFR 64.1200(a)(10) is in force at
+/// `now` (from 2027-01-31 by the table; always when the table is broken or
+/// lacks the row).
+pub fn revoke_all_in_force(now: DateTime<Utc>) -> bool {
+    consent_switches()
+        .and_then(|(_, rules)| rules.iter().find(|r| r.id == REVOKE_ALL_RULE_ID))
+        .is_none_or(|r| now.date_naive() >= r.effective_from)
 }
 
 /// What a contact is covered by for one (program, category) right now.
@@ -176,7 +267,8 @@ pub fn standing(
     let mut ordered: SmallVec<[&ConsentFact; 16]> = events
         .iter()
         .filter(|e| {
-            (e.at <= now || e.action == ConsentAction::Revoke) && e.covers(program, category)
+            (e.at <= now || e.action == ConsentAction::Revoke)
+                && e.counts_for(program, category, now)
         })
         .collect();
     // Same instant: grants first, so the revocation is applied last and wins.
@@ -296,10 +388,23 @@ pub fn check_with(
             "consent.revocation",
             CONSENT_VERSION,
             Verdict::Fail,
-            format!(
-                "revoked by consent event {event_id} for program {} category {}",
-                query.program, query.category
-            ),
+            {
+                let by_revoke_all = events
+                    .iter()
+                    .find(|e| &e.id == event_id)
+                    .is_some_and(|e| !e.covers(query.program, query.category));
+                if by_revoke_all {
+                    format!(
+                        "revoked by consent event {event_id} for program {} category {} (the revoke-all rule of 47 CFR 64.1200(a)(10) extends it to every category)",
+                        query.program, query.category
+                    )
+                } else {
+                    format!(
+                        "revoked by consent event {event_id} for program {} category {}",
+                        query.program, query.category
+                    )
+                }
+            },
         ));
         return ConsentVerdict {
             basis: None,

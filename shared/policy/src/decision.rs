@@ -257,6 +257,14 @@ pub fn evaluate(request: &SendRequest, state: &PolicyState, now: DateTime<Utc>) 
         stated_zone,
         address_state: request.recipient.address_state.as_ref(),
         phone: Some(&request.recipient.phone),
+        // Only the recipient's own recorded consent waives a window that
+        // allows it (Virginia); a treatment basis inferred from a number
+        // given does not.
+        prior_express_consent: consent_event_id.is_some()
+            && matches!(
+                legal_basis,
+                LegalBasis::PriorExpressConsent | LegalBasis::PriorExpressWrittenConsent
+            ),
     };
 
     // 5. Frequency caps over rolling windows.

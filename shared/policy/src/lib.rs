@@ -30,4 +30,4 @@ pub mod segments;
 pub mod template;
 
 pub use error::PolicyError;
-pub use rule::{MessageClass, RuleOutcome, UsState, Verdict, US_STATE_CODES};
+pub use rule::{CatalogRow, MessageClass, RuleOutcome, UsState, Verdict, US_STATE_CODES};

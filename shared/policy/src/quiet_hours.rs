@@ -34,11 +34,11 @@ use serde::Deserialize;
 use smallvec::SmallVec;
 
 use crate::phone::{area_code_state_code, area_code_zone_slice, state_zone_slice, E164};
-use crate::{MessageClass, PolicyError, RuleOutcome, UsState, Verdict};
+use crate::{CatalogRow, MessageClass, PolicyError, RuleOutcome, UsState, Verdict};
 
 /// The version of `data/quiet_hours.json` this build embeds. A test checks
 /// that it equals the table's own `version`.
-pub const QUIET_HOURS_VERSION: &str = "2026-03-01";
+pub const QUIET_HOURS_VERSION: &str = "2026-12-06";
 
 /// How far ahead [`check`] looks for the next allowed instant. Windows open
 /// every few days at worst (no Sundays plus a Monday holiday), so a longer
@@ -64,6 +64,11 @@ pub struct QuietHoursRequest<'a> {
     pub address_state: Option<&'a UsState>,
     /// The number the message goes to (its area code hints at zone and state).
     pub phone: Option<&'a E164>,
+    /// The send relies on the recipient's own recorded consent (prior
+    /// express or express written consent in the ledger). Rows marked
+    /// `waived_by_prior_consent` (Virginia) then do not apply. False when
+    /// unknown: an unstated fact never relaxes a window.
+    pub prior_express_consent: bool,
 }
 
 /// The verdict of the quiet-hours rules at one instant.
@@ -264,6 +269,10 @@ pub fn check_with(
             Some(format!("does not apply to {} messages", req.class.as_str()))
         } else if today < rule.effective_from {
             Some(format!("not in force before {}", rule.effective_from))
+        } else if let Some(until) = rule.effective_until.filter(|until| today >= *until) {
+            Some(format!("not in force from {until}"))
+        } else if rule.waived_by_prior_consent && req.prior_express_consent {
+            Some("does not apply: the recipient's prior express consent is recorded".to_owned())
         } else {
             None
         };
@@ -472,6 +481,12 @@ struct Rule {
     no_holidays: bool,
     classes: ClassSet,
     effective_from: NaiveDate,
+    /// No longer in force from this date (a row replaced by a later one).
+    effective_until: Option<NaiveDate>,
+    /// The row does not apply when the recipient's prior consent is recorded.
+    waived_by_prior_consent: bool,
+    /// The row as written, for [`catalog`].
+    raw: RawRule,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -587,9 +602,11 @@ struct RawTable {
     rules: Vec<RawRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct RawRule {
     id: String,
+    #[serde(default)]
+    jurisdiction: String,
     state: Option<String>,
     windows: std::collections::BTreeMap<String, Option<RawWindow>>,
     #[serde(default)]
@@ -599,7 +616,17 @@ struct RawRule {
     #[serde(default)]
     classes: Option<Vec<MessageClass>>,
     effective_from: NaiveDate,
+    #[serde(default)]
+    effective_until: Option<NaiveDate>,
+    #[serde(default)]
+    waived_by_prior_consent: bool,
+    #[serde(default)]
+    effective_from_basis: String,
     source: String,
+    #[serde(default)]
+    source_quality: String,
+    #[serde(default)]
+    note: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -638,6 +665,74 @@ fn table() -> Result<&'static Table, PolicyError> {
         .get_or_init(|| parse_table(TABLE_JSON))
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// Every row of the table as a [`CatalogRow`], in table order, for
+/// `optline rules`.
+pub fn catalog() -> Result<Vec<CatalogRow>, PolicyError> {
+    let table = table()?;
+    Ok(table
+        .rules
+        .iter()
+        .map(|rule| {
+            let r = &rule.raw;
+            let mut summary = describe_days(&rule.days);
+            if r.no_sunday {
+                summary.push_str("; no Sundays");
+            }
+            if r.no_holidays {
+                summary.push_str("; no federal holidays");
+            }
+            if r.waived_by_prior_consent {
+                summary.push_str("; not when the recipient's prior consent is recorded");
+            }
+            CatalogRow {
+                table: "quiet_hours",
+                version: table.version.clone(),
+                id: r.id.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                states: r.state.iter().cloned().collect(),
+                classes: r.classes.clone(),
+                summary,
+                effective_from: r.effective_from,
+                effective_from_basis: r.effective_from_basis.clone(),
+                effective_until: r.effective_until,
+                source: r.source.clone(),
+                source_quality: r.source_quality.clone(),
+                note: r.note.clone(),
+            }
+        })
+        .collect())
+}
+
+/// "Mon-Sat 09:00-21:00, Sun 12:00-21:00" from a week of windows.
+fn describe_days(days: &[Option<(u32, u32)>; 7]) -> String {
+    const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let hhmm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+    let window = |w: Option<(u32, u32)>| match w {
+        Some((start, end)) => format!("{}-{}", hhmm(start), hhmm(end)),
+        None => "closed".to_owned(),
+    };
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < days.len() {
+        let w = days.get(i).copied().flatten();
+        let mut j = i;
+        while days.get(j + 1).copied().flatten() == w && j + 1 < days.len() {
+            j += 1;
+        }
+        let name = |k: usize| NAMES.get(k).copied().unwrap_or_default();
+        let span = if i == 0 && j == 6 {
+            "every day".to_owned()
+        } else if i == j {
+            name(i).to_owned()
+        } else {
+            format!("{}-{}", name(i), name(j))
+        };
+        parts.push(format!("{span} {}", window(w)));
+        i = j + 1;
+    }
+    parts.join(", ")
 }
 
 fn table_error(reason: impl Into<String>) -> PolicyError {
@@ -695,17 +790,22 @@ fn parse_table(json: &str) -> Result<Table, PolicyError> {
             None => ClassSet(7),
             Some(list) => ClassSet(list.iter().fold(0, |acc, c| acc | ClassSet::bit(*c))),
         };
-        let state = match r.state {
+        let state = match &r.state {
             Some(s) => Some(
-                UsState::parse(&s)
+                UsState::parse(s)
                     .ok()
                     .and_then(|st| state_code(st.code()))
                     .ok_or_else(|| table_error(format!("rule {} has an invalid state", r.id)))?,
             ),
             None => None,
         };
+        if r.effective_until
+            .is_some_and(|until| until <= r.effective_from)
+        {
+            return Err(table_error(format!("rule {} ends before it starts", r.id)));
+        }
         rules.push(Rule {
-            id: r.id,
+            id: r.id.clone(),
             state,
             days,
             uniform,
@@ -713,6 +813,9 @@ fn parse_table(json: &str) -> Result<Table, PolicyError> {
             no_holidays: r.no_holidays,
             classes,
             effective_from: r.effective_from,
+            effective_until: r.effective_until,
+            waived_by_prior_consent: r.waived_by_prior_consent,
+            raw: r,
         });
     }
     Ok(Table {

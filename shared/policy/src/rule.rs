@@ -119,3 +119,45 @@ impl From<UsState> for String {
         value.0
     }
 }
+
+/// One row of a rules table as `optline rules` lists it: what it says,
+/// where it applies, from when, and its citation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogRow {
+    /// The table: `quiet_hours`, `caps` or `consent_rules`.
+    pub table: &'static str,
+    /// The table's version.
+    pub version: String,
+    /// The rule id, as in decisions' outcomes.
+    pub id: String,
+    /// Who made the rule (`United States`, `Oregon`).
+    pub jurisdiction: String,
+    /// Two-letter states it applies to; empty for every recipient.
+    pub states: Vec<String>,
+    /// The message classes it applies to; `None` for every class.
+    pub classes: Option<Vec<MessageClass>>,
+    /// What it requires, in a line.
+    pub summary: String,
+    /// In force from this date.
+    pub effective_from: chrono::NaiveDate,
+    /// Where that date comes from: `statute`, `session law`, `order`,
+    /// `product requirement`, or `adopted by optline` (the law is older and
+    /// its own date is not verified; the date is when the row entered the
+    /// table).
+    pub effective_from_basis: String,
+    /// No longer in force from this date, when replaced.
+    pub effective_until: Option<chrono::NaiveDate>,
+    /// The citation.
+    pub source: String,
+    /// `primary`, `secondary source` or `product requirement`.
+    pub source_quality: String,
+    /// Anything else a reader should know.
+    pub note: Option<String>,
+}
+
+impl CatalogRow {
+    /// Whether the row is in force on `date`.
+    pub fn in_force_on(&self, date: chrono::NaiveDate) -> bool {
+        date >= self.effective_from && self.effective_until.is_none_or(|until| date < until)
+    }
+}

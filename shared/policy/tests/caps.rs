@@ -105,6 +105,7 @@ fn the_table_has_every_required_rule() {
             "caps.state.FL",
             "caps.state.OK",
             "caps.state.MD",
+            "caps.state.OR",
             "caps.fcc_healthcare_exempt",
             "caps.workflow_cadence"
         ]

@@ -351,3 +351,80 @@ proptest! {
         prop_assert_eq!(failing, usize::from(verdict.basis.is_none()));
     }
 }
+
+// ---------------------------------------------------------------------------
+// The revoke-all switch (47 CFR 64.1200(a)(10), from 2027-01-31)
+
+#[test]
+fn a_revocation_of_one_category_covers_every_category_of_its_program_from_the_revoke_all_date() {
+    use optline_policy::consent::{consent_switches, revoke_all_in_force, REVOKE_ALL_RULE_ID};
+    let (_, switches) = consent_switches().expect("the consent rules table parses");
+    let switch = switches
+        .iter()
+        .find(|s| s.id == REVOKE_ALL_RULE_ID)
+        .expect("the revoke-all row");
+    assert_eq!(switch.effective_from.to_string(), "2027-01-31");
+    assert!(switch.source.contains("DA 26-12"));
+
+    let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+    let grant = ConsentFact {
+        id: "g-all".to_owned(),
+        action: ConsentAction::Grant,
+        scope: ConsentScope::Contact,
+        program: Some("clinic".to_owned()),
+        categories: vec![],
+        kind: ConsentKind::ExpressWritten,
+        at: at(2026, 1, 5),
+        reverses: None,
+        guardian: false,
+        expires_at: None,
+    };
+    let billing_only = ConsentFact {
+        id: "r-billing".to_owned(),
+        action: ConsentAction::Revoke,
+        categories: vec!["billing".to_owned()],
+        at: at(2026, 12, 1),
+        ..grant.clone()
+    };
+    let other_program = ConsentFact {
+        id: "r-pharmacy".to_owned(),
+        program: Some("pharmacy".to_owned()),
+        ..billing_only.clone()
+    };
+    let events = vec![grant, billing_only, other_program];
+
+    // The day before: the billing revocation covers billing only.
+    let before = at(2027, 1, 30);
+    assert!(!revoke_all_in_force(before));
+    assert!(matches!(
+        standing(&events, "clinic", "appointments", before),
+        ConsentStanding::Granted { .. }
+    ));
+    assert!(matches!(
+        standing(&events, "clinic", "billing", before),
+        ConsentStanding::Revoked { .. }
+    ));
+
+    // From 2027-01-31 it covers appointments too, and says why; another
+    // program's revocation still does not reach this program.
+    let after = at(2027, 1, 31);
+    assert!(revoke_all_in_force(after));
+    assert_eq!(
+        standing(&events, "clinic", "appointments", after),
+        ConsentStanding::Revoked {
+            event_id: "r-billing".to_owned()
+        }
+    );
+    let verdict = check(
+        &query(MessageClass::Transactional, false, false, false),
+        &events,
+        after,
+    );
+    assert!(verdict.basis.is_none());
+    let revocation = verdict
+        .outcomes
+        .iter()
+        .find(|o| o.id == "consent.revocation")
+        .unwrap();
+    assert!(revocation.detail.contains("revoke-all"), "{revocation:?}");
+}

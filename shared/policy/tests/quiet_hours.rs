@@ -34,6 +34,8 @@ struct Case {
     stated_zone: Option<String>,
     address_state: Option<UsState>,
     phone: Option<String>,
+    #[serde(default)]
+    prior_express_consent: bool,
     allowed_now: bool,
     next_allowed: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -63,6 +65,7 @@ fn every_corpus_case_gives_its_verdict_next_allowed_time_and_outcomes() {
             stated_zone: zone,
             address_state: case.address_state.as_ref(),
             phone: phone.as_ref(),
+            prior_express_consent: case.prior_express_consent,
         };
         let got = check(&req, case.now);
         assert_eq!(got.allowed_now, case.allowed_now, "{}: {got:#?}", case.name);
@@ -217,6 +220,7 @@ fn the_search_crosses_a_midnight_dst_change() {
         stated_zone: Some(chrono_tz::America::Havana),
         address_state: None,
         phone: None,
+        prior_express_consent: false,
     };
     let now = Utc.with_ymd_and_hms(2026, 3, 8, 3, 0, 0).unwrap();
     let got = check(&req, now);
@@ -285,6 +289,7 @@ proptest! {
             stated_zone: stated,
             address_state: state.as_ref(),
             phone: phone.as_ref(),
+            prior_express_consent: false,
         };
         let got = check(&req, now);
         let outside = got.zones.iter().any(|z| {
@@ -308,6 +313,7 @@ proptest! {
             stated_zone: stated,
             address_state: state.as_ref(),
             phone: phone.as_ref(),
+            prior_express_consent: false,
         };
         let got = check(&req, now);
         if got.allowed_now {
