@@ -279,7 +279,7 @@ fn phone_answers_json_lines_of_objects_and_bare_strings() {
     assert_eq!(lines[0]["e164"], "+14155552671");
     assert_eq!(lines[1]["e164"], "+442079460958");
     assert_eq!(lines[1]["region"], "GB");
-    assert_eq!(lines[1]["zones"], serde_json::json!([]));
+    assert_eq!(lines[1]["zones"], serde_json::json!(["Europe/London"]));
     assert_eq!(lines[2]["line"], 3);
     assert!(lines[2]["error"].as_str().unwrap().contains("phone"));
     assert_eq!(lines[3]["e164"], "+12125550100");

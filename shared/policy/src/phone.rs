@@ -4,10 +4,13 @@
 //! - Parsing and validation use the `phonenumber` crate, a port of Google's
 //!   libphonenumber carrying its metadata 9.0.33; the default region is US.
 //! - [`area_code_zones`] and [`area_code_state`] come from libphonenumber's
-//!   published prefix data (`resources/timezones/map_data.txt` and
-//!   `resources/geocoding/en/1.txt`, release 9.0.33), trimmed to the NANP in
-//!   `shared/policy/data/` and compiled into `phone/area_code_zones.rs` by
+//!   published prefix data (`resources/timezones/map_data.txt`, every
+//!   country, and `resources/geocoding/en/1.txt`, release 9.0.43), extracted
+//!   to `shared/policy/data/` and compiled into `phone/area_code_zones.rs` by
 //!   `shared/policy/tools/gen_area_codes.py`. See [`PHONE_DATA_VERSION`].
+//! - Validity: the crate's metadata is 9.0.33; a test checks every example
+//!   number of every region in libphonenumber 9.0.43 (fixed line, mobile and
+//!   the invalid example) against [`E164::parse`].
 //! - [`state_zones`] is a hand-kept table cited from the IANA tz database
 //!   (`zone1970.tab` comments for the US) and the US DOT time zone boundaries
 //!   (49 CFR Part 71).
@@ -29,7 +32,7 @@ use crate::{PolicyError, UsState};
 /// Provenance of the area-code tables: the libphonenumber release and files
 /// they were generated from.
 pub const PHONE_DATA_VERSION: &str = concat!(
-    "libphonenumber 9.0.33: resources/timezones/map_data.txt and ",
+    "libphonenumber 9.0.43: resources/timezones/map_data.txt (every prefix) and ",
     "resources/geocoding/en/1.txt (NANP extract)"
 );
 
@@ -60,7 +63,17 @@ impl E164 {
     /// for its region` or `has an extension` (an extension cannot receive a
     /// text message). The reason never echoes the input.
     pub fn parse(input: &str) -> Result<Self, PolicyError> {
-        let parsed = phonenumber::parse(Some(phonenumber::country::US), input.trim())
+        let input = input.trim();
+        // A number written with its country code is parsed without a default
+        // region: with US as the default, the `phonenumber` crate strips a
+        // leading 1 as if it were the US national prefix from numbers of
+        // other countries ("+49 1512 …", "+33 1 …").
+        let international = input
+            .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+            .starts_with('+')
+            || input.starts_with("tel:+");
+        let default = (!international).then_some(phonenumber::country::US);
+        let parsed = phonenumber::parse(default, input)
             .map_err(|e| PolicyError::InvalidPhone(parse_reason(&e).to_owned()))?;
         let number = parsed.format().mode(Mode::E164).to_string();
         let country_code_len = parsed.code().value().to_string().len();
@@ -236,15 +249,24 @@ impl std::str::FromStr for E164 {
     }
 }
 
-/// Every IANA zone libphonenumber associates with the number's NANP prefix
+/// Every IANA zone libphonenumber associates with the number's prefix
 /// (`resources/timezones/map_data.txt`, see [`PHONE_DATA_VERSION`]).
 ///
-/// The longest prefix wins: a 7-, 6- or 5-digit prefix (area code and
-/// exchange digits) when the data has one, otherwise every zone the data
-/// lists anywhere under the area code (e.g. `850` gives New York and
-/// Chicago, because parts of the Florida panhandle keep Central time).
-/// Empty outside the NANP and for area codes the data does not cover (toll
-/// free, non-geographic): an unknown zone, which quiet hours treat as such.
+/// - NANP: the longest prefix wins: the area code and up to four exchange
+///   digits when the data has them (a split area code such as Idaho's 208
+///   gives only Mountain time for `208-201`), otherwise every zone the data
+///   lists anywhere under the area code (a superset: fail closed).
+/// - Toll-free area codes ([`is_toll_free_npa`]) and area codes the data
+///   does not list (non-geographic): every NANP zone, libphonenumber's
+///   country-level line, so the strictest window applies.
+/// - Outside the NANP: the longest prefix of the number (country code and
+///   leading national digits) in the same data (`+44` Europe/London, `+61 8`
+///   Australia/Perth…).
+///
+/// Empty for numbers outside the NANP that the data does not cover
+/// (international freephone +800, satellite +881…, where libphonenumber
+/// answers `Etc/Unknown`): an unknown zone, which quiet hours treat as such
+/// (fail closed).
 pub fn area_code_zones(number: &E164) -> Vec<Tz> {
     area_code_zone_slice(number).to_vec()
 }
@@ -255,8 +277,13 @@ type PrefixTable = &'static [(u32, &'static [Tz])];
 /// The static table entry behind [`area_code_zones`], without allocating.
 pub(crate) fn area_code_zone_slice(number: &E164) -> &'static [Tz] {
     let Some(national) = number.nanp_national() else {
-        return &[];
+        return international_zones(number);
     };
+    if is_toll_free_npa(national.get(..3).unwrap_or_default()) {
+        // A toll-free number can ring anywhere in the NANP: every zone, so
+        // the strictest window applies.
+        return area_code_zones::NANP_ZONES;
+    }
     let tables: [(usize, PrefixTable); 3] = [
         (6, area_code_zones::PREFIX_ZONES_6),
         (5, area_code_zones::PREFIX_ZONES_5),
@@ -267,9 +294,56 @@ pub(crate) fn area_code_zone_slice(number: &E164) -> &'static [Tz] {
             return zones;
         }
     }
+    // An area code the data does not list (non-geographic: 500, 533, 900…)
+    // could be anywhere in the NANP, as libphonenumber's country-level line
+    // says: every NANP zone.
     digits_of(national, 3)
         .and_then(|npa| u16::try_from(npa).ok())
         .and_then(|npa| lookup(area_code_zones::NPA_ZONES, npa))
+        .unwrap_or(area_code_zones::NANP_ZONES)
+}
+
+/// NANP toll-free area codes in service (800, 833, 844, 855, 866, 877,
+/// 888) and those reserved for toll-free expansion (822, 880-887, 889).
+pub fn is_toll_free_npa(npa: &str) -> bool {
+    matches!(
+        npa,
+        "800"
+            | "822"
+            | "833"
+            | "844"
+            | "855"
+            | "866"
+            | "877"
+            | "880"
+            | "881"
+            | "882"
+            | "883"
+            | "884"
+            | "885"
+            | "886"
+            | "887"
+            | "888"
+            | "889"
+    )
+}
+
+/// The zones of a number outside the NANP: the longest prefix of its
+/// digits (country code first) in libphonenumber's time-zone data, e.g.
+/// `+44` gives Europe/London, `+55 11` America/Sao_Paulo, `+7 4` the zones
+/// of Russia's western regions.
+fn international_zones(number: &E164) -> &'static [Tz] {
+    let digits = number.as_str().get(1..).unwrap_or_default();
+    (1..=digits.len().min(12))
+        .rev()
+        .find_map(|len| {
+            let prefix = digits.get(..len)?;
+            area_code_zones::INTL_ZONES
+                .binary_search_by(|(p, _)| p.cmp(&prefix))
+                .ok()
+                .and_then(|i| area_code_zones::INTL_ZONES.get(i))
+                .map(|(_, zones)| *zones)
+        })
         .unwrap_or_default()
 }
 

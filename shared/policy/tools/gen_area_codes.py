@@ -4,12 +4,13 @@
 Two steps, so that the committed data can be reviewed and regenerated
 without network access:
 
-1. ``extract`` trims libphonenumber's published prefix data down to the
-   North American Numbering Plan (country code 1) and writes two text files
-   under ``shared/policy/data/``, each with a provenance header:
+1. ``extract`` writes libphonenumber's published prefix data as three text
+   files under ``shared/policy/data/``, each with a provenance header:
 
    - ``nanp_timezones.txt``: every ``1...`` line of
      ``resources/timezones/map_data.txt`` (``prefix|zone&zone``).
+   - ``intl_timezones.txt``: every other line of the same file (prefixes
+     outside the NANP).
    - ``nanp_geocoding.txt``: from ``resources/geocoding/en/1.txt``, every
      area-code-level line (``1NPA|Description``) and, for an area code with
      no such line, the first line for each distinct state (the trailing
@@ -18,12 +19,14 @@ without network access:
    The source is either a libphonenumber checkout (``--libphonenumber DIR``)
    or the ``phonenumbers`` package from PyPI (``--python-phonenumbers``),
    which ships the same resources compiled into Python modules. Use the
-   release that matches the Rust ``phonenumber`` crate's metadata
-   (``0.3.10+9.0.33`` carries libphonenumber 9.0.33).
+   newest release (the tables were last built from 9.0.43); validity comes
+   from the Rust ``phonenumber`` crate, checked against the same release's
+   example numbers by ``tools/phone_examples.py`` and ``tests/phone.rs``.
 
 2. ``generate`` reads those two files and writes
    ``shared/policy/src/phone/area_code_zones.rs``: static tables sorted by
-   integer prefix that ``phone.rs`` binary-searches (no I/O at run time).
+   prefix that ``phone.rs`` binary-searches (no I/O at run time), the
+   NANP's country-level zone list and the prefixes outside the NANP.
 
 Usage (from the repository root):
 
@@ -41,6 +44,7 @@ from collections import OrderedDict
 HERE = os.path.dirname(os.path.abspath(__file__))
 CRATE = os.path.dirname(HERE)
 TZ_FILE = os.path.join(CRATE, "data", "nanp_timezones.txt")
+INTL_TZ_FILE = os.path.join(CRATE, "data", "intl_timezones.txt")
 GEO_FILE = os.path.join(CRATE, "data", "nanp_geocoding.txt")
 OUT_FILE = os.path.join(CRATE, "src", "phone", "area_code_zones.rs")
 
@@ -94,7 +98,7 @@ def load_python(args):
     from phonenumbers.tzdata import TIMEZONE_DATA
     from phonenumbers.geodata import GEOCODE_DATA
 
-    tz = {k: "&".join(v) for k, v in TIMEZONE_DATA.items() if k.startswith("1")}
+    tz = {k: "&".join(v) for k, v in TIMEZONE_DATA.items()}
     geo = {
         k: v["en"]
         for k, v in GEOCODE_DATA.items()
@@ -115,8 +119,7 @@ def load_prefix_file(path):
             if not line or line.startswith("#") or "|" not in line:
                 continue
             prefix, value = line.split("|", 1)
-            if prefix.startswith("1"):
-                out[prefix] = value
+            out[prefix] = value
     return out
 
 
@@ -124,6 +127,7 @@ def load_checkout(args):
     root = args.libphonenumber
     tz = load_prefix_file(os.path.join(root, "resources", "timezones", "map_data.txt"))
     geo = load_prefix_file(os.path.join(root, "resources", "geocoding", "en", "1.txt"))
+    geo = {k: v for k, v in geo.items() if k.startswith("1")}
     version = "libphonenumber checkout %s (%s)" % (root, args.version or "unknown version")
     return tz, geo, version
 
@@ -142,7 +146,19 @@ def extract(args):
         f.write("# Regenerate: python3 shared/policy/tools/gen_area_codes.py extract\n")
         f.write(LICENSE)
         for k in sorted(tz):
-            f.write("%s|%s\n" % (k, tz[k]))
+            if k.startswith("1"):
+                f.write("%s|%s\n" % (k, tz[k]))
+
+    with open(INTL_TZ_FILE, "w", encoding="utf-8") as f:
+        f.write("# Prefix (country code and leading national digits) -> IANA time zones,\n")
+        f.write("# for every country code but the NANP's (+1).\n")
+        f.write("# Source: google/libphonenumber resources/timezones/map_data.txt.\n")
+        f.write("# Version: %s\n" % version)
+        f.write("# Regenerate: python3 shared/policy/tools/gen_area_codes.py extract\n")
+        f.write(LICENSE)
+        for k in sorted(tz):
+            if not k.startswith("1"):
+                f.write("%s|%s\n" % (k, tz[k]))
 
     kept = OrderedDict()
     by_npa = {}
@@ -187,11 +203,9 @@ def read_data(path):
 
 
 def tz_variant(name):
-    # chrono-tz names its enum variants by replacing '/' with '__' and
-    # dropping '-'; NANP zones contain neither '-' nor '+'.
-    if "-" in name or "+" in name:
-        sys.exit("unexpected zone name %r" % name)
-    return "Tz::" + name.replace("/", "__")
+    # chrono-tz names its enum variants by replacing '/' with '__',
+    # dropping '-' and spelling '+' as 'Plus'.
+    return "Tz::" + name.replace("/", "__").replace("-", "").replace("+", "Plus")
 
 
 def version_of(header):
@@ -205,12 +219,15 @@ def generate(args):
     tz_header, tz_rows = read_data(TZ_FILE)
     geo_header, geo_rows = read_data(GEO_FILE)
 
+    intl_header, intl_rows = read_data(INTL_TZ_FILE)
     npa_zones = {}
     prefix_zones = []
+    nanp_zones = []
     for prefix, zones in tz_rows:
         zs = zones.split("&")
         if len(prefix) < 4:
-            continue  # the country-level line lists every NANP zone
+            nanp_zones = zs  # the country-level line lists every NANP zone
+            continue
         npa = prefix[1:4]
         acc = npa_zones.setdefault(npa, [])
         for z in zs:
@@ -272,6 +289,17 @@ def generate(args):
             if len(prefix) == digits:
                 out.append("    (%s, &[%s])," % (prefix, ", ".join(tz_variant(z) for z in zs)))
         out.append("];")
+    out.append("")
+    out.append("/// Every zone of the NANP (libphonenumber's country-level line for +1):")
+    out.append("/// the zones of a number that could be anywhere in it, such as toll free.")
+    out.append("pub(super) static NANP_ZONES: &[Tz] = &[%s];" % ", ".join(tz_variant(z) for z in nanp_zones))
+    out.append("")
+    out.append("/// Prefixes outside the NANP (country code and leading national digits)")
+    out.append("/// to zones, sorted by prefix as text; the longest matching prefix wins.")
+    out.append("pub(super) static INTL_ZONES: &[(&str, &[Tz])] = &[")
+    for prefix, zones in sorted(intl_rows):
+        out.append("    (%s, &[%s])," % (rust_str(prefix), ", ".join(tz_variant(z) for z in zones.split("&"))))
+    out.append("];")
     out.append("")
     out.append("/// US area codes whose geocoding names exactly one state (or DC),")
     out.append("/// sorted by area code.")
