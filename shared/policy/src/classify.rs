@@ -38,8 +38,14 @@
 //!   keyword are looked at, so "I don't want to stop ..." stays `Doubtful`:
 //!   when unsure, the classifier errs towards suppression.
 //! - STOP used as a verb of another sense ("stop by", "stop in", "stop at",
-//!   "bus stop") and END as in "the end of the day" give `Other` with rule
-//!   `other.keyword_other_sense`, not an opt-out. "stop at once" is still one.
+//!   "bus stop"), END as in "the end of the day" and QUIT with what was quit
+//!   ("I quit smoking") give `Other` with rule `other.keyword_other_sense`,
+//!   not an opt-out. "stop at once" and "quit texting me" are still one.
+//! - Keywords in every language of [`KEYWORDS`]; when the plain reading
+//!   finds no opt-out, a second reading folds look-alike letters (TS #39
+//!   skeletons), joins spaced letters and squeezes held-down letters, and a
+//!   lone near-miss of a keyword is a doubtful opt-out (see `docs/rules.md`).
+//! - A phone's reaction (`Liked “…”`) quotes our own text and is `Other`.
 //! - "can you stop?" is `Clear`: a request to stop, in reply to a text, reads
 //!   as a revocation ("can", "could", "will", "would", "you" are fillers).
 //! - "wrong number" is a `Clear` revocation: the person is not the patient.
@@ -281,6 +287,14 @@ pub fn classify(body: &str, ctx: &ReplyContext) -> Classification {
     if let Some(reaction) = reaction(&normalized) {
         return reaction;
     }
+    // "wrong #": the sign is not a word, so say it.
+    let normalized = if normalized.contains('#') {
+        normalized
+            .replace("wrong #", "wrong number")
+            .replace("wrong#", "wrong number")
+    } else {
+        normalized
+    };
     let tokens = Tokens::of(&normalized);
     let t = tokens.as_slice();
     let found = classify_tokens(t, ctx);
@@ -344,6 +358,7 @@ fn folded_opt_out(t: &[Token<'_>], near_miss: bool) -> Option<Classification> {
     let mut folded = String::new();
     let mut lookalike = false;
     let mut spaced = false;
+    let mut stretched = false;
     let single = |i: usize| {
         let mut chars = text(t, i).chars();
         chars.next().is_some_and(char::is_alphanumeric) && chars.next().is_none()
@@ -359,8 +374,24 @@ fn folded_opt_out(t: &[Token<'_>], near_miss: bool) -> Option<Classification> {
         let words = if run >= 2 { run } else { 1 };
         spaced |= run >= 2;
         for j in i..i + words {
-            for c in text(t, j).chars() {
-                lookalike |= fold_char(c, &mut folded);
+            // A letter held down ("stoppppp", "stooooop") counts once.
+            let word = text(t, j);
+            let mut chars = word.chars().peekable();
+            while let Some(c) = chars.next() {
+                let mut run = 1;
+                while chars.peek() == Some(&c) {
+                    chars.next();
+                    run += 1;
+                }
+                let times = if run >= 3 {
+                    stretched = true;
+                    1
+                } else {
+                    run
+                };
+                for _ in 0..times {
+                    lookalike |= fold_char(c, &mut folded);
+                }
             }
         }
         i += words;
@@ -376,6 +407,8 @@ fn folded_opt_out(t: &[Token<'_>], near_miss: bool) -> Option<Classification> {
                     "freetext.revocation.lookalike"
                 } else if spaced {
                     "freetext.revocation.spaced"
+                } else if stretched {
+                    "freetext.revocation.stretched"
                 } else {
                     "freetext.revocation.joined"
                 }
@@ -417,6 +450,10 @@ fn near_keyword(t: &[Token<'_>]) -> Option<&'static Keyword> {
         || is_texting_word(word)
     {
         return None;
+    }
+    // Spellings of STOP as people type them that no edit distance reaches.
+    if matches!(word, "stahp" | "stawp" | "stp" | "stpo" | "sotp" | "stooop") {
+        return KEYWORDS.iter().find(|k| k.word == "stop");
     }
     KEYWORDS.iter().find(|k| {
         k.intent == Intent::OptOut
@@ -818,6 +855,7 @@ fn is_filler(w: &str) -> bool {
             | "would"
             | "sir"
             | "maam"
+            | "ma'am"
             | "hi"
             | "hello"
             | "hey"
@@ -1211,6 +1249,12 @@ fn other_sense(t: &[Token<'_>], i: usize, len: usize, canonical: &str) -> bool {
                         | "non"
                 )
         }
+        // "I quit smoking", "quit my job": quitting something else.
+        "quit" => {
+            (next.len() > 4 && next.ends_with("ing") && !is_texting_word(next))
+                || matches!(next, "job" | "work" | "school")
+                || (matches!(next, "my" | "the") && matches!(text(t, i + len + 1), "job" | "work"))
+        }
         "end" => {
             matches!(next, "of" | "up" | "at" | "date" | "time" | "result")
                 || matches!(
@@ -1242,8 +1286,39 @@ fn only_filler_besides(lex: Lexicon, t: &[Token<'_>], i: usize, len: usize) -> b
             || (token.text == "mind" && j.checked_sub(1).is_some_and(|p| text(t, p) == "never"))
             || is_texting_word(token.text)
             || opt_out_at(lex, t, j).is_some()
-            || matches!(token.text, "opt" | "out")
+            || matches!(token.text, "opt" | "out" | "no" | "it")
+            // A preamble that asks for the keyword: "I want to
+            // unsubscribe", "I asked you to stop", "I'd like to opt out".
+            || (j < i && is_preamble(token.text))
     })
+}
+
+/// Words that, before a keyword, only ask for it.
+fn is_preamble(w: &str) -> bool {
+    matches!(
+        w,
+        "i" | "i'd"
+            | "id"
+            | "i'm"
+            | "im"
+            | "i've"
+            | "ive"
+            | "am"
+            | "want"
+            | "wanna"
+            | "would"
+            | "like"
+            | "wish"
+            | "need"
+            | "to"
+            | "asked"
+            | "told"
+            | "said"
+            | "have"
+            | "trying"
+            | "going"
+            | "do"
+    )
 }
 
 /// A free-text revocation starting at word `i`.
@@ -1272,10 +1347,15 @@ fn revocation_phrase_at(t: &[Token<'_>], i: usize) -> Option<Found> {
         "do" if w1 == "not" => do_not(t, i, i + 2),
         "never" if is_contact_verb(w1) => clear("freetext.revocation.do_not_text", i + 2),
         "no" => match w1 {
-            // "I no longer consent", "no longer want these texts".
+            // "I no longer consent", "no longer want these texts", "she no
+            // longer has this number".
             "longer" => {
                 if is_consent_word(w2) || matches!(w2, "agree" | "authorize") {
                     clear("freetext.revocation.no_longer_consent", i + 3)
+                } else if matches!(w2, "has" | "have" | "owns" | "uses" | "use")
+                    && (i + 3..i + 6).any(|j| matches!(text(t, j), "number" | "phone"))
+                {
+                    clear("freetext.revocation.wrong_number", i + 3)
                 } else if matches!(w2, "want" | "wish" | "need" | "like" | "wanna") {
                     match texting_word_after(t, i + 3) {
                         Some(end) => clear("freetext.revocation.no_longer_want_texts", end + 1),
@@ -1386,9 +1466,12 @@ fn revocation_phrase_at(t: &[Token<'_>], i: usize) -> Option<Found> {
             clear("freetext.revocation.enough", i + 1)
         }
         // "sick of these texts", "tired of your messages", "fed up with the
-        // reminders".
-        "sick" | "tired" | "fed"
-            if matches!((w, w1), ("sick" | "tired", "of") | ("fed", "up")) && joined(t, i) =>
+        // reminders", "done with these messages".
+        "sick" | "tired" | "fed" | "done"
+            if matches!(
+                (w, w1),
+                ("sick" | "tired", "of") | ("fed", "up") | ("done", "with")
+            ) && joined(t, i) =>
         {
             texting_word_after(t, i + 2)
                 .and_then(|end| clear("freetext.revocation.exasperation", end + 1))
@@ -1401,6 +1484,16 @@ fn revocation_phrase_at(t: &[Token<'_>], i: usize) -> Option<Found> {
             ) || (w == "did" && w1 == "not" && matches!(w2, "sign" | "agree" | "consent")) =>
         {
             doubtful("freetext.doubtful.never_agreed", i + 2)
+        }
+        // "Why do you keep texting me?": an objection, maybe a revocation.
+        "keep" if is_texting_word(w1) => doubtful("freetext.doubtful.keep_texting", i + 2),
+        // "This person doesn't live here": the number is someone else's.
+        "live" | "lives"
+            if w1 == "here"
+                && (1..=2)
+                    .any(|back| i.checked_sub(back).is_some_and(|p| is_negator(text(t, p)))) =>
+        {
+            clear("freetext.revocation.wrong_number", i + 2)
         }
         // Spanish "déjenme en paz", French "laissez-moi tranquille".
         "dejenme" | "dejame" | "dejeme" if w1 == "en" && w2 == "paz" => {
@@ -1481,7 +1574,12 @@ fn do_not(t: &[Token<'_>], neg: usize, verb: usize) -> Option<Found> {
         ));
     }
     if matches!(v, "want" | "wanna" | "need") {
-        return texting_word_after(t, verb + 1).map(|end| {
+        // "I don't want to receive any more messages": the texting word
+        // may come a few words on, in the same clause.
+        let end = (verb + 1..verb + 7)
+            .take_while(|&j| j < t.len() && !t.get(j).is_some_and(|tok| tok.break_before))
+            .find(|&j| is_texting_word(text(t, j)));
+        return end.map(|end| {
             Found::new(
                 Intent::OptOut,
                 Tier::Clear,

@@ -147,6 +147,7 @@ pub static KEYWORDS: &[Keyword] = &[
         "carrier",
     ),
     kw("td", OptOut, "keyword.carrier.td", &["zh"], "carrier, zh"),
+    kw("unsub", OptOut, "keyword.en.unsub", &["en"], "usage"),
     kw("help", Help, "keyword.ctia.help", &["en"], "ctia"),
     kw("info", Help, "keyword.ctia.info", &["en"], "ctia"),
     kw("start", OptIn, "keyword.carrier.start", &["en"], "carrier"),
