@@ -71,6 +71,7 @@ LOCAL_FUNCTION_ENV = {
 # local values (for local use only). The Twilio secret holds the local
 # auth token and one Webhooks SharedKey.
 LOCAL_SECRET_VALUES = {
+    "EhrSourcesSecret": {"local-ehr": {"hmac_sha256_secret": "local-ehr-hmac-secret"}},
     "TwilioSecret": {
         "auth_token": "local-twilio-auth-token",
         "webhook_keys": {"webhooks_sharedkey_local": "local-twilio-shared-key"},
@@ -289,6 +290,7 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
 # variable each function receives them in (as !Ref does in the cloud).
 OUTSIDE_CLOUDFORMATION = {
     "TwilioSecret": "TWILIO_SECRET_ARN",
+    "EhrSourcesSecret": "EHR_SOURCES_SECRET_ARN",
     "AuditKeySecret": "AUDIT_KEY_SECRET_ARN",
     "AuditSigningKey": "AUDIT_SIGNING_KEY_ID",
     "AuditAnchorBucket": "ANCHOR_BUCKET",
@@ -419,7 +421,6 @@ def start() -> dict:
     (STATE / "lambda.env").write_text(
         "".join(f"{k}=\"{v}\"\n" for k, v in local.items())
         + f"TEMPLATE_REVIEWERS='{local_reviewers_json()}'\n"
-        + "EHR_SOURCES='{\"local-ehr\":{\"hmac_sha256_secret\":\"local-ehr-hmac-secret\"}}'\n"
     )
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
     return state

@@ -560,6 +560,37 @@ async fn aws_two_way_sms_by_sns_and_by_sqs_records_stop_and_answers_help_through
     );
     assert!(sent[0].message.contains("Msg & data rates may apply"));
 
+    // An SNS delivery with an undecodable record: the good one is handled,
+    // the invocation fails (so Lambda's retries end in the dead-letter
+    // queue with the event), and a retry sends nothing twice.
+    let mut mixed = SnsEvent::default();
+    let mut good = SnsRecord::default();
+    good.sns.message = payload("cae173d2-66b9-564c-8309-21f858e9fb85", "INFO");
+    let mut bad = SnsRecord::default();
+    bad.sns.message = "{\"hello\": 1}".to_owned();
+    mixed.records = vec![good, bad];
+    let before = h.sns_sms().await.len();
+    for _ in 0..2 {
+        let result = optline_inbound::handle_two_way_sns(
+            mixed.clone(),
+            &h.inbound_as("InboundTwoWayFunction"),
+            t0(),
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(optline_inbound::two_way::TwoWayError::Undecodable(_))
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        h.sns_sms().await.len() - before,
+        1,
+        "the good record answered once"
+    );
+
     // STOP through SQS, wrapped in the SNS envelope, plus one undecodable message.
     let envelope = json!({"Type": "Notification", "MessageId": "m1", "Message": payload("d3c4b5a6-0000-4000-8000-000000000001", "Stop")}).to_string();
     let mut good = SqsMessage::default();

@@ -785,3 +785,125 @@ async fn step_ids_carry_the_source_and_the_patient_and_an_appointment_never_chan
         .unwrap()
         .is_none());
 }
+
+/// Bounds: every refusal is a 4xx (or an HL7 `AR`) with a reason, and
+/// nothing is written.
+#[tokio::test]
+async fn out_of_bounds_ehr_input_is_refused_with_a_reason_and_writes_nothing() {
+    let h = Harness::new("ehr-bounds").await;
+    contact(&h).await;
+    let before = h.table_items().await.len();
+
+    // A timestamp at the end of i64's range is outside the replay window,
+    // not an overflow.
+    for timestamp in [i64::MIN, i64::MAX] {
+        let body = appointment(
+            "bound-1",
+            "booked",
+            "2026-12-10T10:00:00-05:00",
+            "2026-11-30T12:00:00Z",
+        );
+        let response = optline_ehr_events::handle(
+            signed_ehr_request(
+                "/ehr/fhir/Appointment",
+                "application/fhir+json",
+                &body,
+                timestamp,
+            ),
+            &h.ehr_events(),
+            now(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{timestamp}");
+    }
+
+    // A notification carrying 87 appointments: refused whole.
+    let mut bulk = fixtures::json(fixtures::FHIR_NOTIFICATION_R5);
+    let template = bulk["entry"][1].clone();
+    let entries = bulk["entry"].as_array_mut().unwrap();
+    entries.truncate(1);
+    for n in 0..87 {
+        let mut entry = template.clone();
+        entry["resource"]["id"] = json!(format!("bulk-{n}"));
+        entries.push(entry);
+    }
+    let (status, body) = fhir(&h, &bulk).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 20"),
+        "{body}"
+    );
+
+    // meta.versionId that cannot order, and a lastUpdated that is no instant.
+    let mut resource = fixtures::appointment(
+        "bound-2",
+        "booked",
+        "2026-12-10T10:00:00-05:00",
+        None,
+        Some("Patient/pat-ehr-1"),
+    );
+    resource["meta"] = json!({"versionId": "-1"});
+    let response = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &resource.to_string(),
+            now().timestamp(),
+        ),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(body_json(&response)["error"]
+        .as_str()
+        .unwrap()
+        .contains("versionId"));
+    resource["meta"] = json!({"lastUpdated": "yesterday"});
+    let response = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &resource.to_string(),
+            now().timestamp(),
+        ),
+        &h.ehr_events(),
+        now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(body_json(&response)["error"]
+        .as_str()
+        .unwrap()
+        .contains("lastUpdated"));
+
+    // HL7: a garbage or missing MSH-7, and a message of 300 segments.
+    for sent in ["NOT-A-DATE", "20261399120000", ""] {
+        let message = siu("S12", "MSGBOUND1", sent, "20261210100000-0500", PID);
+        let (status, ack) = hl7(&h, &message).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ack}");
+        assert!(ack.contains("MSA|AR|"), "{sent:?}: {ack}");
+        assert!(ack.contains("MSH-7"), "{sent:?}: {ack}");
+        let condition = if sent.is_empty() {
+            "101^Required field missing"
+        } else {
+            "102^Data type error"
+        };
+        assert!(ack.contains(condition), "{sent:?}: {ack}");
+    }
+    let mut huge = siu(
+        "S12",
+        "MSGBOUND2",
+        "20261130120000-0500",
+        "20261210100000-0500",
+        PID,
+    );
+    for _ in 0..300 {
+        huge.push_str("\rNTE|1||note");
+    }
+    let (status, ack) = hl7(&h, &huge).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{ack}");
+    assert!(ack.contains("more than 200 segments"), "{ack}");
+
+    assert_eq!(h.table_items().await.len(), before, "nothing was written");
+}

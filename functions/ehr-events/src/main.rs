@@ -15,11 +15,16 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         auth: ApiAuth::from_env(config.api_token.as_deref()),
-        sources: match std::env::var("EHR_SOURCES") {
-            Ok(json) if !json.trim().is_empty() => {
-                optline_ehr_events::verify::EhrSources::parse(&json)?
-            }
-            _ => optline_ehr_events::verify::EhrSources::default(),
+        // The sources' secrets live in Secrets Manager (the environment
+        // holds only the secret's ARN); `EHR_SOURCES` is for local runs.
+        sources: match optline_aws::ehr_sources_json(&clients.secrets).await? {
+            Some(json) => optline_ehr_events::verify::EhrSources::parse(&json)?,
+            None => match std::env::var("EHR_SOURCES") {
+                Ok(json) if !json.trim().is_empty() => {
+                    optline_ehr_events::verify::EhrSources::parse(&json)?
+                }
+                _ => optline_ehr_events::verify::EhrSources::default(),
+            },
         },
         lint: Arc::new(optline_library::lint_config(
             config.template_lint.as_deref(),

@@ -117,7 +117,9 @@ pub fn verify(
             let timestamp: i64 = header("x-optline-timestamp")
                 .and_then(|t| t.parse().ok())
                 .ok_or("missing or malformed X-Optline-Timestamp")?;
-            if (now.timestamp() - timestamp).abs() > *window_seconds {
+            // abs_diff: a timestamp of i64::MIN is outside, not an overflow.
+            let window = u64::try_from(*window_seconds).unwrap_or(0);
+            if now.timestamp().abs_diff(timestamp) > window {
                 return Err("the signature's timestamp is outside the replay window");
             }
             let given = header("x-optline-signature")

@@ -103,18 +103,26 @@ pub async fn handle_two_way_sns(
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> Result<(), TwoWayError> {
+    let mut undecodable = None;
     for record in event.records {
         match parse_two_way(&record.sns.message) {
             Ok(message) => handle_two_way(&message, deps, now).await?,
-            // A malformed payload will never parse: log and drop it, so it
-            // does not block the retries of good ones.
+            // A malformed payload will never parse. The good records are
+            // handled first; then the invocation fails with the reason, so
+            // Lambda's retries (no-ops for the good ones, whose markers are
+            // written) end in the dead-letter queue with the whole event:
+            // nothing is dropped.
             Err(TwoWayError::Undecodable(reason)) => {
-                warn!(%reason, "dropped undecodable two-way sms")
+                warn!(%reason, "undecodable two-way sms: the invocation fails to dead-letter it");
+                undecodable.get_or_insert(reason);
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    match undecodable {
+        Some(reason) => Err(TwoWayError::Undecodable(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Two-way messages delivered through SQS, with partial batch failures.

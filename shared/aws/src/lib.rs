@@ -21,7 +21,7 @@ pub use dynamo::{
 };
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
-pub use secrets::{apply_twilio_secret, with_twilio_secret};
+pub use secrets::{apply_twilio_secret, ehr_sources_json, read_secret_string, with_twilio_secret};
 pub use senders::ProgramSenders;
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};

@@ -95,3 +95,36 @@ pub async fn apply_twilio_secret(
     });
     Ok(config)
 }
+
+/// The JSON of the secret `EHR_SOURCES_SECRET_ARN` names (each EHR source
+/// and how it proves itself, the shape `EhrSources::parse` reads), or
+/// `None` without the variable (local runs may set `EHR_SOURCES`; a
+/// deployment never does).
+pub async fn ehr_sources_json(
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<Option<String>, PortError> {
+    let arn = match std::env::var("EHR_SOURCES_SECRET_ARN") {
+        Ok(arn) if !arn.is_empty() => arn,
+        _ => return Ok(None),
+    };
+    read_secret_string(client, &arn, "the EHR sources secret")
+        .await
+        .map(Some)
+}
+
+/// A secret's string value; the error names the secret, never its value.
+pub async fn read_secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    what: &str,
+) -> Result<String, PortError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| unavailable(&format!("read {what}"), e))?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| PortError::Invalid(format!("{what} has no string value")))
+}

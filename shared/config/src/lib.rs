@@ -426,17 +426,64 @@ impl AwsClients {
     }
 }
 
+/// Log targets capped at `info` whatever `RUST_LOG` says: at `debug` and
+/// `trace` the AWS SDK, the HTTP stack and the Lambda runtime print request
+/// and response bodies (phone numbers, message texts, names). Matched as
+/// prefixes of the event's target.
+pub const CAPPED_LOG_TARGETS: &[&str] = &[
+    "aws_",
+    "hyper",
+    "h2",
+    "http",
+    "rustls",
+    "tower",
+    "reqwest",
+    "lambda_runtime",
+    "lambda_http",
+];
+
 /// JSON logs for CloudWatch: level from `RUST_LOG` (default `info`), no
-/// ANSI colours, no time (Lambda adds it), target kept.
+/// ANSI colours, no time (Lambda adds it), target kept; the targets of
+/// [`CAPPED_LOG_TARGETS`] never below `info`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     // Ignore the error: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
+    let _ = init_logging_with(&directives, std::io::stdout);
+}
+
+/// [`init_logging`] with explicit `RUST_LOG`-style directives and a writer
+/// (a test captures the logs of a whole scenario at `trace`).
+///
+/// # Errors
+///
+/// When a global subscriber is already set.
+pub fn init_logging_with<W>(directives: &str, writer: W) -> Result<(), String>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let env = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            CAPPED_LOG_TARGETS
+                .iter()
+                .map(|target| (*target, LevelFilter::INFO)),
+        );
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .without_time()
         .with_ansi(false)
-        .try_init();
+        .with_writer(writer)
+        .with_filter(env.and(cap));
+    tracing_subscriber::registry()
+        .with(layer)
+        .try_init()
+        .map_err(|e| e.to_string())
 }

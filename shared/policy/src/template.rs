@@ -55,6 +55,24 @@ pub enum DataClass {
     PortalLink,
 }
 
+/// The longest a variable may be declared: 1,600 characters, the most any
+/// carrier API takes in one message body (Twilio's limit). No text optline
+/// sends comes near it (templates budget two segments), and the bound keeps
+/// lint, preview and rendering cheap whatever a request says.
+pub const MAX_VARIABLE_LEN: usize = 1600;
+
+fn bounded_max_len<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let value = u64::deserialize(d)?;
+    usize::try_from(value)
+        .ok()
+        .filter(|v| *v <= MAX_VARIABLE_LEN)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "max_len must be at most {MAX_VARIABLE_LEN} characters"
+            ))
+        })
+}
+
 /// A typed variable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
@@ -62,7 +80,9 @@ pub struct Variable {
     pub name: String,
     /// Kind.
     pub kind: VariableKind,
-    /// Maximum length in characters.
+    /// Maximum length in characters, 1 to [`MAX_VARIABLE_LEN`] (a larger
+    /// value is refused when the template is read).
+    #[serde(deserialize_with = "bounded_max_len")]
     pub max_len: usize,
     /// Data class.
     pub data_class: DataClass,
@@ -251,7 +271,7 @@ impl TemplateVersion {
                             ))
                         })?;
                     bounds.push(VariableBound {
-                        max_len: v.max_len,
+                        max_len: v.max_len.min(MAX_VARIABLE_LEN),
                         charset: v.charset(),
                     });
                 }
@@ -270,12 +290,11 @@ impl TemplateVersion {
                     VariableKind::Enum => v.values.first().cloned().unwrap_or_default(),
                     VariableKind::Link => {
                         let mut link = "https://portal.example/t/".to_owned();
-                        while link.chars().count() < v.max_len {
-                            link.push('x');
-                        }
+                        let max = v.max_len.min(MAX_VARIABLE_LEN);
+                        link.push_str(&"x".repeat(max.saturating_sub(link.len())));
                         link
                     }
-                    _ => "x".repeat(v.max_len),
+                    _ => "x".repeat(v.max_len.min(MAX_VARIABLE_LEN)),
                 };
                 (v.name.clone(), value)
             })

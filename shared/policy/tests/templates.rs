@@ -477,3 +477,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_variable_longer_than_the_ceiling_is_refused_when_read_and_never_rendered() {
+    use optline_policy::template::{Variable, MAX_VARIABLE_LEN};
+    for n in [u64::MAX, 1_000_000_000, (MAX_VARIABLE_LEN as u64) + 1] {
+        let json =
+            format!(r#"{{"name":"date","kind":"date","max_len":{n},"data_class":"scheduling"}}"#);
+        let err = serde_json::from_str::<Variable>(&json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("max_len must be at most {MAX_VARIABLE_LEN}")),
+            "{err}"
+        );
+    }
+    let json = format!(
+        r#"{{"name":"date","kind":"date","max_len":{MAX_VARIABLE_LEN},"data_class":"scheduling"}}"#
+    );
+    let v: Variable = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.max_len, MAX_VARIABLE_LEN);
+}
+
+mod template_text_properties {
+    use std::collections::BTreeMap;
+
+    use optline_policy::template::TemplateVersion;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any body text, with or without well-formed placeholders, and any
+        /// values: rendering and worst-case segmenting answer without
+        /// panicking, and a rendering never keeps a placeholder.
+        #[test]
+        fn any_body_and_values_render_or_refuse_without_panicking(
+            body in "(.{0,20}(\\{\\{[a-z_]{0,8}\\}?\\}?)?){0,6}",
+            value in ".{0,60}",
+        ) {
+            let mut version: TemplateVersion = optline_policy::template::seed_library()
+                .into_iter()
+                .find(|t| t.id == "appointment_reminder")
+                .unwrap();
+            version.body = body;
+            let values: BTreeMap<String, String> = version
+                .variables
+                .iter()
+                .map(|v| (v.name.clone(), value.clone()))
+                .collect();
+            if let Ok(text) = version.render(&values) {
+                prop_assert!(!text.contains("{{"), "{text}");
+            }
+            let _ = version.worst_case();
+            let config = optline_policy::template::lint::LintConfig::embedded().unwrap();
+            let _ = optline_policy::template::lint::lint(&version, config);
+        }
+    }
+}

@@ -67,6 +67,41 @@ pub struct FhirReference {
     pub reference: Option<String>,
 }
 
+/// `meta` as strictly as it orders changes: `lastUpdated` a FHIR instant,
+/// `versionId` a FHIR id, and a whole number when it is what orders (no
+/// `lastUpdated`). Nothing is silently dropped.
+fn check_meta(meta: Option<&FhirMeta>) -> Result<(), EpisodeError> {
+    let Some(meta) = meta else {
+        return Ok(());
+    };
+    let invalid = |reason: &str| Err(EpisodeError::Invalid(reason.to_owned()));
+    if let Some(at) = meta.last_updated.as_deref() {
+        if DateTime::parse_from_rfc3339(at).is_err() {
+            return invalid("meta.lastUpdated must be a FHIR instant with an offset");
+        }
+    }
+    if let Some(version) = meta.version_id.as_deref() {
+        let id_ok = !version.is_empty()
+            && version.len() <= 64
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !id_ok {
+            return invalid("meta.versionId must be a FHIR id (1 to 64 of A-Za-z0-9-.)");
+        }
+        if meta.last_updated.is_none() && version.parse::<u64>().is_err() {
+            return invalid(
+                "meta.versionId must be a whole number when meta.lastUpdated is absent: it orders the changes",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Most resources one subscription notification may carry (after its
+/// status entry).
+pub const MAX_NOTIFICATION_ENTRIES: usize = 20;
+
 /// A sortable version of a resource: `meta.lastUpdated` as a UTC instant,
 /// else a numeric `meta.versionId`, zero-padded.
 pub fn fhir_version(meta: Option<&FhirMeta>) -> Option<String> {
@@ -156,6 +191,13 @@ fn notification(bundle: &serde_json::Value) -> Result<FhirDocument, EpisodeError
         .and_then(|e| e.as_array())
         .cloned()
         .unwrap_or_default();
+    // Every appointment costs reads and a commit: a notification carries a
+    // few, never a bulk export.
+    if entries.len() > MAX_NOTIFICATION_ENTRIES + 1 {
+        return Err(EpisodeError::Invalid(format!(
+            "a notification Bundle carries at most {MAX_NOTIFICATION_ENTRIES} resources; send more in several notifications"
+        )));
+    }
     let Some(status) = entries.first().and_then(|e| e.get("resource")) else {
         return Err(invalid(
             "a notification Bundle starts with its SubscriptionStatus or Parameters",
@@ -227,6 +269,7 @@ pub fn appointment(value: serde_json::Value) -> Result<AppointmentEvent, Episode
         ));
     };
     let patient = ContactId::parse(patient).map_err(|e| EpisodeError::Invalid(e.to_string()))?;
+    check_meta(appt.meta.as_ref())?;
     let status = match appt.status.as_str() {
         "booked" => {
             let Some(start) = appt.start.as_deref() else {

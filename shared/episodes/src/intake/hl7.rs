@@ -38,6 +38,11 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hl7Error(pub String);
 
+/// Largest message accepted (an SIU is a few hundred bytes).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Most segments accepted.
+pub const MAX_SEGMENTS: usize = 200;
+
 fn fail<T>(text: &str) -> Result<T, Hl7Error> {
     Err(Hl7Error(text.to_owned()))
 }
@@ -46,6 +51,17 @@ impl Message {
     /// Parses ER7 text.
     pub fn parse(text: &str) -> Result<Self, Hl7Error> {
         let text = text.trim_start_matches('\u{feff}').trim();
+        if text.len() > MAX_MESSAGE_BYTES {
+            return fail("the message is larger than 64 KiB");
+        }
+        if text
+            .split(['\r', '\n'])
+            .filter(|s| !s.trim().is_empty())
+            .count()
+            > MAX_SEGMENTS
+        {
+            return fail("the message has more than 200 segments");
+        }
         if !text.starts_with("MSH") {
             return fail("the message must start with an MSH segment");
         }
@@ -134,6 +150,13 @@ pub fn siu(message: &Message) -> Result<Siu, Hl7Error> {
     let Some(control_id) = message.field("MSH", 10) else {
         return fail("MSH-10 (message control id) is required");
     };
+    // MSH-7 is required (HL7 v2.5 2.14.9.7) and orders the changes.
+    let Some(sent) = message.component("MSH", 7, 1) else {
+        return fail("MSH-7 (date/time of message) is required");
+    };
+    if !dtm_syntax_ok(sent) {
+        return fail("MSH-7 must be an HL7 date/time: YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ]");
+    }
     let Some(appointment_id) = message
         .component("SCH", 1, 1)
         .or_else(|| message.component("SCH", 2, 1))
@@ -202,6 +225,46 @@ pub fn read(message: &Message) -> Result<AppointmentEvent, Hl7Error> {
     })
 }
 
+/// Whether `text` is an HL7 v2.5 DTM: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]]`
+/// then an optional `+ZZZZ`/`-ZZZZ`, with each part in its range.
+pub fn dtm_syntax_ok(text: &str) -> bool {
+    let (body, offset) = match text.find(['+', '-']) {
+        Some(i) => (text.get(..i).unwrap_or_default(), text.get(i + 1..)),
+        None => (text, None),
+    };
+    let (whole, fraction) = match body.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (body, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !matches!(whole.len(), 4 | 6 | 8 | 10 | 12 | 14) {
+        return false;
+    }
+    if fraction.is_some_and(|f| !digits(f) || f.len() > 4 || whole.len() != 14) {
+        return false;
+    }
+    let part = |from: usize, to: usize| whole.get(from..to).and_then(|p| p.parse::<u32>().ok());
+    let in_range = |from, to, lo, hi| part(from, to).is_none_or(|v| (lo..=hi).contains(&v));
+    if !(in_range(4, 6, 1, 12)
+        && in_range(6, 8, 1, 31)
+        && in_range(8, 10, 0, 23)
+        && in_range(10, 12, 0, 59)
+        && in_range(12, 14, 0, 59))
+    {
+        return false;
+    }
+    offset.is_none_or(|o| {
+        o.len() == 4
+            && digits(o)
+            && o.get(..2)
+                .and_then(|h| h.parse::<u32>().ok())
+                .is_some_and(|h| h <= 14)
+            && o.get(2..)
+                .and_then(|m| m.parse::<u32>().ok())
+                .is_some_and(|m| m <= 59)
+    })
+}
+
 /// An HL7 DTM (`YYYYMMDDHHMM[SS[.S…]][+/-ZZZZ]`) as an instant; without an
 /// offset, read in `zone` (or refused when there is none).
 pub fn parse_dtm(
@@ -263,8 +326,11 @@ fn condition(code: &str, reason: &str) -> &'static str {
         "201^Unsupported event code"
     } else if has(&["is required", "must identify", "must give"]) {
         "101^Required field missing"
+    } else if has(&["larger than 64 KiB", "more than 200 segments"]) {
+        "207^Application internal error"
     } else if has(&[
         "times must be",
+        "must be an HL7 date/time",
         "offset must",
         "does not exist",
         "no UTC offset",

@@ -173,6 +173,16 @@ pub fn lint(version: &TemplateVersion, config: &LintConfig) -> Vec<Finding> {
                 format!("variable {} needs a maximum length", v.name),
             ));
         }
+        if v.max_len > super::MAX_VARIABLE_LEN {
+            out.push(Finding::error(
+                "template.variables.declared",
+                format!(
+                    "variable {} may be at most {} characters",
+                    v.name,
+                    super::MAX_VARIABLE_LEN
+                ),
+            ));
+        }
         if !used.contains(&v.name.as_str()) && v.data_class != DataClass::Phi {
             out.push(Finding::warning(
                 "template.variables.unused",
