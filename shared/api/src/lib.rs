@@ -38,7 +38,17 @@ impl ApiAuth {
     #[allow(clippy::result_large_err, reason = "the error is the response to send")]
     pub fn check(&self, request: &Request) -> Result<(), Response<Body>> {
         match self {
-            Self::Iam => Ok(()),
+            // The gateway's IAM authorizer checked the signature; the
+            // function still insists on the identity it left in the request
+            // context, so a request that reached it another way (no
+            // authorizer, a misrouted stage) is refused, not trusted.
+            Self::Iam => match iam_caller(request) {
+                Some(_) => Ok(()),
+                None => Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "no IAM identity in the request context",
+                )),
+            },
             Self::Refuse => Err(error(
                 StatusCode::UNAUTHORIZED,
                 "authentication is not configured",
@@ -60,6 +70,22 @@ impl ApiAuth {
                 }
             }
         }
+    }
+}
+
+/// The IAM caller (its ARN) API Gateway's IAM authorizer put in an HTTP
+/// API request's context, if any.
+pub fn iam_caller(request: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|auth| auth.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone())
+            .filter(|arn| arn.starts_with("arn:")),
+        _ => None,
     }
 }
 
@@ -117,3 +143,52 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
 }
 
 pub use optline_ports::json_reason;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+
+    fn request(context: Option<serde_json::Value>) -> Request {
+        let request = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri("/templates")
+            .body(Body::Empty)
+            .unwrap_or_default();
+        match context {
+            Some(value) => request.with_request_context(RequestContext::ApiGatewayV2(
+                serde_json::from_value(value).unwrap_or_default(),
+            )),
+            None => request,
+        }
+    }
+
+    #[test]
+    fn iam_mode_refuses_a_request_without_an_iam_identity_in_its_context() {
+        let auth = ApiAuth::Iam;
+        assert!(auth.check(&request(None)).is_err());
+        assert!(auth
+            .check(&request(Some(
+                serde_json::json!({"routeKey": "GET /templates"})
+            )))
+            .is_err());
+        let signed = serde_json::json!({
+            "routeKey": "GET /templates",
+            "timeEpoch": 1_764_000_000_000_i64,
+            "http": {"method": "GET", "path": "/templates", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "authorizer": {"iam": {
+                "accessKey": "AKIAEXAMPLE",
+                "accountId": "123456789012",
+                "userArn": "arn:aws:sts::123456789012:assumed-role/ops/session",
+            }}
+        });
+        assert!(auth.check(&request(Some(signed))).is_ok());
+        assert_eq!(
+            iam_caller(&request(Some(
+                serde_json::json!({"authorizer": {"iam": {"userArn": "nobody"}}})
+            ))),
+            None
+        );
+    }
+}
