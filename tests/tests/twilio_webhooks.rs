@@ -255,3 +255,73 @@ async fn a_webhook_signed_any_other_way_is_refused_and_nothing_is_stored() {
         "nothing stored"
     );
 }
+
+/// Rotation: the deployer puts a new Auth Token in the secret; the first
+/// webhook Twilio signs with it fails against the cached token, the function
+/// re-reads the secret (under its own role) and accepts it. A forged
+/// signature still gets 403, and a flood of them re-reads the secret at most
+/// once per interval.
+#[tokio::test]
+async fn a_rotated_auth_token_takes_effect_on_the_first_webhook_it_signs() {
+    let h = Harness::new("twilio-rotate").await;
+    h.seed_step("tw-r1", "+12125550621", "tw-r1-step", noon())
+        .await;
+    h.seed_step("tw-r2", "+12125550622", "tw-r2-step", noon())
+        .await;
+    let rotating = optline_inbound::rotation::Rotating::new(inbound_from_secret(&h).await);
+    let secrets = h.clients_as("InboundFunction").secrets;
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let reload = || {
+        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut base = (*h.config).clone();
+        base.twilio = None;
+        optline_aws::apply_twilio_secret(
+            &secrets,
+            &h.resources.twilio_secret,
+            Some("AC00000000000000000000000000000000".to_owned()),
+            base,
+        )
+    };
+    let url = format!("{PUBLIC_BASE_URL}/twilio/inbound");
+
+    // The token rotates in Secrets Manager (as the deployer would).
+    let rotated = "rotated-twilio-auth-token";
+    h.secrets
+        .put_secret_value()
+        .secret_id(&h.resources.twilio_secret)
+        .secret_string(serde_json::json!({"auth_token": rotated, "webhook_keys": {}}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let params = twilio_params("SM0000000000000000000000000rot01", "+12125550621", "STOP");
+    let signed = twilio_sign(rotated, &url, &refs(&params));
+    let response = rotating
+        .handle(form(&params, &signed, None), noon(), reload)
+        .await;
+    assert_eq!(response.status(), 200, "{}", body_text(&response));
+    assert!(revoked(&h, "+12125550621").await);
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The new token is now the cached one: no re-read for the next webhook.
+    let params = twilio_params("SM0000000000000000000000000rot02", "+12125550622", "STOP");
+    let signed = twilio_sign(rotated, &url, &refs(&params));
+    let response = rotating
+        .handle(form(&params, &signed, None), noon(), reload)
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Forged webhooks: 403, one re-read per interval, nothing stored.
+    let params = twilio_params("SM0000000000000000000000000rot03", "+12125550699", "STOP");
+    let forged = twilio_sign("not-the-token", &url, &refs(&params));
+    for second in 0..5 {
+        let at = noon() + chrono::Duration::seconds(60 + second);
+        let response = rotating
+            .handle(form(&params, &forged, None), at, reload)
+            .await;
+        assert_eq!(response.status(), 403);
+    }
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(!revoked(&h, "+12125550699").await);
+}

@@ -17,6 +17,7 @@
 //! A bad or missing signature gets 403 and nothing is stored. A storage
 //! failure gets 503, and Twilio retries: nothing was written.
 
+pub mod rotation;
 pub mod two_way;
 
 pub use two_way::{handle_two_way, handle_two_way_sns, handle_two_way_sqs, parse_two_way};

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 use optline_config::{AwsClients, Config};
-use optline_inbound::{handle, Deps};
+use optline_inbound::rotation::Rotating;
+use optline_inbound::Deps;
+use optline_ports::PortError;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,9 +21,15 @@ async fn main() -> Result<(), Error> {
         config: Arc::new(config),
         sender: None,
     };
-    let deps = &deps;
+    // A rotated Twilio secret takes effect on the first webhook it signs.
+    let rotating = &Rotating::new(deps);
+    let secrets = &clients.secrets;
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(request, deps, chrono::Utc::now()).await)
+        let reload = || async move {
+            let config = Config::from_env().map_err(|e| PortError::Invalid(e.to_string()))?;
+            optline_aws::with_twilio_secret(secrets, config).await
+        };
+        Ok::<_, Error>(rotating.handle(request, chrono::Utc::now(), reload).await)
     }))
     .await
 }
