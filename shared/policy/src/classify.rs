@@ -303,10 +303,69 @@ pub fn classify(body: &str, ctx: &ReplyContext) -> Classification {
     }
     // Opt-out wins: look again with look-alike letters and spaced letters
     // folded, and for near-misses of a keyword written alone.
+    let near_miss = found.intent == Intent::Other;
+    if !may_fold(t) {
+        // Plain lower-case words with nothing to fold, join or squeeze (most
+        // replies): only a near-miss of a keyword is left to look for.
+        return near_miss
+            .then(|| near_keyword(t))
+            .flatten()
+            .map_or_else(|| found.into_classification(t), near_classification);
+    }
     let cased = normalize_with(body, false);
     let cased_tokens = Tokens::of(&cased);
-    folded_opt_out(cased_tokens.as_slice(), found.intent == Intent::Other)
+    folded_opt_out(cased_tokens.as_slice(), near_miss)
         .unwrap_or_else(|| found.into_classification(t))
+}
+
+/// Whether the second reading could find anything the first did not: a
+/// character outside ASCII letters (a look-alike, a digit in a word), a run
+/// of single letters, a letter held down, or two short words that may be one
+/// split keyword. Cheap, so that most replies skip the folding.
+fn may_fold(t: &[Token<'_>]) -> bool {
+    let short = |w: &str| w.len() <= 3;
+    t.iter().enumerate().any(|(i, token)| {
+        let w = token.text;
+        let next = t.get(i + 1).map_or("", |n| n.text);
+        !w.bytes().all(|b| b.is_ascii_lowercase() || b == b'\'')
+            || (w.len() == 1 && next.len() == 1)
+            || w.as_bytes()
+                .windows(3)
+                .any(|r| r[0] == r[1] && r[1] == r[2])
+            || (short(w) && short(next) && !next.is_empty() && splits_a_keyword(w, next))
+    })
+}
+
+/// Whether two words are the two halves of an ASCII opt-out keyword
+/// ("st" "op"), without allocating.
+fn splits_a_keyword(first: &str, second: &str) -> bool {
+    /// ASCII opt-out keywords of two to six letters, by length.
+    static SHORT: LazyLock<[Vec<&'static str>; 7]> = LazyLock::new(|| {
+        let mut by_len: [Vec<&'static str>; 7] = Default::default();
+        for k in KEYWORDS.iter().filter(|k| k.intent == Intent::OptOut) {
+            if k.word.bytes().all(|b| b.is_ascii_lowercase()) {
+                if let Some(slot) = by_len.get_mut(k.word.len()) {
+                    slot.push(k.word);
+                }
+            }
+        }
+        by_len
+    });
+    SHORT.get(first.len() + second.len()).is_some_and(|words| {
+        words
+            .iter()
+            .any(|w| w.starts_with(first) && w.ends_with(second))
+    })
+}
+
+/// The answer for a near-miss of keyword `k`.
+fn near_classification(k: &'static Keyword) -> Classification {
+    Classification {
+        intent: Intent::OptOut,
+        tier: Tier::Doubtful,
+        rule: "freetext.doubtful.near_keyword".to_owned(),
+        matched: Some(k.word.to_owned()),
+    }
 }
 
 /// A phone's reaction to an earlier text ("Liked “Your appointment…”",
@@ -418,12 +477,7 @@ fn folded_opt_out(t: &[Token<'_>], near_miss: bool) -> Option<Classification> {
         }
     }
     if near_miss {
-        return near_keyword(f).map(|k| Classification {
-            intent: Intent::OptOut,
-            tier: Tier::Doubtful,
-            rule: "freetext.doubtful.near_keyword".to_owned(),
-            matched: Some(k.word.to_owned()),
-        });
+        return near_keyword(f).map(near_classification);
     }
     None
 }
@@ -613,12 +667,37 @@ fn joined(t: &[Token<'_>], i: usize) -> bool {
 // ---------------------------------------------------------------------------
 // Word tables
 
+/// FNV-1a: the keyword maps are looked up several times per word of every
+/// reply, with short keys, where SipHash's setup costs more than the hash.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The keywords by their first word, each with its length in words,
 /// longest first.
-type ByFirstWord = HashMap<&'static str, Vec<(&'static Keyword, usize)>>;
+type ByFirstWord = FnvMap<&'static str, Vec<(&'static Keyword, usize)>>;
 
 static BY_FIRST_WORD: LazyLock<ByFirstWord> = LazyLock::new(|| {
-    let mut map: ByFirstWord = HashMap::new();
+    let mut map: ByFirstWord = FnvMap::default();
     for k in KEYWORDS {
         let mut words = k.word.split(' ');
         let first = words.next().unwrap_or_default();
@@ -632,8 +711,8 @@ static BY_FIRST_WORD: LazyLock<ByFirstWord> = LazyLock::new(|| {
 
 /// Opt-out keywords by their confusable fold (see [`fold_char`]), with and
 /// without the spaces of a multi-word keyword.
-static FOLDED: LazyLock<HashMap<String, &'static Keyword>> = LazyLock::new(|| {
-    let mut map = HashMap::new();
+static FOLDED: LazyLock<FnvMap<String, &'static Keyword>> = LazyLock::new(|| {
+    let mut map = FnvMap::default();
     for k in KEYWORDS.iter().filter(|k| k.intent == Intent::OptOut) {
         let upper = k.word.to_uppercase();
         for form in [k.word, upper.as_str()] {
@@ -1674,10 +1753,14 @@ fn keyword_intent(t: &[Token<'_>], intent: Intent, opted_out: bool) -> Option<Fo
             continue;
         }
         let word = text(t, i);
-        match KEYWORDS
-            .iter()
-            .find(|k| k.unspaced && want(k) && word.contains(k.word))
-        {
+        let unspaced = if word.is_ascii() {
+            None
+        } else {
+            KEYWORDS
+                .iter()
+                .find(|k| k.unspaced && want(k) && word.contains(k.word))
+        };
+        match unspaced {
             // A keyword inside a word written without spaces ("请帮助").
             Some(k) => {
                 first.get_or_insert((k.rule, i, i + 1));
