@@ -331,7 +331,7 @@ fn may_fold(t: &[Token<'_>]) -> bool {
             || (w.len() == 1 && next.len() == 1)
             || w.as_bytes()
                 .windows(3)
-                .any(|r| r[0] == r[1] && r[1] == r[2])
+                .any(|r| matches!(r, [a, b, c] if a == b && b == c))
             || (short(w) && short(next) && !next.is_empty() && splits_a_keyword(w, next))
     })
 }
