@@ -116,6 +116,9 @@ pub struct StackResources {
     /// Twilio's credentials' secret.
     #[serde(rename = "TWILIO_SECRET_ARN")]
     pub twilio_secret: String,
+    /// The EHR sources' secret.
+    #[serde(rename = "EHR_SOURCES_SECRET_ARN")]
+    pub ehr_sources_secret: String,
     /// The KMS key that signs anchors and proof bundles.
     #[serde(rename = "AUDIT_SIGNING_KEY_ID")]
     pub signing_key: String,
@@ -1044,8 +1047,20 @@ pub fn api_request_as(
 /// A request signed as the test EHR source signs it (HMAC-SHA256 over
 /// `"<timestamp>.<body>"`), at `timestamp` (unix seconds).
 pub fn signed_ehr_request(path: &str, content_type: &str, body: &str, timestamp: i64) -> Request {
+    signed_ehr_request_as(EHR_SOURCE, EHR_SECRET, path, content_type, body, timestamp)
+}
+
+/// [`signed_ehr_request`] from another source, with its secret.
+pub fn signed_ehr_request_as(
+    source: &str,
+    secret: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    timestamp: i64,
+) -> Request {
     let signature = hex::encode(optline_ehr_events::verify::signature(
-        EHR_SECRET,
+        secret,
         timestamp,
         body.as_bytes(),
     ));
@@ -1053,7 +1068,7 @@ pub fn signed_ehr_request(path: &str, content_type: &str, body: &str, timestamp:
         .method("POST")
         .uri(path)
         .header("content-type", content_type)
-        .header("x-optline-source", EHR_SOURCE)
+        .header("x-optline-source", source)
         .header("x-optline-timestamp", timestamp.to_string())
         .header("x-optline-signature", format!("v1={signature}"))
         .body(Body::from(body.to_owned()))

@@ -907,3 +907,80 @@ async fn out_of_bounds_ehr_input_is_refused_with_a_reason_and_writes_nothing() {
 
     assert_eq!(h.table_items().await.len(), before, "nothing was written");
 }
+
+/// A source added (or a secret rotated) in Secrets Manager works on its
+/// first request: the refusal makes ehr-events re-read the sources, under
+/// its own role, and handle the request again. A forged source is still
+/// refused, and forged requests re-read at most once per interval.
+#[tokio::test]
+async fn a_source_added_to_the_secret_works_on_its_first_request() {
+    let h = Harness::new("ehr-rotate").await;
+    contact(&h).await;
+    let deps = optline_api::reload::Reloadable::new(h.ehr_events());
+    let secrets = h.clients_as("EhrEventsFunction").secrets;
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let reload = || async {
+        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let json = optline_aws::read_secret_string(
+            &secrets,
+            &h.resources.ehr_sources_secret,
+            "the EHR sources secret",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        optline_ehr_events::verify::EhrSources::parse(&json)
+    };
+
+    // The deployer names a new source in the secret.
+    let secret = "rotated-ehr-hmac-secret";
+    h.secrets
+        .put_secret_value()
+        .secret_id(&h.resources.ehr_sources_secret)
+        .secret_string(json!({"epic-new": {"hmac_sha256_secret": secret}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let signed = |source: &str, key: &str, body: &str| {
+        optline_tests::signed_ehr_request_as(
+            source,
+            key,
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            body,
+            now().timestamp(),
+        )
+    };
+    let body = appointment(
+        "rot-1",
+        "booked",
+        "2026-12-10T10:00:00-05:00",
+        "2026-11-30T12:00:00Z",
+    );
+    let response = optline_ehr_events::handle_reloading(
+        &deps,
+        signed("epic-new", secret, &body),
+        now(),
+        reload,
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        body_json(&response)
+    );
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Forged: 401, at most one re-read per interval.
+    for second in 0..4 {
+        let response = optline_ehr_events::handle_reloading(
+            &deps,
+            signed("epic-new", "not-the-secret", &body),
+            now() + Duration::seconds(60 + second),
+            reload,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

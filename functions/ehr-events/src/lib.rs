@@ -63,6 +63,47 @@ impl Deps {
     }
 }
 
+/// [`handle`] with sources that rotate: a request refused for its source
+/// (401) makes the function read the sources again with `reload` (at most
+/// every [`optline_api::reload::RELOAD_AT_MOST_EVERY`]) and, when they
+/// changed, handle the same request once more. A new or rotated source then
+/// works on its first request, without a cold start.
+pub async fn handle_reloading<F, Fut>(
+    deps: &optline_api::reload::Reloadable<Deps>,
+    request: Request,
+    now: DateTime<Utc>,
+    reload: F,
+) -> Response<Body>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<verify::EhrSources, String>>,
+{
+    let rebuild = |current: std::sync::Arc<Deps>| async move {
+        match reload().await {
+            Ok(sources) if sources != current.sources => {
+                tracing::info!("ehr sources changed: re-read after a refused request");
+                Some(Deps {
+                    sources,
+                    ..(*current).clone()
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read the ehr sources after a refused request");
+                None
+            }
+        }
+    };
+    deps.handle(
+        request,
+        now,
+        StatusCode::UNAUTHORIZED,
+        |request, deps: std::sync::Arc<Deps>| async move { handle(request, &deps, now).await },
+        rebuild,
+    )
+    .await
+}
+
 /// Routes one request.
 pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
     let body = match body_bytes(&request) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
 use optline_config::{AwsClients, Config};
-use optline_ehr_events::{handle, Deps};
+use optline_ehr_events::{handle_reloading, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,9 +31,18 @@ async fn main() -> Result<(), Error> {
         )?),
         config: Arc::new(config),
     };
-    let deps = &deps;
+    // A new or rotated source works on its first request.
+    let deps = &optline_api::reload::Reloadable::new(deps);
+    let secrets = &clients.secrets;
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handle(request, deps, chrono::Utc::now()).await)
+        let reload = || async move {
+            match optline_aws::ehr_sources_json(secrets).await {
+                Ok(Some(json)) => optline_ehr_events::verify::EhrSources::parse(&json),
+                Ok(None) => Err("no EHR sources secret configured".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Ok::<_, Error>(handle_reloading(deps, request, chrono::Utc::now(), reload).await)
     }))
     .await
 }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// How one source proves itself.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum SourceAuth {
     /// A signature over timestamp and body.
@@ -47,7 +47,7 @@ fn default_window() -> i64 {
 }
 
 /// The configured sources.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EhrSources(BTreeMap<String, SourceAuth>);
 
 impl EhrSources {

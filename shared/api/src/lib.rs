@@ -3,6 +3,8 @@
 //! The few things every HTTP function does the same way: check the caller,
 //! answer in JSON, and turn a port error into a status without leaking data.
 
+pub mod reload;
+
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 use optline_ports::PortError;
