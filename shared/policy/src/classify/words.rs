@@ -1,0 +1,208 @@
+//! Word lists the readings share: politeness and filler, words about the
+//! messages themselves, contact verbs, negations, and preambles that only
+//! ask for a keyword.
+
+/// Politeness and filler around a keyword that do not change its meaning.
+pub(super) fn is_filler(w: &str) -> bool {
+    matches!(
+        w,
+        "please"
+            | "pls"
+            | "plz"
+            | "plse"
+            | "pleaseee"
+            | "thanks"
+            | "thank"
+            | "thankyou"
+            | "thx"
+            | "tx"
+            | "ty"
+            | "tks"
+            | "you"
+            | "u"
+            | "now"
+            | "me"
+            | "us"
+            | "asap"
+            | "immediately"
+            | "already"
+            | "ok"
+            | "okay"
+            | "k"
+            | "again"
+            | "right"
+            | "just"
+            | "all"
+            | "this"
+            | "the"
+            | "these"
+            | "them"
+            | "those"
+            | "from"
+            | "my"
+            | "your"
+            | "number"
+            | "list"
+            | "kindly"
+            | "can"
+            | "could"
+            | "will"
+            | "would"
+            | "sir"
+            | "maam"
+            | "ma'am"
+            | "hi"
+            | "hello"
+            | "hey"
+            | "help"
+            | "forever"
+            | "permanently"
+            | "once"
+            | "por"
+            | "favor"
+            | "gracias"
+            | "ahora"
+            | "ya"
+            | "todo"
+            | "todos"
+            // Please and thanks in the keyword languages.
+            | "merci"
+            | "svp"
+            | "stp"
+            | "bitte"
+            | "danke"
+            | "favore"
+            | "grazie"
+            | "obrigado"
+            | "obrigada"
+            | "xin"
+            | "cam"
+            | "po"
+            | "salamat"
+            | "пожалуиста"
+            | "спасибо"
+            | "tanpri"
+            | "mesi"
+            | "فضلك"
+            | "شكرا"
+            | "tout"
+            | "alle"
+            | "tutto"
+            | "tudo"
+            | "все"
+    )
+}
+
+/// Words about the messages themselves ("stop *texting* me").
+pub(super) fn is_texting_word(w: &str) -> bool {
+    matches!(
+        w,
+        "text"
+            | "texts"
+            | "texting"
+            | "txt"
+            | "txts"
+            | "txting"
+            | "message"
+            | "messages"
+            | "messaging"
+            | "msg"
+            | "msgs"
+            | "sms"
+            | "reminder"
+            | "reminders"
+            | "reminding"
+            | "notification"
+            | "notifications"
+            | "alert"
+            | "alerts"
+            | "contacting"
+            | "calling"
+            | "sending"
+            | "send"
+            | "spam"
+            | "subscription"
+            | "subscriptions"
+            | "mensaje"
+            | "mensajes"
+            | "texto"
+            | "textos"
+            | "bothering"
+            | "harassing"
+            | "spamming"
+            | "pestering"
+            | "bugging"
+            | "nachrichten"
+            | "messaggi"
+            | "mensagens"
+    )
+}
+
+/// Verbs that, negated, ask not to be contacted ("don't *text* me").
+pub(super) fn is_contact_verb(w: &str) -> bool {
+    matches!(
+        w,
+        "text"
+            | "txt"
+            | "message"
+            | "msg"
+            | "sms"
+            | "contact"
+            | "send"
+            | "call"
+            | "email"
+            | "bother"
+            | "reach"
+            | "texting"
+            | "messaging"
+            | "contacting"
+    )
+}
+
+/// Negations that cancel a following keyword ("don't stop").
+pub(super) fn is_negator(w: &str) -> bool {
+    w.ends_with("n't")
+        || matches!(
+            w,
+            "dont"
+                | "not"
+                | "never"
+                | "cannot"
+                | "cant"
+                | "wont"
+                | "didnt"
+                | "doesnt"
+                | "shouldnt"
+                | "wouldnt"
+                | "isnt"
+                | "arent"
+        )
+}
+
+/// Words that, before a keyword, only ask for it.
+pub(super) fn is_preamble(w: &str) -> bool {
+    matches!(
+        w,
+        "i" | "i'd"
+            | "id"
+            | "i'm"
+            | "im"
+            | "i've"
+            | "ive"
+            | "am"
+            | "want"
+            | "wanna"
+            | "would"
+            | "like"
+            | "wish"
+            | "need"
+            | "to"
+            | "asked"
+            | "told"
+            | "said"
+            | "have"
+            | "trying"
+            | "going"
+            | "do"
+    )
+}
