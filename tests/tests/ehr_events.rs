@@ -842,40 +842,29 @@ async fn out_of_bounds_ehr_input_is_refused_with_a_reason_and_writes_nothing() {
         None,
         Some("Patient/pat-ehr-1"),
     );
-    resource["meta"] = json!({"versionId": "-1"});
-    let response = optline_ehr_events::handle(
-        signed_ehr_request(
-            "/ehr/fhir/Appointment",
-            "application/fhir+json",
-            &resource.to_string(),
-            now().timestamp(),
-        ),
-        &h.ehr_events(),
-        now(),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(body_json(&response)["error"]
-        .as_str()
-        .unwrap()
-        .contains("versionId"));
-    resource["meta"] = json!({"lastUpdated": "yesterday"});
-    let response = optline_ehr_events::handle(
-        signed_ehr_request(
-            "/ehr/fhir/Appointment",
-            "application/fhir+json",
-            &resource.to_string(),
-            now().timestamp(),
-        ),
-        &h.ehr_events(),
-        now(),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(body_json(&response)["error"]
-        .as_str()
-        .unwrap()
-        .contains("lastUpdated"));
+    for (meta, field) in [
+        (json!({"versionId": "-1"}), "versionId"),
+        (json!({"lastUpdated": "yesterday"}), "lastUpdated"),
+    ] {
+        resource["meta"] = meta;
+        let response = optline_ehr_events::handle(
+            signed_ehr_request(
+                "/ehr/fhir/Appointment",
+                "application/fhir+json",
+                &resource.to_string(),
+                now().timestamp(),
+            ),
+            &h.ehr_events(),
+            now(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let answer = body_json(&response);
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
 
     // HL7: a garbage or missing MSH-7, and a message of 300 segments.
     for sent in ["NOT-A-DATE", "20261399120000", ""] {
