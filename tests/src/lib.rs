@@ -279,6 +279,7 @@ pub fn test_program() -> ProgramConfig {
         reminder_lead_hours: 72,
         follow_up_lead_hours: 24,
         audience: optline_policy::audience::AudienceRules::default(),
+        time_zone: None,
     }
 }
 

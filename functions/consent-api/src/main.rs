@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_consent_api::{handle, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         auth: ApiAuth::from_env(config.api_token.as_deref()),

@@ -5,14 +5,18 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::{ProgramSenders, SqsDeadLetters};
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_dispatch::{handle_batch, Delivery, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let clients = AwsClients::load().await;
-    let config = optline_aws::with_twilio_secret(&clients.secrets, Config::from_env()?).await?;
+    let config = optline_aws::with_twilio_secret(
+        &clients.secrets,
+        optline_aws::load_config(&clients).await?,
+    )
+    .await?;
     let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
     let deps = Deps {
         dead_letters: std::env::var("DLQ_URL")

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_ehr_events::{handle_reloading, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         auth: ApiAuth::from_env(config.api_token.as_deref()),
@@ -33,10 +33,10 @@ async fn main() -> Result<(), Error> {
     };
     // A new or rotated source works on its first request.
     let deps = &optline_api::reload::Reloadable::new(deps);
-    let secrets = &clients.secrets;
+    let clients = &clients;
     lambda_http::run(service_fn(move |request: Request| async move {
         let reload = || async move {
-            match optline_aws::ehr_sources_json(secrets).await {
+            match optline_aws::ehr_sources_json(&clients.secrets).await {
                 Ok(Some(json)) => optline_ehr_events::verify::EhrSources::parse(&json),
                 Ok(None) => Err("no EHR sources secret configured".to_owned()),
                 Err(e) => Err(e.to_string()),

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::SnsOptOutList;
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_reconcile::{reconcile, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         carrier: Arc::new(SnsOptOutList::new(clients.sns.clone())),

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::SqsStepQueue;
-use optline_config::{AwsClients, Config, ConfigError};
+use optline_config::{AwsClients, ConfigError};
 use optline_sweep::{handle, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let queue_url = config
         .queue_url
         .clone()

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_library::Reviewers;
 use optline_policy::template::review::ReviewPolicy;
 use optline_templates::{handle, Deps, Identity};
@@ -16,8 +16,8 @@ use optline_templates::{handle, Deps, Identity};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let reviewers = match std::env::var("TEMPLATE_REVIEWERS") {
         Ok(json) if !json.trim().is_empty() => Reviewers::parse(&json)?,
         _ => Reviewers::default(),

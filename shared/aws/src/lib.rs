@@ -8,6 +8,7 @@
 mod audit;
 mod dynamo;
 mod events;
+mod programs;
 mod queue;
 mod secrets;
 mod senders;
@@ -20,6 +21,7 @@ pub use dynamo::{
     due_shard, DynamoStore, DUE_SHARDS, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
 };
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
+pub use programs::{put_programs, read_programs, with_stored_programs, StoredPrograms};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use secrets::{apply_twilio_secret, ehr_sources_json, read_secret_string, with_twilio_secret};
 pub use senders::ProgramSenders;
@@ -38,4 +40,20 @@ pub async fn table_store(
             .with_retention(config.retention_days)?
             .with_audit_key(audit_key_from_env(&clients.secrets).await?),
     )
+}
+
+/// A function's configuration at cold start: the environment, then the
+/// programs document in the table when a deployer has put one
+/// ([`with_stored_programs`]).
+///
+/// # Errors
+///
+/// When a variable is missing or invalid, the table cannot be read, or the
+/// stored programs fail their checks.
+pub async fn load_config(
+    clients: &optline_config::AwsClients,
+) -> Result<optline_config::Config, optline_ports::PortError> {
+    let config = optline_config::Config::from_env()
+        .map_err(|e| optline_ports::PortError::Invalid(e.to_string()))?;
+    with_stored_programs(&clients.dynamodb, config).await
 }

@@ -14,12 +14,21 @@ use optline_policy::audience::AudienceRules;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod programs;
+pub use programs::{
+    parse_programs, validate_programs, ProgramsError, MAX_PROGRAMS, MAX_PROGRAMS_DOCUMENT,
+};
+
 /// Configuration errors. Messages name the variable, never its value.
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// A required variable is not set.
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    /// The programs (from `PROGRAMS_JSON`, the single-program variables or
+    /// the table's programs document) do not pass [`validate_programs`].
+    #[error(transparent)]
+    Programs(#[from] ProgramsError),
     /// A variable is set to something unusable.
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid {
@@ -41,8 +50,11 @@ pub enum SenderKind {
     Twilio,
 }
 
-/// A program (brand): what the texts say about who sends them.
+/// A program (brand): what the texts say about who sends them, how fast
+/// and when. Deployers write these as JSON (`docs/programs.md`); unknown
+/// fields are refused and [`validate_programs`] checks the values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProgramConfig {
     /// Program id used in consent and templates.
     pub id: String,
@@ -83,6 +95,12 @@ pub struct ProgramConfig {
     /// band's grace, applied by the sweep before a step is queued.
     #[serde(default)]
     pub audience: AudienceRules,
+    /// The facility's IANA time zone (`America/Chicago`): HL7 times without
+    /// an offset are the sending facility's local times and are read in it,
+    /// and appointment times are shown in it when the contact has no zone
+    /// of their own. Quiet hours never use it: they follow the recipient.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 fn default_reminder_lead_hours() -> u32 {
@@ -244,8 +262,10 @@ impl Config {
     /// Reads the configuration from the environment.
     ///
     /// - `TABLE_NAME` (required), `QUEUE_URL`
-    /// - `PROGRAMS_JSON`: a JSON array of [`ProgramConfig`]; without it, one
-    ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`,
+    /// - `PROGRAMS_JSON`: a JSON array of [`ProgramConfig`] (local runs; a
+    ///   deployment keeps its programs in the table, read by
+    ///   `optline_aws::with_stored_programs`); without it, one
+    ///   program from `PROGRAM_ID`, `PROGRAM_NAME`, `PROGRAM_SUPPORT`, `PROGRAM_TIME_ZONE`,
     ///   `SENDER` (`sns`|`twilio`), `SENDER_MESSAGES_PER_SECOND`, `REMINDER_LEAD_HOURS`,
     ///   `FOLLOW_UP_LEAD_HOURS`, `SNS_ORIGINATION_NUMBER`,
     ///   `TWILIO_MESSAGING_SERVICE_SID`, `TWILIO_FROM`, and its audience from
@@ -259,10 +279,7 @@ impl Config {
     /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
     pub fn from_env() -> Result<Self, ConfigError> {
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
-            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
-                name: "PROGRAMS_JSON",
-                reason: e.to_string(),
-            })?,
+            Some(json) => parse_programs(&json)?,
             None => {
                 let sender = match var("SENDER").as_deref() {
                     None | Some("sns") => SenderKind::Sns,
@@ -285,6 +302,7 @@ impl Config {
                     messaging_service_sid: var("TWILIO_MESSAGING_SERVICE_SID"),
                     from_number: var("TWILIO_FROM"),
                     audience: audience_from_env()?,
+                    time_zone: var("PROGRAM_TIME_ZONE"),
                     reminder_lead_hours: hours(
                         "REMINDER_LEAD_HOURS",
                         default_reminder_lead_hours(),
@@ -308,6 +326,7 @@ impl Config {
                 }]
             }
         };
+        validate_programs(&programs)?;
         let default_program =
             programs
                 .first()
@@ -351,6 +370,21 @@ impl Config {
                 })?),
             },
         })
+    }
+
+    /// The same configuration running `programs` (already validated, e.g.
+    /// by [`parse_programs`]) instead; the first is the default.
+    ///
+    /// # Errors
+    ///
+    /// When `programs` do not pass [`validate_programs`].
+    pub fn with_programs(mut self, programs: Vec<ProgramConfig>) -> Result<Self, ConfigError> {
+        validate_programs(&programs)?;
+        if let Some(first) = programs.first() {
+            self.default_program = first.id.clone();
+        }
+        self.programs = programs.into_iter().map(|p| (p.id.clone(), p)).collect();
+        Ok(self)
     }
 
     /// A program by id, or the default program.

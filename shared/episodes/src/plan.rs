@@ -346,13 +346,19 @@ async fn book(
     now: DateTime<Utc>,
 ) -> Result<Decision, EpisodeError> {
     let contact = known_contact(episodes, &event.patient).await?;
+    let facility = program_zone(episodes, &contact.program);
     let start = match start {
         Start::At(at) => *at,
         Start::Hl7(raw) => {
-            let zone = contact
-                .time_zone
-                .as_deref()
-                .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+            // HL7 v2: a time without an offset is the sending facility's
+            // local time; the contact's own zone only when the program
+            // states none.
+            let zone = facility.or_else(|| {
+                contact
+                    .time_zone
+                    .as_deref()
+                    .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+            });
             hl7::parse_dtm(raw, zone).map_err(|e| EpisodeError::Invalid(e.0))?
         }
     };
@@ -362,7 +368,7 @@ async fn book(
             "the appointment has already started".to_owned(),
         ));
     }
-    let (date, time) = display_time(&contact, start);
+    let (date, time) = display_time(&contact, facility, start);
     let (reminder_lead, follow_up_lead) = cadence(episodes, &contact.program);
     let planned = Planned {
         step_id: reminder.clone(),
@@ -580,11 +586,27 @@ fn tombstone(id: &StepId, contact: &ContactId, version: Option<&str>, now: DateT
 
 /// The appointment's date and time as the patient will read them: in their
 /// zone, else at the source's offset.
-fn display_time(contact: &Contact, start: DateTime<FixedOffset>) -> (String, String) {
+/// The program's facility zone, when it states one.
+fn program_zone(episodes: Episodes<'_>, program: &str) -> Option<chrono_tz::Tz> {
+    episodes
+        .config
+        .program(Some(program))
+        .and_then(|p| p.time_zone.as_deref())
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+}
+
+/// The appointment's date and time as the patient reads them: in their own
+/// zone, else the facility's, else at the offset the EHR gave.
+fn display_time(
+    contact: &Contact,
+    facility: Option<chrono_tz::Tz>,
+    start: DateTime<FixedOffset>,
+) -> (String, String) {
     let local = contact
         .time_zone
         .as_deref()
         .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+        .or(facility)
         .map(|tz| start.with_timezone(&tz).fixed_offset())
         .unwrap_or(start);
     (

@@ -14,6 +14,7 @@
 //! optline-ops template seed                 # load the seed template library
 //! optline-ops template list | show ID [V] | create FILE | submit ID V
 //! optline-ops template approve ID V --role compliance | publish ID V | retire ID V --reason ...
+//! optline-ops programs show | check FILE | put FILE [--expect-version N]
 //! ```
 
 #![allow(
@@ -21,6 +22,7 @@
     reason = "a command-line tool writes its answers to stdout"
 )]
 
+mod programs;
 mod template;
 
 use clap::{Parser, Subcommand};
@@ -91,6 +93,9 @@ enum Command {
     /// The template library: seed, list, show, create, review, diff, preview.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// The programs document: show, check, put (`docs/programs.md`).
+    #[command(subcommand)]
+    Programs(programs::ProgramsCommand),
 }
 
 fn env(name: &'static str) -> Result<String, ConfigError> {
@@ -166,7 +171,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::ProofExport { contact, format } => {
-            let config = optline_config::Config::from_env()?;
+            let config = optline_aws::load_config(&clients).await?;
             let store = optline_aws::table_store(&clients, &config).await?;
             let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
             let anchors = S3Anchors::new(clients.s3.clone(), env("ANCHOR_BUCKET")?);
@@ -214,7 +219,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::SweepDryRun { at, limit } => {
-            let config = optline_config::Config::from_env()?;
+            let config = optline_aws::load_config(&clients).await?;
             let store = std::sync::Arc::new(
                 DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
                     .with_retention(config.retention_days)?,
@@ -242,6 +247,19 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
             let sts = aws_sdk_sts::Client::new(&optline_config::aws_sdk_config().await);
             match template::run(command, &store, &sts).await {
+                Ok(answer) => {
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("{}", serde_json::json!({ "error": e.to_string() }));
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Programs(command) => {
+            let sts = aws_sdk_sts::Client::new(&optline_config::aws_sdk_config().await);
+            match programs::run(command, &clients.dynamodb, &sts).await {
                 Ok(answer) => {
                     println!("{}", serde_json::to_string_pretty(&answer)?);
                     Ok(std::process::ExitCode::SUCCESS)

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use lambda_http::{service_fn, Error, Request};
 use optline_api::ApiAuth;
 use optline_aws::ProgramSenders;
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_dispatch::{dry_run_http, Delivery};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
     let auth = ApiAuth::from_env(config.api_token.as_deref());
     let deps = Delivery {

@@ -7,7 +7,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use optline_aws::ProgramSenders;
-use optline_config::{AwsClients, Config};
+use optline_config::AwsClients;
 use optline_inbound::two_way::{handle_two_way_sns, handle_two_way_sqs, TwoWayError};
 use optline_inbound::Deps;
 
@@ -37,8 +37,8 @@ fn failed(e: &TwoWayError) -> TwoWayFailed {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     optline_config::init_logging();
-    let config = Config::from_env()?;
     let clients = AwsClients::load().await;
+    let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         sender: Some(Arc::new(ProgramSenders::from_config(
