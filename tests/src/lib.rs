@@ -63,9 +63,13 @@ pub const TWILIO_SHARED_KEY: &str = "local-twilio-shared-key-secret";
 /// The public base URL the inbound function believes it is served at.
 pub const PUBLIC_BASE_URL: &str = "https://optline.example.test";
 
-/// The repository root.
+/// The repository root. Read when the test runs (cargo sets
+/// `CARGO_MANIFEST_DIR` for it), not when it was compiled: a build reused
+/// from a clone at another path must not point back there.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    Path::new(&manifest)
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

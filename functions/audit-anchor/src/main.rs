@@ -24,9 +24,9 @@ async fn main() -> Result<(), Error> {
         _ => 2557,
     };
     let deps = Deps {
-        store: DynamoStore::new(clients.dynamodb.clone(), required("TABLE_NAME")?),
-        signer: KmsSigner::new(clients.kms.clone(), required("AUDIT_SIGNING_KEY_ID")?),
-        anchors: S3Anchors::new(clients.s3.clone(), required("ANCHOR_BUCKET")?),
+        store: DynamoStore::new(clients.dynamodb().clone(), required("TABLE_NAME")?),
+        signer: KmsSigner::new(clients.kms().clone(), required("AUDIT_SIGNING_KEY_ID")?),
+        anchors: S3Anchors::new(clients.s3().clone(), required("ANCHOR_BUCKET")?),
         retention: chrono::Duration::days(days),
     };
     let deps = &deps;

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let clients = AwsClients::load().await;
     let config = optline_aws::with_twilio_secret(
-        &clients.secrets,
+        clients.secrets(),
         optline_aws::load_config(&clients).await?,
     )
     .await?;
@@ -22,12 +22,12 @@ async fn main() -> Result<(), Error> {
         dead_letters: std::env::var("DLQ_URL")
             .ok()
             .filter(|u| !u.is_empty())
-            .map(|url| Arc::new(SqsDeadLetters::new(clients.sqs.clone(), url)) as _),
+            .map(|url| Arc::new(SqsDeadLetters::new(clients.sqs().clone(), url)) as _),
         delivery: Delivery {
             store: store.clone(),
             pacer: store,
             warm: Arc::default(),
-            sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+            sender: Arc::new(ProgramSenders::from_config(&config, clients.sns().clone())?),
             lint: Arc::new(optline_library::lint_config(
                 config.template_lint.as_deref(),
             )?),

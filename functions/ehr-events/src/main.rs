@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
         auth: ApiAuth::from_env(config.api_token.as_deref()),
         // The sources' secrets live in Secrets Manager (the environment
         // holds only the secret's ARN); `EHR_SOURCES` is for local runs.
-        sources: match optline_aws::ehr_sources_json(&clients.secrets).await? {
+        sources: match optline_aws::ehr_sources_json(clients.secrets()).await? {
             Some(json) => optline_ehr_events::verify::EhrSources::parse(&json)?,
             None => match std::env::var("EHR_SOURCES") {
                 Ok(json) if !json.trim().is_empty() => {
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
     let clients = &clients;
     lambda_http::run(service_fn(move |request: Request| async move {
         let reload = || async move {
-            match optline_aws::ehr_sources_json(&clients.secrets).await {
+            match optline_aws::ehr_sources_json(clients.secrets()).await {
                 Ok(Some(json)) => optline_ehr_events::verify::EhrSources::parse(&json),
                 Ok(None) => Err("no EHR sources secret configured".to_owned()),
                 Err(e) => Err(e.to_string()),

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     optline_config::init_logging();
     let clients = AwsClients::load().await;
     let config = optline_aws::with_twilio_secret(
-        &clients.secrets,
+        clients.secrets(),
         optline_aws::load_config(&clients).await?,
     )
     .await?;
@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(move |request: Request| async move {
         let reload = || async move {
             let config = optline_aws::load_config(clients).await?;
-            optline_aws::with_twilio_secret(&clients.secrets, config).await
+            optline_aws::with_twilio_secret(clients.secrets(), config).await
         };
         Ok::<_, Error>(rotating.handle(request, chrono::Utc::now(), reload).await)
     }))

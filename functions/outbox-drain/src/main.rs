@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
         .ok()
         .filter(|b| !b.is_empty())
         .ok_or(ConfigError::Missing("OUTCOME_BUS_NAME"))?;
-    let publisher = EventBridgePublisher::new(clients.events.clone(), bus);
+    let publisher = EventBridgePublisher::new(clients.events().clone(), bus);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, std::convert::Infallible>(

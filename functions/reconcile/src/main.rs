@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
-        carrier: Arc::new(SnsOptOutList::new(clients.sns.clone())),
+        carrier: Arc::new(SnsOptOutList::new(clients.sns().clone())),
         programs: config.programs.keys().cloned().collect(),
     };
     let deps = &deps;

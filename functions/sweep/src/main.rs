@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         .ok_or(ConfigError::Missing("QUEUE_URL"))?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
-        queue: Arc::new(SqsStepQueue::new(clients.sqs.clone(), queue_url)),
+        queue: Arc::new(SqsStepQueue::new(clients.sqs().clone(), queue_url)),
         config: Arc::new(config),
     };
     let deps = &deps;

@@ -36,9 +36,9 @@ pub async fn table_store(
     config: &optline_config::Config,
 ) -> Result<DynamoStore, optline_ports::PortError> {
     Ok(
-        DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+        DynamoStore::new(clients.dynamodb().clone(), config.table_name.clone())
             .with_retention(config.retention_days)?
-            .with_audit_key(audit_key_from_env(&clients.secrets).await?),
+            .with_audit_key(audit_key_from_env(clients.secrets()).await?),
     )
 }
 
@@ -55,5 +55,5 @@ pub async fn load_config(
 ) -> Result<optline_config::Config, optline_ports::PortError> {
     let config = optline_config::Config::from_env()
         .map_err(|e| optline_ports::PortError::Invalid(e.to_string()))?;
-    with_stored_programs(&clients.dynamodb, config).await
+    with_stored_programs(clients.dynamodb(), config).await
 }

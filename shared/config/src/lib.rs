@@ -398,17 +398,51 @@ impl Config {
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
-        // A call that hangs must fail well inside the functions' 30-second
-        // limit, so the handler can hand the message back to SQS itself.
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(3))
-                .operation_attempt_timeout(std::time::Duration::from_secs(5))
-                .operation_timeout(std::time::Duration::from_secs(12))
-                .build(),
-        )
+        .timeout_config(call_timeouts())
         .load()
         .await
+}
+
+/// The timeouts of every AWS call: a call that hangs must fail well inside
+/// the functions' 30-second limit, so the handler can hand the message back
+/// to SQS itself.
+fn call_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_timeout(std::time::Duration::from_secs(12))
+        .build()
+}
+
+/// The SDK configuration inside a function, built from what Lambda sets and
+/// nothing else: the region from `AWS_REGION`, credentials from the
+/// execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL` when set (the local emulator).
+/// No profile files, instance metadata, SSO or STS chain is read or linked,
+/// which keeps the bootstrap small and its start fast
+/// (`docs/benchmarks.md`). Command-line tools use [`aws_sdk_config`].
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .map(aws_config::Region::new);
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        )
+        .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+        .http_client(http_client())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .timeout_config(call_timeouts());
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
 }
 
 /// The SDK's HTTP client: hyper on rustls with the ring provider (no aws-lc
@@ -419,44 +453,99 @@ pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// The AWS clients the functions use.
+/// The AWS clients the functions use, each built on first use from one
+/// shared configuration: a function links only the SDKs it calls (each
+/// client's endpoint rules and interceptors add to the bootstrap's size and
+/// start time; `docs/benchmarks.md`).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
-    /// DynamoDB.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// SQS.
-    pub sqs: aws_sdk_sqs::Client,
-    /// SNS.
-    pub sns: aws_sdk_sns::Client,
-    /// EventBridge.
-    pub events: aws_sdk_eventbridge::Client,
-    /// KMS (the audit signing key).
-    pub kms: aws_sdk_kms::Client,
-    /// S3 (the anchors).
-    pub s3: aws_sdk_s3::Client,
-    /// Secrets Manager (the audit key).
-    pub secrets: aws_sdk_secretsmanager::Client,
+    shared: aws_config::SdkConfig,
+    dynamodb: std::sync::OnceLock<aws_sdk_dynamodb::Client>,
+    sqs: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    sns: std::sync::OnceLock<aws_sdk_sns::Client>,
+    events: std::sync::OnceLock<aws_sdk_eventbridge::Client>,
+    kms: std::sync::OnceLock<aws_sdk_kms::Client>,
+    s3: std::sync::OnceLock<aws_sdk_s3::Client>,
+    secrets: std::sync::OnceLock<aws_sdk_secretsmanager::Client>,
 }
 
 impl AwsClients {
-    /// Builds every client from one shared configuration.
+    /// The clients of a function: [`lambda_sdk_config`].
     pub async fn load() -> Self {
-        let shared = aws_sdk_config().await;
+        Self::on(lambda_sdk_config())
+    }
+
+    /// The clients of a command-line tool: the SDK's default chains
+    /// ([`aws_sdk_config`]: profiles, SSO, instance roles).
+    pub async fn load_default_chain() -> Self {
+        Self::on(aws_sdk_config().await)
+    }
+
+    /// Clients on a given SDK configuration.
+    pub fn on(shared: aws_config::SdkConfig) -> Self {
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            sqs: aws_sdk_sqs::Client::new(&shared),
-            sns: aws_sdk_sns::Client::new(&shared),
-            events: aws_sdk_eventbridge::Client::new(&shared),
-            kms: aws_sdk_kms::Client::new(&shared),
-            // Path-style addressing works with every S3 endpoint, the
-            // local emulator's included.
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&shared)
+            shared,
+            dynamodb: std::sync::OnceLock::new(),
+            sqs: std::sync::OnceLock::new(),
+            sns: std::sync::OnceLock::new(),
+            events: std::sync::OnceLock::new(),
+            kms: std::sync::OnceLock::new(),
+            s3: std::sync::OnceLock::new(),
+            secrets: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The shared SDK configuration.
+    pub fn shared(&self) -> &aws_config::SdkConfig {
+        &self.shared
+    }
+
+    /// DynamoDB.
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        self.dynamodb
+            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.shared))
+    }
+
+    /// SQS.
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| aws_sdk_sqs::Client::new(&self.shared))
+    }
+
+    /// SNS.
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns
+            .get_or_init(|| aws_sdk_sns::Client::new(&self.shared))
+    }
+
+    /// EventBridge.
+    pub fn events(&self) -> &aws_sdk_eventbridge::Client {
+        self.events
+            .get_or_init(|| aws_sdk_eventbridge::Client::new(&self.shared))
+    }
+
+    /// KMS (the audit signing key).
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        self.kms
+            .get_or_init(|| aws_sdk_kms::Client::new(&self.shared))
+    }
+
+    /// S3 (the anchors), path-style: it works with every S3 endpoint, the
+    /// local emulator's included.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| {
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&self.shared)
                     .force_path_style(true)
                     .build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::new(&shared),
-        }
+            )
+        })
+    }
+
+    /// Secrets Manager (the audit key, the Twilio and EHR secrets).
+    pub fn secrets(&self) -> &aws_sdk_secretsmanager::Client {
+        self.secrets
+            .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.shared))
     }
 }
 

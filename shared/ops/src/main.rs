@@ -108,14 +108,14 @@ fn env(name: &'static str) -> Result<String, ConfigError> {
 #[tokio::main]
 async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    let clients = AwsClients::load().await;
+    let clients = AwsClients::load_default_chain().await;
     match cli.command {
         Command::AuditVerify { contact } => {
-            let store = DynamoStore::new(clients.dynamodb.clone(), env("TABLE_NAME")?)
-                .with_audit_key(audit_key_from_env(&clients.secrets).await?);
+            let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?)
+                .with_audit_key(audit_key_from_env(clients.secrets()).await?);
             let chain = store.audit_chain(&ContactId::subject(&contact)?).await?;
             let anchor = match std::env::var("ANCHOR_BUCKET") {
-                Ok(bucket) if !bucket.is_empty() => S3Anchors::new(clients.s3.clone(), bucket)
+                Ok(bucket) if !bucket.is_empty() => S3Anchors::new(clients.s3().clone(), bucket)
                     .latest_anchor()
                     .await?
                     .map(|bytes| optline_audit::parse_anchor(&bytes))
@@ -124,7 +124,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             };
             let public_key = match (&anchor, std::env::var("AUDIT_SIGNING_KEY_ID")) {
                 (Some(_), Ok(key)) => {
-                    KmsSigner::new(clients.kms.clone(), key)
+                    KmsSigner::new(clients.kms().clone(), key)
                         .public_key()
                         .await?
                 }
@@ -155,9 +155,9 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             })
         }
         Command::AuditAnchor => {
-            let store = DynamoStore::new(clients.dynamodb.clone(), env("TABLE_NAME")?);
-            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
-            let anchors = S3Anchors::new(clients.s3.clone(), env("ANCHOR_BUCKET")?);
+            let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?);
+            let signer = KmsSigner::new(clients.kms().clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            let anchors = S3Anchors::new(clients.s3().clone(), env("ANCHOR_BUCKET")?);
             let now = chrono::Utc::now();
             let report = optline_audit::anchor(
                 &store,
@@ -173,8 +173,8 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         Command::ProofExport { contact, format } => {
             let config = optline_aws::load_config(&clients).await?;
             let store = optline_aws::table_store(&clients, &config).await?;
-            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
-            let anchors = S3Anchors::new(clients.s3.clone(), env("ANCHOR_BUCKET")?);
+            let signer = KmsSigner::new(clients.kms().clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            let anchors = S3Anchors::new(clients.s3().clone(), env("ANCHOR_BUCKET")?);
             let consent = optline_consent::Consent {
                 store: &store,
                 default_program: &config.default_program,
@@ -194,7 +194,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::PublicKey => {
-            let signer = KmsSigner::new(clients.kms.clone(), env("AUDIT_SIGNING_KEY_ID")?);
+            let signer = KmsSigner::new(clients.kms().clone(), env("AUDIT_SIGNING_KEY_ID")?);
             print!(
                 "{}",
                 optline_audit::public_key_pem(&signer.public_key().await?)?
@@ -212,7 +212,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             })
         }
         Command::AuditExport { contact } => {
-            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
+            let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?);
             for record in store.audit_chain(&ContactId::subject(&contact)?).await? {
                 println!("{}", serde_json::to_string(&record)?);
             }
@@ -221,7 +221,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         Command::SweepDryRun { at, limit } => {
             let config = optline_aws::load_config(&clients).await?;
             let store = std::sync::Arc::new(
-                DynamoStore::new(clients.dynamodb.clone(), config.table_name.clone())
+                DynamoStore::new(clients.dynamodb().clone(), config.table_name.clone())
                     .with_retention(config.retention_days)?,
             );
             let deps = optline_delivery::Deps {
@@ -229,7 +229,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
                 pacer: store,
                 sender: std::sync::Arc::new(optline_aws::ProgramSenders::from_config(
                     &config,
-                    clients.sns.clone(),
+                    clients.sns().clone(),
                 )?),
                 lint: std::sync::Arc::new(optline_library::lint_config(
                     config.template_lint.as_deref(),
@@ -244,8 +244,8 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Template(command) => {
-            let store = DynamoStore::new(clients.dynamodb, env("TABLE_NAME")?);
-            let sts = aws_sdk_sts::Client::new(&optline_config::aws_sdk_config().await);
+            let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?);
+            let sts = aws_sdk_sts::Client::new(clients.shared());
             match template::run(command, &store, &sts).await {
                 Ok(answer) => {
                     println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -258,8 +258,8 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             }
         }
         Command::Programs(command) => {
-            let sts = aws_sdk_sts::Client::new(&optline_config::aws_sdk_config().await);
-            match programs::run(command, &clients.dynamodb, &sts).await {
+            let sts = aws_sdk_sts::Client::new(clients.shared());
+            match programs::run(command, clients.dynamodb(), &sts).await {
                 Ok(answer) => {
                     println!("{}", serde_json::to_string_pretty(&answer)?);
                     Ok(std::process::ExitCode::SUCCESS)
@@ -271,7 +271,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             }
         }
         Command::Redrive { max } => {
-            let report = redrive(&clients.sqs, &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;
+            let report = redrive(clients.sqs(), &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -3,9 +3,9 @@
 //! tests (`docs/fuzzing.md`).
 //!
 //! ```sh
-//! cargo run --release -p optline-tests --bin fuzz -- all --minutes 60
-//! cargo run --release -p optline-tests --bin fuzz -- hl7 --iterations 5000000 --seed 7
-//! cargo run --release -p optline-tests --bin fuzz -- hl7 --replay fuzz-crashes/hl7-1a2b3c.bin
+//! cargo run --profile bench -p optline-tests --bin fuzz -- all --minutes 60
+//! cargo run --profile bench -p optline-tests --bin fuzz -- hl7 --iterations 5000000 --seed 7
+//! cargo run --profile bench -p optline-tests --bin fuzz -- hl7 --replay fuzz-crashes/hl7-1a2b3c.bin
 //! ```
 //!
 //! Each iteration takes a seed input (the project's real fixtures), applies

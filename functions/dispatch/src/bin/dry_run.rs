@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
         store: store.clone(),
         pacer: store,
         // Never called: a dry run sends nothing.
-        sender: Arc::new(ProgramSenders::from_config(&config, clients.sns.clone())?),
+        sender: Arc::new(ProgramSenders::from_config(&config, clients.sns().clone())?),
         lint: Arc::new(optline_library::lint_config(
             config.template_lint.as_deref(),
         )?),

@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
         sender: Some(Arc::new(ProgramSenders::from_config(
             &config,
-            clients.sns.clone(),
+            clients.sns().clone(),
         )?)),
         lint: Arc::new(optline_library::lint_config(
             config.template_lint.as_deref(),
