@@ -750,3 +750,149 @@ async fn reconcile_records_the_carriers_opt_out_list_in_the_ledger_once() {
         .unwrap();
     assert!(second.fixed.is_empty(), "drift is fixed once: {second:?}");
 }
+
+/// The one opt-out confirmation goes out within four minutes or not at all:
+/// a retry that comes later sends nothing and records why, on the contact's
+/// chain, and any later retry finds it ended.
+#[tokio::test]
+async fn an_opt_out_confirmation_that_misses_its_deadline_is_skipped_and_recorded() {
+    use optline_ports::{ComplianceLane, LaneStatus};
+    use optline_replies::{AnswerPath, InboundSms, LaneOutcome, ReplyOutcome};
+
+    let h = Harness::new("lane-late").await;
+    contact(&h, "p9", "+14155550199").await;
+    let deps = h.inbound_as("InboundTwoWayFunction");
+    let sms = InboundSms {
+        message_sid: "d3c4b5a6-0000-4000-8000-0000000000a9".to_owned(),
+        carrier: "aws",
+        from: E164::parse("+14155550199").unwrap(),
+        to: "+15005550006".to_owned(),
+        body: "STOP".to_owned(),
+    };
+    // The opt-out is committed with the confirmation it owes; the
+    // invocation then dies before sending it.
+    let lane = match optline_replies::handle_reply(deps.replies(), &sms, AnswerPath::Lane, t0())
+        .await
+        .unwrap()
+    {
+        ReplyOutcome::Handled { lane, .. } => lane.expect("a confirmation is owed"),
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        contact_standing(&h, "p9", "appointments", t0()).await,
+        ConsentStanding::Revoked { .. }
+    ));
+    // Its retry comes four minutes and a second after the opt-out. (Other
+    // tests share the emulator: count this number's texts only.)
+    let texts_to_p9 = || async {
+        h.sns_sms()
+            .await
+            .into_iter()
+            .filter(|t| t.phone_number == "+14155550199")
+            .count()
+    };
+    let before = texts_to_p9().await;
+    let sender = deps.sender.clone().unwrap();
+    let late = t0() + Duration::minutes(4) + Duration::seconds(1);
+    let outcome = optline_replies::send_owed(
+        deps.store.as_ref(),
+        sender.as_ref(),
+        deps.config.as_ref(),
+        &lane,
+        late,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, LaneOutcome::Skipped);
+    assert_eq!(texts_to_p9().await, before, "nothing was sent");
+    let (_, status) = h.store.lane_text(&lane).await.unwrap().unwrap();
+    assert_eq!(status, LaneStatus::Skipped);
+    let chain = h
+        .store
+        .audit_chain(&ContactId::parse("p9").unwrap())
+        .await
+        .unwrap();
+    let last = &chain.last().unwrap().content;
+    assert_eq!(last.action, "opt_out_confirmation_skipped");
+    assert_eq!(last.reasons, ["lane.deadline"]);
+    // A later retry finds it ended and sends nothing.
+    let again = optline_replies::send_owed(
+        deps.store.as_ref(),
+        sender.as_ref(),
+        deps.config.as_ref(),
+        &lane,
+        late + Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, LaneOutcome::AlreadyEnded(LaneStatus::Skipped));
+    assert_eq!(texts_to_p9().await, before);
+}
+
+/// Carriers meter a number's throughput in message parts: a HELP answer
+/// that takes two parts takes two of the second's slots on the number, and
+/// the compliance lane may take them from the reserve scheduled texts
+/// leave free.
+#[tokio::test]
+async fn a_two_part_help_answer_takes_two_pacing_slots_on_the_number() {
+    let mut h = Harness::new("lane-parts").await;
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        // Four parts a second: three for scheduled texts, one held back.
+        program.messages_per_second = 4;
+        program.name = "Riverside Community Health Ctr".to_owned();
+        program.support_contact = "555-0100, Mon to Fri 8am to 6pm, Sat 9-1".to_owned();
+        program.frequency = "Up to 4 msgs per visit and reminders too".to_owned();
+    }
+    h.config = Arc::new(config);
+    contact(&h, "p10", "+14155550110").await;
+    let deps = h.inbound_as("InboundTwoWayFunction");
+    let payload = json!({
+        "originationNumber": "+14155550110",
+        "destinationNumber": "+15005550006",
+        "messageKeyword": "KEYWORD_123456789012",
+        "messageBody": "HELP",
+        "inboundMessageId": "cae173d2-66b9-564c-8309-21f858e9fb99",
+        "previousPublishedMessageId": "wJalrXUtnFEMI"
+    })
+    .to_string();
+    let mut sns = SnsEvent::default();
+    let mut record = SnsRecord::default();
+    record.sns.message = payload;
+    sns.records = vec![record];
+    optline_inbound::handle_two_way_sns(sns, &deps, t0())
+        .await
+        .unwrap();
+    let sent: Vec<_> = h
+        .sns_sms()
+        .await
+        .into_iter()
+        .filter(|s| s.phone_number == "+14155550110")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        optline_policy::segments::count(&sent[0].message).segments,
+        2,
+        "{}",
+        sent[0].message
+    );
+    // The number's counter for the second it went out: two parts.
+    let pace = h
+        .dynamodb
+        .query()
+        .table_name(&h.resources.table_name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("PACE#+15005550006".to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let used: Vec<u64> = pace
+        .items()
+        .iter()
+        .map(|i| i["used"].as_n().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(used, [2], "parts taken per second");
+}

@@ -92,7 +92,14 @@ pub async fn handle_two_way(
         ReplyOutcome::Handled { lane, .. } | ReplyOutcome::Duplicate { lane } => lane,
     };
     if let (Some(key), Some(sender)) = (lane, &deps.sender) {
-        send_owed(deps.store.as_ref(), sender.as_ref(), &key, now).await?;
+        send_owed(
+            deps.store.as_ref(),
+            sender.as_ref(),
+            deps.config.as_ref(),
+            &key,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -77,8 +77,10 @@ pub struct ProgramConfig {
     /// Twilio `From` number when no Messaging Service is used.
     #[serde(default)]
     pub from_number: Option<String>,
-    /// Most texts per second from this program's sender, across every
-    /// concurrent dispatch invocation. Use the number's carrier throughput:
+    /// Most message parts (segments) per second from this program's sender,
+    /// across every concurrent dispatch invocation; a tenth is held for the
+    /// compliance lane ([`ProgramConfig::lane_reserve`]). Use the number's
+    /// carrier throughput:
     /// a 10DLC campaign's tier (often 1 to 75), a toll-free number's 3, a
     /// short code's 100, or the account's SNS SMS rate.
     #[serde(default = "default_messages_per_second")]
@@ -120,6 +122,36 @@ fn default_frequency() -> String {
 }
 
 impl ProgramConfig {
+    /// What the program's send rate belongs to: the Messaging Service or
+    /// number it sends from (programs may share one), else the program.
+    pub fn sender_key(&self) -> &str {
+        self.messaging_service_sid
+            .as_deref()
+            .or(self.from_number.as_deref())
+            .or(self.origination_number.as_deref())
+            .unwrap_or(&self.id)
+    }
+
+    /// Message parts per second held back from scheduled texts for the
+    /// compliance lane (opt-out confirmations, HELP answers): a tenth of
+    /// the rate, at least one when the rate is 2 or more. Scheduled texts
+    /// pace at the rest; the lane may use the whole rate, so a busy number
+    /// always has room for a confirmation.
+    pub fn lane_reserve(&self) -> u32 {
+        if self.messages_per_second >= 2 {
+            (self.messages_per_second / 10).max(1)
+        } else {
+            0
+        }
+    }
+
+    /// The rate scheduled texts pace at: the rate less the lane's reserve.
+    pub fn scheduled_rate(&self) -> u32 {
+        self.messages_per_second
+            .saturating_sub(self.lane_reserve())
+            .max(1)
+    }
+
     /// The CTIA HELP reply: brand, support contact, frequency, rates, STOP.
     pub fn help_text(&self) -> String {
         format!(

@@ -23,7 +23,7 @@ use optline_policy::decision::Decision;
 use optline_policy::template::lint::LintConfig;
 use optline_policy::RuleOutcome;
 use optline_ports::{
-    AuditHead, AuditRecord, CheckedClaim, Claim, ContactFacts, FailureKind, FinishBase,
+    AuditHead, AuditRecord, CheckedClaim, Claim, ContactFacts, ContactId, FailureKind, FinishBase,
     NewAuditRecord, OutboundSms, Pace, PortError, SendHistoryEntry, SendPacer, SmsSender, Step,
     StepId, StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed,
 };
@@ -67,15 +67,16 @@ pub struct Warm {
 }
 
 impl Warm {
-    /// Uses a slot taken earlier in this wall-clock second, if any.
-    fn take_slot(&self, key: &str) -> bool {
+    /// Uses `parts` slots taken earlier in this wall-clock second, if that
+    /// many are left.
+    fn take_slots(&self, key: &str, parts: u32) -> bool {
         let second = Utc::now().timestamp();
         let Ok(mut slots) = self.slots.lock() else {
             return false;
         };
         match slots.get_mut(key) {
-            Some((s, n)) if *s == second && *n > 0 => {
-                *n -= 1;
+            Some((s, n)) if *s == second && *n >= parts => {
+                *n -= parts;
                 true
             }
             _ => false,
@@ -135,30 +136,31 @@ pub enum DispatchError {
 /// back to SQS (the function times out after 30 s).
 pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Waits for a slot in the sender's shared per-second rate.
-async fn pace(deps: &Deps, program: &optline_config::ProgramConfig) -> Result<(), DispatchError> {
+/// Waits for the text's slots in the sender's shared per-second rate: one
+/// per message part (a two-part text takes two), since carriers meter a
+/// number's throughput in parts. A text longer than one second's rate
+/// takes the whole second.
+async fn pace(
+    deps: &Deps,
+    program: &optline_config::ProgramConfig,
+    parts: u32,
+) -> Result<(), DispatchError> {
     // The rate belongs to the sending number (or Messaging Service), which
-    // programs may share.
-    let key = program
-        .messaging_service_sid
-        .as_deref()
-        .or(program.from_number.as_deref())
-        .or(program.origination_number.as_deref())
-        .unwrap_or(&program.id);
-    if deps.warm.take_slot(key) {
+    // programs may share; scheduled texts leave the lane's reserve free.
+    let key = program.sender_key();
+    let rate = program.scheduled_rate();
+    let parts = parts.clamp(1, rate);
+    if deps.warm.take_slots(key, parts) {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let want = SLOTS_PER_TAKE.min(program.messages_per_second).max(1);
+    let want = SLOTS_PER_TAKE.max(parts).min(rate);
     loop {
-        match deps
-            .pacer
-            .acquire(key, program.messages_per_second, want)
-            .await?
-        {
+        match deps.pacer.acquire(key, rate, want, parts).await? {
             Pace::Granted { second, slots } => {
-                // One for this text; the rest for the next ones this second.
-                deps.warm.keep_slots(key, second, slots.saturating_sub(1));
+                // This text's parts; the rest for the next ones this second.
+                deps.warm
+                    .keep_slots(key, second, slots.saturating_sub(parts));
                 return Ok(());
             }
             Pace::Full { wait } if started.elapsed() + wait <= PACE_MAX_WAIT => {
@@ -198,38 +200,100 @@ impl BatchFacts {
     }
 }
 
-/// Dispatches the steps of one batch, in order, on one read of the batch's
-/// steps, facts and answers; one result per id, in order.
+/// Steps of one batch in flight at once (one per contact; a contact's own
+/// steps go one after the other).
+pub const BATCH_CONCURRENCY: usize = 10;
+
+/// Dispatches the steps of one batch on one read of the batch's steps,
+/// facts and answers; one result per id, in order. Contacts are handled
+/// concurrently (at most [`BATCH_CONCURRENCY`]); one contact's steps go in
+/// order, each building on the audit head and recent sends the previous
+/// one left, with the same claims and the same calls per text as one at a
+/// time.
 pub async fn dispatch_steps(
     ids: &[StepId],
     deps: &Deps,
     now: DateTime<Utc>,
 ) -> Vec<Result<Outcome, DispatchError>> {
+    use futures_util::StreamExt;
+
     let mut unique: Vec<StepId> = ids.to_vec();
     unique.sort();
     unique.dedup();
     // One read for the batch; if it fails, each step reads for itself.
-    let mut batch = match BatchFacts::read(deps.store.as_ref(), &unique, now).await {
+    let batch = match BatchFacts::read(deps.store.as_ref(), &unique, now).await {
         Ok(batch) => Some(batch),
         Err(e) => {
             warn!(error = %e, "batch read failed; each message reads its own facts");
             None
         }
     };
-    let mut results = Vec::with_capacity(ids.len());
-    for step_id in ids {
-        let span = tracing::info_span!("dispatch_step", step_id = %step_id);
-        let result = async {
-            match batch.as_mut() {
-                Some(batch) => dispatch_read(step_id, batch, deps, now).await,
-                None => dispatch_step(step_id, deps, now).await,
+    let groups = by_contact(ids, batch);
+    let mut done: Vec<(usize, Result<Outcome, DispatchError>)> = futures_util::stream::iter(groups)
+        .map(|(positions, mut part)| async move {
+            let mut results = Vec::with_capacity(positions.len());
+            for position in positions {
+                let Some(step_id) = ids.get(position) else {
+                    continue;
+                };
+                let span = tracing::info_span!("dispatch_step", step_id = %step_id);
+                let result = async {
+                    match part.as_mut() {
+                        Some(part) => dispatch_read(step_id, part, deps, now).await,
+                        None => dispatch_step(step_id, deps, now).await,
+                    }
+                }
+                .instrument(span)
+                .await;
+                results.push((position, result));
             }
-        }
-        .instrument(span)
+            results
+        })
+        .buffer_unordered(BATCH_CONCURRENCY)
+        .flat_map(futures_util::stream::iter)
+        .collect()
         .await;
-        results.push(result);
+    done.sort_by_key(|(position, _)| *position);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+/// The batch's messages (by position) grouped by contact, each group with
+/// its share of what the batch read. A message whose step was not read
+/// (missing, or the read failed) is a group of its own and reads for
+/// itself.
+fn by_contact(ids: &[StepId], batch: Option<BatchFacts>) -> Vec<(Vec<usize>, Option<BatchFacts>)> {
+    let Some(mut batch) = batch else {
+        return (0..ids.len()).map(|i| (vec![i], None)).collect();
+    };
+    let mut groups: Vec<(Vec<usize>, Option<BatchFacts>)> = Vec::new();
+    let mut index: HashMap<ContactId, usize> = HashMap::new();
+    for (position, id) in ids.iter().enumerate() {
+        let Some(snapshot) = batch.steps.get(id).cloned() else {
+            groups.push((vec![position], Some(BatchFacts::default())));
+            continue;
+        };
+        let contact = snapshot.step.contact_id.clone();
+        let group = match index.get(&contact) {
+            Some(group) => *group,
+            None => {
+                let mut part = BatchFacts::default();
+                if let Some(facts) = batch.facts.contacts.remove(&contact) {
+                    part.facts.contacts.insert(contact.clone(), facts);
+                }
+                part.facts.answers = batch.facts.answers.clone();
+                index.insert(contact, groups.len());
+                groups.push((Vec::new(), Some(part)));
+                groups.len() - 1
+            }
+        };
+        if let Some((positions, Some(part))) = groups.get_mut(group) {
+            positions.push(position);
+            // The same step twice in a batch: both see it as read; the
+            // second finds it moved and goes the long way, as before.
+            part.steps.entry(id.clone()).or_insert(snapshot);
+        }
     }
-    results
+    groups
 }
 
 /// The name of an outcome, for logs and metrics.
@@ -447,7 +511,9 @@ async fn conclude(
         idempotency_key: step.id.as_str().to_owned(),
     };
     if let Some(program) = deps.config.program(Some(&step.program)) {
-        if let Err(e) = pace(deps, program).await {
+        let parts =
+            u32::try_from(optline_policy::segments::count(&sms.body).segments).unwrap_or(u32::MAX);
+        if let Err(e) = pace(deps, program, parts).await {
             store.release_claim(&step.id, now).await?;
             return Err(e);
         }

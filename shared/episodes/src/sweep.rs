@@ -18,8 +18,17 @@
 //! Time-sensitive steps are handled first. Dispatch applies the same audience
 //! rules again (without consent, which its own decision checks), with the
 //! latest data, right before it sends.
+//!
+//! One run drains: it reads the due index a page at a time until a page
+//! comes back short, nothing moves, or its time budget is spent. Within a
+//! page, contacts are handled concurrently (one contact's steps in order,
+//! each exclusion building on the audit head the previous left). It queues
+//! at most what each program's number can send before the next runs
+//! (its scheduled rate × [`QUEUE_HORIZON`]); the rest stays pending and due,
+//! so the queue never floods past what pacing allows and nothing expires in
+//! it unseen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -27,16 +36,28 @@ use optline_config::Config;
 use optline_policy::audience::Selection;
 use optline_policy::decision::Urgency;
 use optline_ports::{
-    AuditHead, ContactFacts, NewAuditRecord, PortError, Step, StepId, StepOutcome, StepQueue,
-    StepStatus, Store, Unclaimed,
+    AuditHead, ContactFacts, ContactId, NewAuditRecord, PortError, Step, StepId, StepOutcome,
+    StepQueue, StepStatus, Store, Unclaimed,
 };
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::facts::{select_with, StepFacts};
 
-/// Most steps handled by one invocation; the next run picks up the rest.
+/// Due steps read per page of the drain.
 pub const SWEEP_LIMIT: usize = 1000;
+
+/// How long one run keeps draining: under the one-minute schedule, so runs
+/// rarely overlap (when they do, the conditional writes queue each step
+/// once).
+pub const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(50);
+
+/// Contacts whose steps are moved at once.
+pub const SWEEP_CONCURRENCY: usize = 16;
+
+/// How far ahead one run fills each program's share of the queue: its
+/// scheduled rate times this many seconds.
+pub const QUEUE_HORIZON: u64 = 120;
 
 /// What the sweep needs.
 #[derive(Clone)]
@@ -58,14 +79,20 @@ impl std::fmt::Debug for Deps {
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
-    /// Due steps found in the index.
+    /// Due steps found in the index (a step held back and found again on a
+    /// later page counts each time).
     pub found: usize,
+    /// Pages of the due index read.
+    pub pages: usize,
     /// Steps this run moved to queued and enqueued.
     pub enqueued: usize,
     /// Steps outside their audience, ended as suppressed.
     pub excluded: usize,
     /// Excluded steps per failed rule.
     pub excluded_by: BTreeMap<String, usize>,
+    /// Steps left pending because their program's share of the queue for
+    /// this run was full (the next run takes them).
+    pub held: usize,
     /// Steps another sweep (or a cancellation) had already taken.
     pub lost_race: usize,
     /// Steps whose enqueue failed and that went back to pending.
@@ -80,14 +107,90 @@ pub struct SweepReport {
     pub unreadable: usize,
 }
 
-/// One sweep at `now`.
+impl SweepReport {
+    fn absorb(&mut self, other: SweepReport) {
+        self.found += other.found;
+        self.pages += other.pages;
+        self.enqueued += other.enqueued;
+        self.excluded += other.excluded;
+        for (rule, n) in other.excluded_by {
+            *self.excluded_by.entry(rule).or_insert(0) += n;
+        }
+        self.held += other.held;
+        self.lost_race += other.lost_race;
+        self.requeued += other.requeued;
+        self.lapsed += other.lapsed;
+        self.unreadable += other.unreadable;
+    }
+}
+
+/// One sweep at `now`: pages of due steps until the index is drained, a
+/// page moves nothing, or [`SWEEP_BUDGET`] is spent.
 pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortError> {
+    let started = std::time::Instant::now();
+    let horizon = usize::try_from(QUEUE_HORIZON).unwrap_or(usize::MAX);
+    let mut room: HashMap<String, usize> = deps
+        .config
+        .programs
+        .values()
+        .map(|p| {
+            let rate = usize::try_from(p.scheduled_rate()).unwrap_or(usize::MAX);
+            (p.id.clone(), rate.saturating_mul(horizon))
+        })
+        .collect();
+    let mut report = SweepReport::default();
+    loop {
+        let page = sweep_page(deps, now, &mut room).await?;
+        let found = page.found;
+        let moved = page.enqueued + page.excluded + page.requeued;
+        report.absorb(page);
+        if found < SWEEP_LIMIT || moved == 0 || started.elapsed() >= SWEEP_BUDGET {
+            break;
+        }
+    }
+    info!(
+        pages = report.pages,
+        found = report.found,
+        enqueued = report.enqueued,
+        excluded = report.excluded,
+        held = report.held,
+        lost_race = report.lost_race,
+        requeued = report.requeued,
+        lapsed = report.lapsed,
+        unreadable = report.unreadable,
+        "sweep finished"
+    );
+    Ok(report)
+}
+
+/// What the sweep does with one due step, decided before any write.
+enum Plan {
+    /// Its queue lease lapsed: renew it and enqueue it again.
+    Renew,
+    /// In its audience: move it to queued.
+    Queue,
+    /// Outside its audience: end it, audited.
+    Exclude(Selection),
+}
+
+/// One contact's facts and its steps' plans, carried out in order.
+type ContactPlans = (Option<ContactFacts>, Vec<(Step, Plan)>);
+
+/// One page: read, decide every step, then move them, contacts at once.
+async fn sweep_page(
+    deps: &Deps,
+    now: DateTime<Utc>,
+    room: &mut HashMap<String, usize>,
+) -> Result<SweepReport, PortError> {
+    use futures_util::StreamExt;
+
     let store = deps.store.as_ref();
     let mut due = store.due_steps(now, SWEEP_LIMIT).await?;
     // The urgency band orders the work: time-sensitive steps first.
     due.sort_by_key(|s| (s.urgency != Urgency::TimeSensitive, s.due_at));
     let mut report = SweepReport {
         found: due.len(),
+        pages: 1,
         ..SweepReport::default()
     };
     // What the audience rules read, for every pending due step at once.
@@ -104,45 +207,80 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
             return Ok(report);
         }
     };
-    let mut won: Vec<StepId> = Vec::with_capacity(due.len());
+    // Decide every step first (pure), in urgency order, so the program's
+    // share of the queue goes to the most urgent.
+    let mut groups: Vec<ContactPlans> = Vec::new();
+    let mut index: HashMap<&ContactId, usize> = HashMap::new();
     for step in &due {
-        if matches!(step.status, StepStatus::Queued | StepStatus::Sending) {
-            // Its lease lapsed: enqueue it again. Dispatch claims it once
-            // however many messages name it, and finds a claim left by a
-            // dead invocation stale (it completes the send with the same
-            // idempotency key, or ends it without a second text).
-            match store.requeue_lapsed(&step.id, now).await {
-                Ok(true) => {
-                    warn!(step_id = %step.id, "queued step never reached dispatch; enqueued again");
-                    report.lapsed += 1;
-                    won.push(step.id.clone());
-                }
-                Ok(false) => report.lost_race += 1,
-                Err(e) => {
-                    warn!(step_id = %step.id, error = %e, "lapsed step not renewed; the next run tries again");
-                    report.unreadable += 1;
-                }
+        let plan = if matches!(step.status, StepStatus::Queued | StepStatus::Sending) {
+            Plan::Renew
+        } else {
+            let selection = select_with(
+                &deps.config,
+                step,
+                read.contacts.get(&step.contact_id),
+                read.answer(step),
+                now,
+            );
+            if selection.included {
+                Plan::Queue
+            } else {
+                Plan::Exclude(selection)
             }
-            continue;
-        }
-        let selection = select_with(
-            &deps.config,
-            step,
-            read.contacts.get(&step.contact_id),
-            read.answer(step),
-            now,
-        );
-        let facts = read.contacts.get_mut(&step.contact_id);
-        match admit(deps, step, selection, facts, now, &mut report).await {
-            Ok(true) => won.push(step.id.clone()),
-            Ok(false) => {}
-            Err(e) => {
-                // Left pending: the next run reads it again. The steps
-                // already won still go to the queue below.
-                warn!(step_id = %step.id, error = %e, "audience not decided; step stays pending");
-                report.unreadable += 1;
+        };
+        if !matches!(plan, Plan::Exclude(_)) {
+            match room.get_mut(&step.program) {
+                Some(0) => {
+                    report.held += 1;
+                    continue;
+                }
+                Some(left) => *left -= 1,
+                // Dispatch decides on a program the configuration no
+                // longer names (it suppresses, recorded).
+                None => {}
             }
         }
+        let group = match index.get(&step.contact_id) {
+            Some(group) => *group,
+            None => {
+                index.insert(&step.contact_id, groups.len());
+                groups.push((read.contacts.remove(&step.contact_id), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        if let Some((_, plans)) = groups.get_mut(group) {
+            plans.push((step.clone(), plan));
+        }
+    }
+    let outcomes: Vec<(Vec<StepId>, SweepReport)> = futures_util::stream::iter(groups)
+        .map(|(mut facts, plans)| async move {
+            let mut won = Vec::new();
+            let mut part = SweepReport::default();
+            for (step, plan) in plans {
+                match carry_out(deps, &step, plan, facts.as_mut(), now, &mut part).await {
+                    Ok(true) => won.push(step.id.clone()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // Left as it was: the next run reads it again. The
+                        // steps already won still go to the queue.
+                        warn!(step_id = %step.id, error = %e, "step not moved; the next run tries again");
+                        part.unreadable += 1;
+                    }
+                }
+            }
+            (won, part)
+        })
+        .buffer_unordered(SWEEP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut won: Vec<StepId> = Vec::with_capacity(due.len());
+    for (ids, part) in outcomes {
+        won.extend(ids);
+        report.absorb(SweepReport {
+            found: 0,
+            pages: 0,
+            ..part
+        });
     }
     let failed = match deps.queue.enqueue(&won).await {
         Ok(failed) => failed,
@@ -159,17 +297,43 @@ pub async fn sweep(deps: &Deps, now: DateTime<Utc>) -> Result<SweepReport, PortE
     }
     report.requeued = failed.len();
     report.enqueued = won.len() - failed.len();
-    info!(
-        found = report.found,
-        enqueued = report.enqueued,
-        excluded = report.excluded,
-        lost_race = report.lost_race,
-        requeued = report.requeued,
-        lapsed = report.lapsed,
-        unreadable = report.unreadable,
-        "sweep finished"
-    );
     Ok(report)
+}
+
+/// Carries out one step's plan: `true` when this run queued it (or renewed
+/// a lapsed lease).
+async fn carry_out(
+    deps: &Deps,
+    step: &Step,
+    plan: Plan,
+    facts: Option<&mut ContactFacts>,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<bool, PortError> {
+    match plan {
+        Plan::Renew => {
+            // Its lease lapsed: enqueue it again. Dispatch claims it once
+            // however many messages name it, and finds a claim left by a
+            // dead invocation stale (it completes the send with the same
+            // idempotency key, or ends it without a second text).
+            if deps.store.requeue_lapsed(&step.id, now).await? {
+                warn!(step_id = %step.id, "queued step never reached dispatch; enqueued again");
+                report.lapsed += 1;
+                Ok(true)
+            } else {
+                report.lost_race += 1;
+                Ok(false)
+            }
+        }
+        Plan::Queue => {
+            let queued = deps.store.mark_queued(&step.id, now).await?;
+            if !queued {
+                report.lost_race += 1;
+            }
+            Ok(queued)
+        }
+        Plan::Exclude(selection) => admit(deps, step, selection, facts, now, report).await,
+    }
 }
 
 /// Carries out the audience decision on one step: `true` when this run

@@ -283,6 +283,7 @@ pub trait Store:
     + TemplateStore
     + Committer
     + ComplianceLane
+    + SendPacer
 {
 }
 impl<
@@ -294,7 +295,8 @@ impl<
             + Casework
             + TemplateStore
             + Committer
-            + ComplianceLane,
+            + ComplianceLane
+            + SendPacer,
     > Store for T
 {
 }
@@ -371,10 +373,18 @@ pub trait EventPublisher: Send + Sync {
 /// A send rate shared by every concurrent dispatch invocation.
 #[async_trait]
 pub trait SendPacer: Send + Sync {
-    /// Takes up to `want` send slots for `sender` in the current wall-clock
-    /// second, never more than `per_second` in all; or says how long until
-    /// the next second when none is left.
-    async fn acquire(&self, sender: &str, per_second: u32, want: u32) -> Result<Pace, PortError>;
+    /// Takes `want` send slots for `sender` in the current wall-clock
+    /// second, or failing that `need` (at most `want`), never more than
+    /// `per_second` in all; or says how long until the next second when not
+    /// even `need` is left. A slot is one message part (segment): carriers
+    /// meter throughput in parts, so a two-part text needs two.
+    async fn acquire(
+        &self,
+        sender: &str,
+        per_second: u32,
+        want: u32,
+        need: u32,
+    ) -> Result<Pace, PortError>;
 }
 
 /// What a [`SendPacer`] grants.

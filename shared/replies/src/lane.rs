@@ -5,21 +5,33 @@
 //! Each owed text is claimed once (pending -> sending) before the carrier
 //! is called, so a redelivered message never sends it twice; a claim whose
 //! invocation died is never sent again (its outcome is unknown). It goes out
-//! only until its deadline: five minutes after an opt-out, within which a
-//! confirmation is presumed compliant (47 CFR 64.1200(a)(12)). A late
+//! only until its deadline: four minutes after an opt-out, inside the five
+//! within which a confirmation is presumed compliant (47 CFR
+//! 64.1200(a)(12)), leaving the carrier a minute to deliver it. A late
 //! redelivery records why nothing was sent. Every ending is one commit with
 //! an audit record on each contact's chain.
+//!
+//! Owed texts have priority on the number: scheduled texts pace at the rate
+//! less the lane's reserve ([`optline_config::ProgramConfig::lane_reserve`]),
+//! while the lane may take any slot up to the full rate, one per message
+//! part. On a number saturated even so (a STOP storm), the text waits for a
+//! slot a few seconds, then its trigger is retried until the deadline.
 
 use chrono::{DateTime, Utc};
+use optline_config::{Config, ProgramConfig};
 use optline_ports::{
     ChainRead, Commit, Committed, ContactId, LaneStatus, LaneText, NewAuditRecord, OutboundSms,
-    PortError, SmsSender, Store, Write, COMMIT_ATTEMPTS,
+    Pace, PortError, SmsSender, Store, Write, COMMIT_ATTEMPTS,
 };
 use tracing::{info, warn};
 
 /// How long a claimed lane text may be in flight before its invocation is
 /// taken for dead.
 pub const LANE_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// The longest an owed text waits for a slot on a saturated number before
+/// its trigger is handed back to be retried (until its deadline).
+pub const LANE_PACE_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// What became of an owed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +65,12 @@ pub enum LaneError {
     Port(#[from] PortError),
 }
 
-/// Sends the text owed under `key`, once, if it is still owed and on time.
+/// Sends the text owed under `key`, once, if it is still owed and on time,
+/// in the compliance lane's slots on the program's number.
 pub async fn send_owed(
     store: &dyn Store,
     sender: &dyn SmsSender,
+    config: &Config,
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<LaneOutcome, LaneError> {
@@ -98,6 +112,12 @@ pub async fn send_owed(
         .await?;
         warn!(purpose = %text.purpose, "an owed compliance text missed its deadline; skipped");
         return Ok(LaneOutcome::Skipped);
+    }
+    if let Some(program) = config.program(Some(&text.program)) {
+        let parts = optline_policy::segments::count(&text.body).segments;
+        if !lane_slots(store, program, parts, text.not_after).await? {
+            return Err(LaneError::NotTaken("the number's rate is full".to_owned()));
+        }
     }
     if !store.lane_claim(key, now).await? {
         return Err(LaneError::InFlight);
@@ -144,6 +164,36 @@ pub async fn send_owed(
             };
             end(store, &text, status, None, true, detail, now).await?;
             Ok(outcome)
+        }
+    }
+}
+
+/// Takes the text's slots (one per part) at the program's full rate, which
+/// includes the reserve scheduled texts leave free; waits for the next
+/// second while that stays within [`LANE_PACE_WAIT`] and the deadline.
+async fn lane_slots(
+    store: &dyn Store,
+    program: &ProgramConfig,
+    parts: usize,
+    not_after: DateTime<Utc>,
+) -> Result<bool, PortError> {
+    let rate = program.messages_per_second.max(1);
+    let parts = u32::try_from(parts).unwrap_or(u32::MAX).clamp(1, rate);
+    let started = std::time::Instant::now();
+    loop {
+        match store
+            .acquire(program.sender_key(), rate, parts, parts)
+            .await?
+        {
+            Pace::Granted { .. } => return Ok(true),
+            Pace::Full { wait }
+                if started.elapsed() + wait <= LANE_PACE_WAIT
+                    && Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+                        < not_after =>
+            {
+                tokio::time::sleep(wait).await;
+            }
+            Pace::Full { .. } => return Ok(false),
         }
     }
 }

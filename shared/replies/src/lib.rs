@@ -34,8 +34,9 @@ use tracing::info;
 pub use lane::{send_owed, LaneOutcome};
 
 /// How long after an opt-out its one confirmation may still go out: 47 CFR
-/// 64.1200(a)(12) presumes a confirmation sent within five minutes complies.
-pub const CONFIRMATION_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
+/// 64.1200(a)(12) presumes a confirmation sent within five minutes complies;
+/// the lane stops at four, leaving the carrier a minute to deliver it.
+pub const CONFIRMATION_WINDOW: chrono::Duration = chrono::Duration::minutes(4);
 
 /// What the replies context needs.
 #[derive(Clone, Copy)]

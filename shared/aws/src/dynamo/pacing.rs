@@ -11,16 +11,23 @@ use super::DynamoStore;
 
 #[async_trait]
 impl SendPacer for DynamoStore {
-    async fn acquire(&self, sender: &str, per_second: u32, want: u32) -> Result<Pace, PortError> {
+    async fn acquire(
+        &self,
+        sender: &str,
+        per_second: u32,
+        want: u32,
+        need: u32,
+    ) -> Result<Pace, PortError> {
         // One counter item per sender and wall-clock second; the condition
         // makes the count exact across every concurrent invocation. Ask for
-        // `want` slots, then for one if the second is too full for that.
+        // `want` slots, then for `need` if the second is too full for that.
         let now = Utc::now();
         let second = now.timestamp();
         let want = want.clamp(1, per_second.max(1));
+        let need = need.clamp(1, want);
         let mut asks = vec![want];
-        if want > 1 {
-            asks.push(1);
+        if want > need {
+            asks.push(need);
         }
         for n in asks {
             let result = self
