@@ -732,6 +732,7 @@ impl Harness {
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
             config: self.config.clone(),
             lint: lint(),
+            templates: Arc::default(),
         }
     }
 

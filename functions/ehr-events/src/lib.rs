@@ -44,6 +44,8 @@ pub struct Deps {
     pub config: Arc<Config>,
     /// Lint lists.
     pub lint: Arc<LintConfig>,
+    /// The templates new steps pin, kept for 30 s across events.
+    pub templates: Arc<optline_library::LatestTemplates>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -59,6 +61,7 @@ impl Deps {
             config: &self.config,
             lint: &self.lint,
             origin,
+            templates: &self.templates,
         }
     }
 }

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Error> {
             config.template_lint.as_deref(),
         )?),
         config: Arc::new(config),
+        templates: Arc::default(),
     };
     // A new or rotated source works on its first request.
     let deps = &optline_api::reload::Reloadable::new(deps);

@@ -64,6 +64,10 @@ pub struct Warm {
     pub templates: optline_library::TemplateCache,
     /// Send slots taken but not used yet, by sender: (epoch second, count).
     slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    /// One taker of slots at a time: the texts of a batch, handled
+    /// concurrently, share one counter update per ten rather than each
+    /// making its own.
+    taking: tokio::sync::Mutex<()>,
 }
 
 impl Warm {
@@ -150,6 +154,12 @@ async fn pace(
     let key = program.sender_key();
     let rate = program.scheduled_rate();
     let parts = parts.clamp(1, rate);
+    if deps.warm.take_slots(key, parts) {
+        return Ok(());
+    }
+    // The concurrent texts of this invocation wait here for the one taking
+    // slots, then use what it kept.
+    let _taking = deps.warm.taking.lock().await;
     if deps.warm.take_slots(key, parts) {
         return Ok(());
     }

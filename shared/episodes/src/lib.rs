@@ -42,6 +42,8 @@ pub struct Episodes<'a> {
     /// source's name, or [`API_ORIGIN`]): its ids are its own, so subjects,
     /// step ids and dedupe markers carry it.
     pub origin: &'a str,
+    /// The templates new steps pin, kept briefly across events.
+    pub templates: &'a optline_library::LatestTemplates,
 }
 
 /// The origin of events authenticated by the API rather than by a

@@ -421,7 +421,7 @@ async fn pin(
         episodes.lint,
     );
     let template = library
-        .latest_sendable(planned.template, now)
+        .latest_sendable_cached(planned.template, now, episodes.templates)
         .await?
         .ok_or_else(|| EpisodeError::NoTemplate(planned.template.to_owned()))?
         .version;

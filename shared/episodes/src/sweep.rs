@@ -209,8 +209,7 @@ async fn sweep_page(
     };
     // Decide every step first (pure), in urgency order, so the program's
     // share of the queue goes to the most urgent.
-    let mut groups: Vec<ContactPlans> = Vec::new();
-    let mut index: HashMap<&ContactId, usize> = HashMap::new();
+    let mut plans: Vec<(&Step, Plan)> = Vec::with_capacity(due.len());
     for step in &due {
         let plan = if matches!(step.status, StepStatus::Queued | StepStatus::Sending) {
             Plan::Renew
@@ -240,6 +239,13 @@ async fn sweep_page(
                 None => {}
             }
         }
+        plans.push((step, plan));
+    }
+    // Then group them by contact, each group with its contact's facts (an
+    // exclusion builds on the audit head the previous one left).
+    let mut groups: Vec<ContactPlans> = Vec::new();
+    let mut index: HashMap<&ContactId, usize> = HashMap::new();
+    for (step, plan) in plans {
         let group = match index.get(&step.contact_id) {
             Some(group) => *group,
             None => {

@@ -237,6 +237,34 @@ impl TemplateCache {
     }
 }
 
+/// The newest sendable version of each template, as planning pins it,
+/// kept [`TemplateCache::TTL`] per template id: a bulk import planning
+/// thousands of steps reads each template's versions once per interval
+/// rather than once per step. A version retired within the interval may
+/// still be pinned; dispatch checks it again before any send.
+#[derive(Debug, Default)]
+pub struct LatestTemplates(
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, StoredTemplate)>>,
+);
+
+impl LatestTemplates {
+    fn get(&self, id: &str) -> Option<StoredTemplate> {
+        let map = self.0.lock().ok()?;
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < TemplateCache::TTL)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, stored: StoredTemplate) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(
+                stored.version.id.clone(),
+                (std::time::Instant::now(), stored),
+            );
+        }
+    }
+}
+
 /// The library over a store.
 #[derive(Clone, Copy)]
 pub struct Library<'a> {
@@ -462,6 +490,27 @@ impl<'a> Library<'a> {
         Ok(all
             .into_iter()
             .find(|t| sendable(&t.lifecycle, now, &self.policy).is_ok()))
+    }
+
+    /// [`Library::latest_sendable`] through `cache`: what is found is kept
+    /// for [`TemplateCache::TTL`]; "none sendable" is not kept, so a
+    /// template published meanwhile is found on the next step.
+    pub async fn latest_sendable_cached(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        cache: &LatestTemplates,
+    ) -> Result<Option<StoredTemplate>, PortError> {
+        if let Some(stored) = cache.get(id) {
+            if sendable(&stored.lifecycle, now, &self.policy).is_ok() {
+                return Ok(Some(stored));
+            }
+        }
+        let found = self.latest_sendable(id, now).await?;
+        if let Some(stored) = &found {
+            cache.put(stored.clone());
+        }
+        Ok(found)
     }
 
     /// Renders a preview with `values` (or each variable's worst-case sample).
