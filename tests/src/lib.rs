@@ -736,6 +736,28 @@ impl Harness {
         }
     }
 
+    /// The send slots taken on `sender`'s shared counter, one entry per
+    /// wall-clock second it was used (message parts).
+    pub async fn pace_used(&self, sender: &str) -> Vec<u64> {
+        let pace = self
+            .dynamodb
+            .query()
+            .table_name(&self.resources.table_name)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("PACE#{sender}")),
+            )
+            .send()
+            .await
+            .expect("query the pace counters");
+        pace.items()
+            .iter()
+            .filter_map(|i| i.get("used").and_then(|v| v.as_n().ok()))
+            .map(|n| n.parse().expect("a count"))
+            .collect()
+    }
+
     /// The outbox drain's publisher, on this stack's bus, through its role.
     pub fn outbox_publisher(&self) -> optline_aws::EventBridgePublisher {
         optline_aws::EventBridgePublisher::new(

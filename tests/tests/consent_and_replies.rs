@@ -880,22 +880,6 @@ async fn a_two_part_help_answer_takes_two_pacing_slots_on_the_number() {
         sent[0].message
     );
     // The number's counter for the second it went out: two parts.
-    let pace = h
-        .dynamodb
-        .query()
-        .table_name(&h.resources.table_name)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("PACE#+15005550006".to_owned()),
-        )
-        .send()
-        .await
-        .unwrap();
-    let used: Vec<u64> = pace
-        .items()
-        .iter()
-        .map(|i| i["used"].as_n().unwrap().parse().unwrap())
-        .collect();
+    let used = h.pace_used("+15005550006").await;
     assert_eq!(used, [2], "parts taken per second");
 }

@@ -743,25 +743,7 @@ async fn the_senders_rate_holds_across_concurrent_invocations() {
     assert_eq!(sends.len(), 16);
     // The shared counters: no second gave out more than four slots (an
     // invocation takes several at once and may leave some unused).
-    let pace = h
-        .dynamodb
-        .query()
-        .table_name(&h.resources.table_name)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(
-                "PACE#MG00000000000000000000000000000000".to_owned(),
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    let used: Vec<u64> = pace
-        .items()
-        .iter()
-        .map(|i| i["used"].as_n().unwrap().parse().unwrap())
-        .collect();
+    let used = h.pace_used("MG00000000000000000000000000000000").await;
     assert!(used.iter().all(|n| *n <= 4), "slots per second: {used:?}");
     assert!(used.iter().sum::<u64>() >= 16, "{used:?}");
     assert!(

@@ -105,6 +105,22 @@ fn env(name: &'static str) -> Result<String, ConfigError> {
         .ok_or(ConfigError::Missing(name))
 }
 
+/// Prints a subcommand's JSON answer, or `{"error": ...}` with exit 1.
+fn answer(
+    result: Result<serde_json::Value, Box<dyn std::error::Error>>,
+) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    match result {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     let cli = Cli::parse();
@@ -246,29 +262,11 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         Command::Template(command) => {
             let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?);
             let sts = aws_sdk_sts::Client::new(clients.shared());
-            match template::run(command, &store, &sts).await {
-                Ok(answer) => {
-                    println!("{}", serde_json::to_string_pretty(&answer)?);
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    println!("{}", serde_json::json!({ "error": e.to_string() }));
-                    Ok(std::process::ExitCode::FAILURE)
-                }
-            }
+            answer(template::run(command, &store, &sts).await)
         }
         Command::Programs(command) => {
             let sts = aws_sdk_sts::Client::new(clients.shared());
-            match programs::run(command, clients.dynamodb(), &sts).await {
-                Ok(answer) => {
-                    println!("{}", serde_json::to_string_pretty(&answer)?);
-                    Ok(std::process::ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    println!("{}", serde_json::json!({ "error": e.to_string() }));
-                    Ok(std::process::ExitCode::FAILURE)
-                }
-            }
+            answer(programs::run(command, clients.dynamodb(), &sts).await)
         }
         Command::Redrive { max } => {
             let report = redrive(clients.sqs(), &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;
