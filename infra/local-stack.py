@@ -12,8 +12,12 @@
 One source of truth: the SAM template is transformed to CloudFormation
 offline (samtranslator), the data resources moto supports are kept (tables,
 queues, topics), and the stack is created in the emulator with CloudFormation
-itself. Its outputs give the physical names the functions receive in the
-same environment variables the template sets in the cloud.
+itself. What moto's CloudFormation does not create (secrets, keys, the
+anchor bucket, the Cognito user pool with its groups and app client, and
+the local people of infra/local-users.json) is made from the same
+template's properties with each service's API. The physical names reach
+the functions in the same environment variables the template sets in the
+cloud.
 
 State lives in .local/ (git-ignored): the server's pid and port, its log,
 and stack.env with the variables to export.
@@ -38,6 +42,7 @@ VENV = ROOT / ".venv"
 STATE = ROOT / ".local"
 TEMPLATE = ROOT / "infra" / "template.yaml"
 REQUIREMENTS = ROOT / "infra" / "requirements.txt"
+LOCAL_USERS = ROOT / "infra" / "local-users.json"
 REGION = "us-east-1"
 STACK = "optline-local"
 KEEP = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::Events::EventBus"}
@@ -53,13 +58,16 @@ ENV_FOR = {
 }
 
 
-# Settings the functions get locally in place of the cloud's IAM auth and
-# secrets. The values are for local use only.
+# Where `cargo lambda watch` serves the console locally; the local app
+# client's callback and sign-out URLs are under it.
+LOCAL_CONSOLE_BASE_URL = "http://127.0.0.1:9000/lambda-url/console"
+
+# Settings the functions get locally in place of the cloud's. The values
+# are for local use only.
 LOCAL_FUNCTION_ENV = {
-    "API_AUTH": "token",
-    "API_TOKEN": "local-dev-token",
     "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
     "PUBLIC_BASE_URL": "http://127.0.0.1:9000/lambda-url/inbound",
+    "CONSOLE_BASE_URL": LOCAL_CONSOLE_BASE_URL,
     "PROGRAM_ID": "clinic",
     "PROGRAM_NAME": "Riverside Clinic",
     "PROGRAM_SUPPORT": "555-0100",
@@ -77,24 +85,6 @@ LOCAL_SECRET_VALUES = {
         "webhook_keys": {"webhooks_sharedkey_local": "local-twilio-shared-key"},
     },
 }
-
-
-# Template reviewers for the local templates API: actor -> (roles, token).
-# Each person has their own bearer token, so four eyes can be tried locally.
-LOCAL_REVIEWERS = {
-    "ana.author": ([], "local-ana-token"),
-    "olu.ops": (["operations"], "local-olu-token"),
-    "cy.compliance": (["compliance"], "local-cy-token"),
-    "lee.legal": (["legal"], "local-lee-token"),
-    "kim.clinical": (["clinical"], "local-kim-token"),
-}
-
-
-def local_reviewers_json() -> str:
-    return json.dumps({
-        actor: {"roles": roles, "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
-        for actor, (roles, token) in LOCAL_REVIEWERS.items()
-    }, separators=(",", ":"))
 
 
 def log(msg: str) -> None:
@@ -294,6 +284,9 @@ OUTSIDE_CLOUDFORMATION = {
     "AuditKeySecret": "AUDIT_KEY_SECRET_ARN",
     "AuditSigningKey": "AUDIT_SIGNING_KEY_ID",
     "AuditAnchorBucket": "ANCHOR_BUCKET",
+    # The pool also gets the template's groups and infra/local-users.json's people.
+    "UserPool": "USER_POOL_ID",
+    "UserPoolClient": "USER_POOL_CLIENT_ID",
 }
 
 
@@ -306,6 +299,8 @@ def create_outside_cloudformation(endpoint: str, stack: str) -> dict:
     )
     resources = transformed_template()["Resources"]
     env = {}
+    made = {}  # logical id -> physical id, for !Ref between these resources
+    cognito = None  # one client for the pool, its groups, people and app client
     for logical, var in OUTSIDE_CLOUDFORMATION.items():
         resource = resources.get(logical)
         if resource is None:
@@ -351,7 +346,95 @@ def create_outside_cloudformation(endpoint: str, stack: str) -> dict:
                     ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}},
                 )
             env[var] = bucket
+        elif kind == "AWS::Cognito::UserPool":
+            cognito = cognito or boto3.client("cognito-idp", **kw)
+            env[var] = made[logical] = create_user_pool(cognito, stack, logical, props, resources)
+        elif kind == "AWS::Cognito::UserPoolClient":
+            cognito = cognito or boto3.client("cognito-idp", **kw)
+            pool = made[props["UserPoolId"]["Ref"]]
+            env[var] = create_user_pool_client(cognito, stack, logical, pool, props)
     return env
+
+
+# CreateUserPool arguments that the template's UserPool properties give as
+# they are (the CloudFormation names are the API's).
+USER_POOL_PROPERTIES = (
+    "Policies", "Schema", "AdminCreateUserConfig", "AutoVerifiedAttributes",
+    "UsernameConfiguration", "AccountRecoverySetting",
+)
+
+
+def create_user_pool(cognito, stack: str, logical: str, props: dict, resources: dict) -> str:
+    """The template's user pool, its groups and the local people
+    (infra/local-users.json), each with their groups and a permanent
+    password. Named after the stack, so stacks never share a pool."""
+    pool = cognito.create_user_pool(
+        PoolName=f"{stack}-{logical}",
+        **{k: props[k] for k in USER_POOL_PROPERTIES if k in props},
+        # MFA off locally, whatever UserPoolMfa says: with it on, moto
+        # answers a password sign-in with an MFA challenge (and the local
+        # tools and tests have no authenticator app).
+        MfaConfiguration="OFF",
+    )["UserPool"]["Id"]
+    for resource in resources.values():
+        group = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Cognito::UserPoolGroup" and group.get("UserPoolId") == {"Ref": logical}:
+            cognito.create_group(
+                UserPoolId=pool, GroupName=group["GroupName"], Description=group.get("Description", ""),
+            )
+    people = json.loads(LOCAL_USERS.read_text())
+    for person in people["users"]:
+        username = person["username"]
+        cognito.admin_create_user(
+            UserPoolId=pool,
+            Username=username,
+            UserAttributes=[
+                {"Name": "name", "Value": person["name"]},
+                {"Name": "email", "Value": f"{username}@example.test"},
+                {"Name": "email_verified", "Value": "true"},
+            ],
+            MessageAction="SUPPRESS",
+        )
+        cognito.admin_set_user_password(
+            UserPoolId=pool, Username=username, Password=people["password"], Permanent=True,
+        )
+        for group in person.get("groups", []):
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+    return pool
+
+
+# CreateUserPoolClient arguments the template's client gives as they are.
+USER_POOL_CLIENT_PROPERTIES = (
+    "GenerateSecret", "ExplicitAuthFlows", "AllowedOAuthFlowsUserPoolClient", "AllowedOAuthFlows",
+    "AllowedOAuthScopes", "SupportedIdentityProviders", "PreventUserExistenceErrors",
+    "EnableTokenRevocation", "IdTokenValidity", "AccessTokenValidity", "RefreshTokenValidity",
+    "TokenValidityUnits", "ReadAttributes", "WriteAttributes",
+)
+
+
+def local_console_url(value) -> str:
+    """A callback or sign-out URL of the template (`https://${ApiDomainName}/console/…`)
+    under the local console instead."""
+    import re
+
+    text = value.get("Fn::Sub", "") if isinstance(value, dict) else str(value)
+    text = text[0] if isinstance(text, list) else text
+    return LOCAL_CONSOLE_BASE_URL + re.sub(r"^https://(\$\{[^}]+\}|[^/]+)", "", text)
+
+
+def create_user_pool_client(cognito, stack: str, logical: str, pool: str, props: dict) -> str:
+    args = {k: props[k] for k in USER_POOL_CLIENT_PROPERTIES if k in props}
+    # Local tools and tests sign in with a password (the cloud's client
+    # allows SRP only).
+    args["ExplicitAuthFlows"] = list(dict.fromkeys(
+        [*args.get("ExplicitAuthFlows", []), "ALLOW_USER_PASSWORD_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"]
+    ))
+    for key in ("CallbackURLs", "LogoutURLs"):
+        if key in props:
+            args[key] = [local_console_url(url) for url in props[key]]
+    return cognito.create_user_pool_client(
+        UserPoolId=pool, ClientName=f"{stack}-{logical}", **args,
+    )["UserPoolClient"]["ClientId"]
 
 
 def apply_time_to_live(endpoint: str, template: dict, outputs: dict) -> None:
@@ -416,12 +499,9 @@ def start() -> dict:
     (STATE / "server.json").write_text(json.dumps(state, indent=2))
     (STATE / "stack.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     # For `cargo lambda watch --env-file .local/lambda.env`: the stack plus
-    # local-only settings (a bearer token instead of IAM, a Twilio test token).
+    # local-only settings (the local console's URL, a Twilio test account).
     local = env | LOCAL_FUNCTION_ENV
-    (STATE / "lambda.env").write_text(
-        "".join(f"{k}=\"{v}\"\n" for k, v in local.items())
-        + f"TEMPLATE_REVIEWERS='{local_reviewers_json()}'\n"
-    )
+    (STATE / "lambda.env").write_text("".join(f"{k}=\"{v}\"\n" for k, v in local.items()))
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
     return state
 

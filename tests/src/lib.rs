@@ -37,7 +37,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lambda_http::{Body, Request};
-use optline_api::ApiAuth;
 use optline_aws::{DynamoStore, ProgramSenders, SqsStepQueue};
 use optline_config::{Config, ProgramConfig, SenderKind, TwilioConfig};
 use serde::Deserialize;
@@ -52,8 +51,6 @@ pub fn lint() -> Arc<optline_policy::template::lint::LintConfig> {
     )
 }
 
-/// The bearer token the harness configures for the APIs.
-pub const API_TOKEN: &str = "local-test-token";
 /// The Twilio auth token the harness configures (webhook signatures).
 pub const TWILIO_AUTH_TOKEN: &str = "local-twilio-auth-token";
 /// The id of the test deployment's Twilio Webhooks SharedKey.
@@ -129,6 +126,12 @@ pub struct StackResources {
     /// The anchor bucket (Object Lock).
     #[serde(rename = "ANCHOR_BUCKET")]
     pub anchor_bucket: String,
+    /// The Cognito user pool people sign in to.
+    #[serde(rename = "USER_POOL_ID")]
+    pub user_pool_id: String,
+    /// Its app client.
+    #[serde(rename = "USER_POOL_CLIENT_ID")]
+    pub user_pool_client_id: String,
 }
 
 /// Creates an isolated stack named `name` (made unique) from the template.
@@ -238,6 +241,10 @@ pub struct Harness {
     faults: Option<faults::FaultPlan>,
     /// The audit chain key, read from the stack's secret.
     pub audit_key: Option<optline_ports::AuditKey>,
+    /// Verifies people against the stack's user pool, as the functions do.
+    pub people: Arc<optline_api::Verifier>,
+    /// Each local user's ID token, signed in once per harness.
+    tokens: Arc<std::collections::HashMap<String, String>>,
 }
 
 /// The clients of one function: each call is counted and checked against
@@ -390,18 +397,132 @@ pub fn api_step(prefix: &str, patient: &str, id: &str, which: &str) -> optline_p
 /// When the harness loads the seed template library.
 pub const SEEDED_AT: &str = "2026-01-01T00:00:00Z";
 
-/// The test deployment's template reviewers: id, roles, bearer token.
-pub const REVIEWERS: [(&str, &[Role], &str); 5] = [
-    ("ana.author", &[], "token-ana"),
-    ("olu.ops", &[Role::Operations], "token-olu"),
-    ("cy.compliance", &[Role::Compliance], "token-cy"),
-    ("lee.legal", &[Role::Legal], "token-lee"),
-    ("kim.clinical", &[Role::Clinical], "token-kim"),
-];
+/// Loads the seed library as `olu.ops` (operations) would, then has the
+/// people each tier names approve what waits for them (`ana.compliance`,
+/// `lee.legal`, `kim.clinical`, `olu.ops`) and `olu.ops` publish it: each
+/// actor from their own verified token.
+pub async fn seed_and_review(
+    store: &dyn optline_ports::Store,
+    people: &optline_api::Verifier,
+    tokens: &std::collections::HashMap<String, String>,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    use optline_policy::template::review::{Action, VersionState};
+    let actor = |user: &str| {
+        let token = tokens.get(user).expect("a local user").clone();
+        async move {
+            let person = people.verify(&token).await.expect("local token verifies");
+            optline_templates::actor_of(&person)
+        }
+    };
+    let lint = optline_policy::template::lint::LintConfig::embedded().expect("lint table");
+    let library = optline_library::Library::new(store, ReviewPolicy::default(), lint);
+    let ops = actor("olu.ops").await;
+    let loaded = library
+        .seed(&ops, at)
+        .await
+        .expect("seed the template library");
+    for seeded in loaded.iter().filter(|v| v.state == "in_review") {
+        let (id, version) = seeded.reference.split_once('@').expect("id@version");
+        let version: u32 = version.parse().expect("a version number");
+        for role in &seeded.missing_roles {
+            let role: Role =
+                serde_json::from_value(serde_json::Value::from(role.as_str())).expect("a role");
+            let user = reviewer_for(role);
+            library
+                .act(
+                    id,
+                    version,
+                    &Action::Approve { role },
+                    &actor(user).await,
+                    at,
+                )
+                .await
+                .expect("a named reviewer approves");
+        }
+        let view = library
+            .act(id, version, &Action::Publish, &ops, at)
+            .await
+            .expect("operations publishes");
+        assert_eq!(view.stored.lifecycle.state, VersionState::Published);
+    }
+}
 
-fn hex_sha256(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+/// The local person who approves in `role` in tests and the demo.
+pub fn reviewer_for(role: Role) -> &'static str {
+    match role {
+        Role::Compliance => "ana.compliance",
+        Role::Legal => "lee.legal",
+        Role::Clinical => "kim.clinical",
+        Role::Operations => "olu.ops",
+    }
+}
+
+/// The person the harness's plain requests come from: `rae.desk`, a
+/// front-desk lead in the staff and operations groups.
+pub const DEFAULT_USER: &str = "rae.desk";
+
+/// One person of `infra/local-users.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LocalUser {
+    /// Sign-in name.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Their groups.
+    pub groups: Vec<String>,
+}
+
+/// The local people and their (local-only) password.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LocalUsers {
+    /// The password every local user has.
+    pub password: String,
+    /// Who.
+    pub users: Vec<LocalUser>,
+}
+
+/// Reads `infra/local-users.json`, the people the local stack creates.
+pub fn local_users() -> LocalUsers {
+    let path = repo_root().join("infra/local-users.json");
+    let text = std::fs::read_to_string(&path).expect("infra/local-users.json");
+    serde_json::from_str(&text).expect("local users parse")
+}
+
+/// Signs `username` in to the emulator's user pool with a password
+/// (Cognito's `InitiateAuth`, `USER_PASSWORD_AUTH`, which the local app
+/// client allows) and returns the ID token Cognito issued.
+pub async fn sign_in(
+    endpoint: &str,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<String, String> {
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .header(
+            "x-amz-target",
+            "AWSCognitoIdentityProviderService.InitiateAuth",
+        )
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(
+            serde_json::json!({
+                "AuthFlow": "USER_PASSWORD_AUTH",
+                "ClientId": client_id,
+                "AuthParameters": {"USERNAME": username, "PASSWORD": password},
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    body["AuthenticationResult"]["IdToken"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("sign-in refused ({status}): {}", body["message"]))
 }
 
 impl Harness {
@@ -469,7 +590,6 @@ impl Harness {
                 )]),
             }),
             public_base_url: Some(PUBLIC_BASE_URL.to_owned()),
-            api_token: Some(API_TOKEN.to_owned()),
             approval_valid_days: 365,
             template_lint: None,
             retention_days: None,
@@ -487,14 +607,41 @@ impl Harness {
             DynamoStore::new(dynamodb.clone(), resources.table_name.clone())
                 .with_audit_key(Some(audit_key.clone())),
         );
-        // Every deployment starts from the seed library, published. Tests
-        // run at fixed instants in 2026, so it is seeded at the year's start
-        // (approvals count for 365 days from then).
-        let lint = optline_policy::template::lint::LintConfig::embedded().expect("lint table");
-        optline_library::Library::new(store.as_ref(), ReviewPolicy::default(), lint)
-            .seed(SEEDED_AT.parse().expect("seed instant"))
+        // People: every local user signs in to the stack's own pool.
+        let people = Arc::new(
+            optline_api::Verifier::fetch(optline_identity::PoolConfig::new(
+                "us-east-1",
+                &resources.user_pool_id,
+                vec![resources.user_pool_client_id.clone()],
+                Some(&endpoint),
+            ))
             .await
-            .expect("seed the template library");
+            .expect("the pool's keys"),
+        );
+        let users = local_users();
+        let mut tokens = std::collections::HashMap::new();
+        for user in &users.users {
+            let token = sign_in(
+                &endpoint,
+                &resources.user_pool_client_id,
+                &user.username,
+                &users.password,
+            )
+            .await
+            .expect("local user signs in");
+            tokens.insert(user.username.clone(), token);
+        }
+        // Every deployment starts from the seed library. Tests run at fixed
+        // instants in 2026, so it is seeded at the year's start (approvals
+        // count for 365 days from then), by named people: an operations
+        // person loads it, and the reviewers each tier names approve.
+        seed_and_review(
+            store.as_ref(),
+            &people,
+            &tokens,
+            SEEDED_AT.parse().expect("seed instant"),
+        )
+        .await;
         Self {
             endpoint,
             resources,
@@ -518,6 +665,8 @@ impl Harness {
             store,
             calls,
             shared,
+            people,
+            tokens: Arc::new(tokens),
             stream_read: Arc::default(),
             faults: None,
             audit_key: Some(audit_key),
@@ -714,11 +863,64 @@ impl Harness {
         );
     }
 
+    /// The ID token `user` (of `infra/local-users.json`) signed in with.
+    pub fn token(&self, user: &str) -> &str {
+        self.tokens
+            .get(user)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{user} is not a local user"))
+    }
+
+    /// The review actor `user` is, from their verified token.
+    pub async fn actor(&self, user: &str) -> optline_policy::template::review::Actor {
+        let person = self
+            .people
+            .verify(self.token(user))
+            .await
+            .expect("a local user's token verifies");
+        optline_templates::actor_of(&person)
+    }
+
+    /// A JSON API request from [`DEFAULT_USER`].
+    pub fn api_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Request {
+        self.request_as(DEFAULT_USER, method, path, body)
+    }
+
+    /// A JSON API request from `user`, with their ID token.
+    pub fn request_as(
+        &self,
+        user: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Request {
+        bearer_request(self.token(user), method, path, body)
+    }
+
+    /// A FHIR resource posted by [`DEFAULT_USER`] (no EHR source named).
+    pub fn fhir_request(&self, path: &str, resource: &serde_json::Value) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(
+                "authorization",
+                format!("Bearer {}", self.token(DEFAULT_USER)),
+            )
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(resource.to_string()))
+            .expect("request builds")
+    }
+
     /// The consent API's deps.
     pub fn consent_api(&self) -> optline_consent_api::Deps {
         optline_consent_api::Deps {
             store: self.store_as("ConsentApiFunction"),
-            auth: ApiAuth::Token(API_TOKEN.to_owned()),
+            people: self.people.clone(),
             default_program: self.config.default_program.clone(),
         }
     }
@@ -728,7 +930,7 @@ impl Harness {
         let role = "EhrEventsFunction";
         optline_ehr_events::Deps {
             store: self.store_as(role),
-            auth: ApiAuth::Token(API_TOKEN.to_owned()),
+            people: self.people.clone(),
             sources: optline_ehr_events::verify::EhrSources::hmac(EHR_SOURCE, EHR_SECRET, 300),
             config: self.config.clone(),
             lint: lint(),
@@ -832,29 +1034,11 @@ impl Harness {
         }
     }
 
-    /// The templates API's deps, with reviewers identified by their tokens:
-    /// [`REVIEWERS`] lists who holds which role.
+    /// The templates API's deps: people verified against the stack's pool.
     pub fn templates(&self) -> optline_templates::Deps {
-        let reviewers = REVIEWERS
-            .iter()
-            .map(|(id, roles, token)| {
-                let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-                (
-                    (*id).to_owned(),
-                    serde_json::json!({
-                        "roles": roles,
-                        "token_sha256": hex_sha256(token),
-                    }),
-                )
-            })
-            .collect::<serde_json::Map<_, _>>();
         optline_templates::Deps {
             store: self.store_as("TemplatesFunction"),
-            identity: optline_templates::Identity::Tokens,
-            reviewers: optline_library::Reviewers::parse(
-                &serde_json::Value::Object(reviewers).to_string(),
-            )
-            .expect("reviewers parse"),
+            people: self.people.clone(),
             policy: ReviewPolicy::default(),
             lint: optline_policy::template::lint::LintConfig::embedded()
                 .expect("lint table")
@@ -1051,13 +1235,8 @@ pub struct SentSms {
     pub message: String,
 }
 
-/// A JSON API request with the harness's bearer token.
-pub fn api_request(method: &str, path: &str, body: Option<serde_json::Value>) -> Request {
-    api_request_as(API_TOKEN, method, path, body)
-}
-
-/// A JSON API request with the given bearer token.
-pub fn api_request_as(
+/// A JSON API request carrying `token` as its bearer.
+pub fn bearer_request(
     token: &str,
     method: &str,
     path: &str,
@@ -1100,17 +1279,6 @@ pub fn signed_ehr_request_as(
         .header("x-optline-timestamp", timestamp.to_string())
         .header("x-optline-signature", format!("v1={signature}"))
         .body(Body::from(body.to_owned()))
-        .expect("request builds")
-}
-
-/// A FHIR request with the harness's bearer token.
-pub fn fhir_request(path: &str, resource: &serde_json::Value) -> Request {
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("authorization", format!("Bearer {API_TOKEN}"))
-        .header("content-type", "application/fhir+json")
-        .body(Body::from(resource.to_string()))
         .expect("request builds")
 }
 

@@ -14,10 +14,7 @@ use optline_dispatch::Outcome;
 use optline_ports::{verify_chain, AuditTrail, ContactId, StepStore};
 use serde_json::json;
 
-use crate::{
-    api_request, body_json, body_text, fhir_request, signed_ehr_request, twilio_inbound_request,
-    Harness,
-};
+use crate::{body_json, body_text, signed_ehr_request, twilio_inbound_request, Harness};
 
 /// What the story showed, for a test to assert and a person to read.
 #[derive(Debug, Default)]
@@ -170,7 +167,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
 
     // 1. Contact and consent.
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({
@@ -191,7 +188,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
     ));
     let disclosure = "By checking this box you agree to receive appointment reminders and care follow-up texts from Riverside Clinic at the number provided. Up to 3 msgs per appointment. Msg & data rates may apply. Reply STOP to opt out, HELP for help. Consent is not a condition of care.";
     let granted = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             &format!("/contacts/{PATIENT_ID}/consent"),
             Some(json!({
@@ -199,7 +196,6 @@ pub async fn run(h: &Harness) -> ScenarioReport {
                 "categories": ["appointments"],
                 "kind": "express",
                 "channel": "web_form",
-                "actor": "patient-portal",
                 "source_system": "portal",
                 "source_record_id": "form-submission-88",
                 "disclosure_text": disclosure,
@@ -341,7 +337,7 @@ pub async fn run(h: &Harness) -> ScenarioReport {
 
     // 5. A second appointment: its reminder is suppressed.
     let booked2 = optline_ehr_events::handle(
-        fhir_request(
+        h.fhir_request(
             "/ehr/fhir/Appointment",
             &appointment("appt-5002", "2026-12-11T10:00:00-08:00", "booked"),
         ),

@@ -22,8 +22,8 @@ use optline_ports::{
     consent_facts, AuditTrail, Casework, ConsentLedger, ContactDirectory, ContactId,
 };
 use optline_tests::{
-    api_request, body_json, body_text, signed_form_request, twilio_inbound_request, twilio_params,
-    twilio_sign, Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
+    body_json, body_text, signed_form_request, twilio_inbound_request, twilio_params, twilio_sign,
+    Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
 };
 use serde_json::json;
 
@@ -33,7 +33,7 @@ fn t0() -> DateTime<Utc> {
 
 async fn contact(h: &Harness, id: &str, phone: &str) {
     let response = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": id, "phone": phone, "time_zone": "America/New_York", "address_state": "NY"})),
@@ -52,12 +52,11 @@ async fn contact(h: &Harness, id: &str, phone: &str) {
 
 async fn grant(h: &Harness, id: &str, categories: &[&str], at: DateTime<Utc>) -> StatusCode {
     optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             &format!("/contacts/{id}/consent"),
             Some(json!({
-                "action": "grant", "categories": categories, "channel": "web_form", "actor": "portal",
-                "disclosure_text": "I agree to receive texts from Riverside Clinic. Reply STOP to opt out.",
+                "action": "grant", "categories": categories, "channel": "web_form", "disclosure_text": "I agree to receive texts from Riverside Clinic. Reply STOP to opt out.",
                 "at": at
             })),
         ),
@@ -147,7 +146,7 @@ async fn unauthenticated_and_malformed_api_calls_get_a_4xx_and_store_nothing() {
             .uri("/contacts")
             .header(
                 "authorization",
-                format!("Bearer {}", optline_tests::API_TOKEN),
+                format!("Bearer {}", h.token(optline_tests::DEFAULT_USER)),
             )
             .header("content-type", "application/json")
             .body(body)
@@ -161,16 +160,16 @@ async fn unauthenticated_and_malformed_api_calls_get_a_4xx_and_store_nothing() {
         );
     }
     let get =
-        optline_consent_api::handle(api_request("GET", "/contacts/p1", None), &api, t0()).await;
+        optline_consent_api::handle(h.api_request("GET", "/contacts/p1", None), &api, t0()).await;
     assert_eq!(get.status(), StatusCode::NOT_FOUND, "nothing was stored");
 
     // A grant without the disclosure text is refused: entering a number is not consent.
     contact(&h, "p2", "+14155550101").await;
     let response = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts/p2/consent",
-            Some(json!({"action": "grant", "channel": "staff", "actor": "desk"})),
+            Some(json!({"action": "grant", "channel": "staff"})),
         ),
         &api,
         t0(),
@@ -465,9 +464,12 @@ async fn a_doubtful_revocation_suppresses_and_goes_to_human_review() {
     assert_eq!(reviews.len(), 1);
     assert_eq!(reviews[0].kind, "doubtful_revocation");
     assert_eq!(reviews[0].phone_masked, "+1******0155");
-    let listed =
-        optline_consent_api::handle(api_request("GET", "/reviews", None), &h.consent_api(), t0())
-            .await;
+    let listed = optline_consent_api::handle(
+        h.api_request("GET", "/reviews", None),
+        &h.consent_api(),
+        t0(),
+    )
+    .await;
     assert_eq!(
         body_json(&listed)["reviews"].as_array().map(Vec::len),
         Some(1)
@@ -623,10 +625,10 @@ async fn a_revocation_taken_by_staff_is_applied_at_once_and_tracked_against_its_
     grant(&h, "p1", &["appointments"], t0() - Duration::days(3)).await;
     let received = Utc.with_ymd_and_hms(2026, 11, 18, 15, 0, 0).unwrap();
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts/p1/revocations",
-            Some(json!({"channel": "staff", "actor": "front-desk", "received_at": received})),
+            Some(json!({"channel": "staff", "received_at": received})),
         ),
         &h.consent_api(),
         received + Duration::hours(1),
@@ -649,7 +651,7 @@ async fn a_revocation_taken_by_staff_is_applied_at_once_and_tracked_against_its_
     ));
 
     let pending = optline_consent_api::handle(
-        api_request("GET", "/revocations?status=pending", None),
+        h.api_request("GET", "/revocations?status=pending", None),
         &h.consent_api(),
         received + Duration::days(1),
     )
@@ -659,7 +661,7 @@ async fn a_revocation_taken_by_staff_is_applied_at_once_and_tracked_against_its_
         Some(1)
     );
     let breached = optline_consent_api::handle(
-        api_request("GET", "/revocations?status=breached", None),
+        h.api_request("GET", "/revocations?status=breached", None),
         &h.consent_api(),
         Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
     )
@@ -668,10 +670,11 @@ async fn a_revocation_taken_by_staff_is_applied_at_once_and_tracked_against_its_
 
     let id = created["id"].as_str().unwrap();
     let done = optline_consent_api::handle(
-        api_request(
+        h.request_as(
+            "ana.compliance",
             "POST",
             &format!("/revocations/{id}/complete"),
-            Some(json!({"actor": "compliance"})),
+            None,
         ),
         &h.consent_api(),
         received + Duration::days(2),
@@ -679,7 +682,7 @@ async fn a_revocation_taken_by_staff_is_applied_at_once_and_tracked_against_its_
     .await;
     assert_eq!(done.status(), StatusCode::OK);
     let pending = optline_consent_api::handle(
-        api_request("GET", "/revocations", None),
+        h.api_request("GET", "/revocations", None),
         &h.consent_api(),
         received + Duration::days(3),
     )
@@ -696,7 +699,7 @@ async fn proof_of_consent_shows_the_exact_disclosure_text_and_every_decision() {
     contact(&h, "p1", "+14155550100").await;
     grant(&h, "p1", &["appointments"], t0() - Duration::days(3)).await;
     let proof = optline_consent_api::handle(
-        api_request("GET", "/contacts/p1/consent", None),
+        h.api_request("GET", "/contacts/p1/consent", None),
         &h.consent_api(),
         t0(),
     )
@@ -713,7 +716,7 @@ async fn proof_of_consent_shows_the_exact_disclosure_text_and_every_decision() {
         "the API masks the number"
     );
     let audit = optline_consent_api::handle(
-        api_request("GET", "/contacts/p1/audit", None),
+        h.api_request("GET", "/contacts/p1/audit", None),
         &h.consent_api(),
         t0(),
     )

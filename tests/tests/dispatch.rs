@@ -908,17 +908,13 @@ async fn a_dry_run_says_who_would_get_what_and_why_not_and_changes_nothing() {
     assert_eq!(excluded[0].contact_id, "d2");
 
     // The same report over HTTP, as operators and dashboards read it.
-    let request =
-        optline_tests::api_request("GET", "/sweep/dry-run", None).with_query_string_parameters(
-            std::collections::HashMap::from([("at".to_owned(), noon().to_rfc3339())]),
-        );
-    let response = optline_dispatch::dry_run_http(
-        request,
-        &h.dry_run(),
-        &optline_api::ApiAuth::Token(optline_tests::API_TOKEN.to_owned()),
-        noon(),
-    )
-    .await;
+    let request = h
+        .api_request("GET", "/sweep/dry-run", None)
+        .with_query_string_parameters(std::collections::HashMap::from([(
+            "at".to_owned(),
+            noon().to_rfc3339(),
+        )]));
+    let response = optline_dispatch::dry_run_http(request, &h.dry_run(), &h.people, noon()).await;
     assert_eq!(response.status(), 200);
     let body = optline_tests::body_json(&response);
     assert_eq!(body["decisions"]["send"], 2);

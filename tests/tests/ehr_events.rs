@@ -15,8 +15,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use optline_ports::{Casework, StepId, StepStore};
 use optline_tests::{
-    api_request, body_json, ehr_step, ehr_subject, fixtures, signed_ehr_request, Harness,
-    EHR_SOURCE,
+    body_json, ehr_step, ehr_subject, fixtures, signed_ehr_request, Harness, EHR_SOURCE,
 };
 use serde_json::json;
 
@@ -37,7 +36,7 @@ fn booked(id: &str) -> String {
 
 async fn contact(h: &Harness) {
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "pat-ehr-1", "phone": "+1 212 555 0188", "time_zone": "America/New_York"})),
@@ -312,13 +311,12 @@ async fn normalized_events_plan_each_use_case_and_completion_cancels() {
     contact(&h).await;
     // The patient agreed to forms and results texts.
     let granted = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts/pat-ehr-1/preferences",
             Some(json!({
                 "categories": {"forms": true, "results": true, "billing": true, "referrals": true},
-                "channel": "web_form", "actor": "portal",
-                "disclosure_text": "Riverside Clinic may text you about forms, results, bills and referrals. Reply STOP to opt out.",
+                "channel": "web_form", "disclosure_text": "Riverside Clinic may text you about forms, results, bills and referrals. Reply STOP to opt out.",
                 "disclosure_version": "2026-11"
             })),
         ),
@@ -666,7 +664,7 @@ async fn step_ids_carry_the_source_and_the_patient_and_an_appointment_never_chan
     let h = Harness::new("ehr-ids").await;
     contact(&h).await;
     let other = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "pat-ehr-2", "phone": "+1 212 555 0189", "time_zone": "America/New_York"})),
@@ -702,7 +700,7 @@ async fn step_ids_carry_the_source_and_the_patient_and_an_appointment_never_chan
     // Another source (here the API's own callers) uses the same id for
     // another patient: its own appointment, its own steps.
     let api = optline_ehr_events::handle(
-        optline_tests::fhir_request("/ehr/fhir/Appointment", &for_patient("pat-ehr-2")),
+        h.fhir_request("/ehr/fhir/Appointment", &for_patient("pat-ehr-2")),
         &deps,
         now(),
     )

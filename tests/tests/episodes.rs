@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use optline_dispatch::Outcome;
 use optline_ports::{StepId, StepStatus, StepStore};
-use optline_tests::{api_request, signed_ehr_request, Harness};
+use optline_tests::{signed_ehr_request, Harness};
 use serde_json::json;
 
 /// Monday 2026-12-07 12:00 in New York.
@@ -172,7 +172,7 @@ async fn a_step_whose_invocation_died_mid_send_and_whose_message_was_lost_is_end
 async fn a_cancellation_between_the_sweep_and_dispatch_sends_nothing() {
     let h = Harness::new("cancelinflight").await;
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             // No consent recorded: the reminder relies on the treatment
@@ -278,7 +278,7 @@ async fn the_programs_cadence_sets_the_reminder_and_follow_up_offsets() {
     }
     h.config = std::sync::Arc::new(config);
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "cd-1", "phone": "+12125550191", "time_zone": "America/New_York"})),

@@ -12,12 +12,12 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use optline_dispatch::Outcome;
 use optline_policy::decision::Urgency;
-use optline_policy::template::review::{Action, Actor, ReviewPolicy, Role};
+use optline_policy::template::review::{Action, ReviewPolicy};
 use optline_ports::{
     AuditTrail, ContactDirectory, ContactId, NumberSource, PhoneProvenance, Step, StepId,
     StepStatus, StepStore,
 };
-use optline_tests::{api_request, body_json, signed_ehr_request, Harness};
+use optline_tests::{body_json, signed_ehr_request, Harness};
 use serde_json::json;
 
 /// Monday 2026-12-07, 10:00 in New York.
@@ -31,7 +31,7 @@ async fn contact(h: &Harness, id: &str, phone: &str, provenance: Option<serde_js
         body["phone_provenance"] = p;
     }
     let created = optline_consent_api::handle(
-        api_request("POST", "/contacts", Some(body)),
+        h.api_request("POST", "/contacts", Some(body)),
         &h.consent_api(),
         monday() - Duration::days(10),
     )
@@ -155,11 +155,10 @@ async fn a_billing_reminder_is_routine_and_survives_a_late_sweep_while_a_reminde
     let h = Harness::new("basis-urgency").await;
     contact(&h, "lb-bill", "+12125550711", None).await;
     let granted = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts/lb-bill/preferences",
             Some(json!({"categories": {"billing": true, "appointments": true}, "channel": "web_form",
-                        "actor": "portal",
                         "disclosure_text": "Riverside Clinic may text you about bills and appointments. Reply STOP to opt out."})),
         ),
         &h.consent_api(),
@@ -213,10 +212,7 @@ async fn a_billing_reminder_is_routine_and_survives_a_late_sweep_while_a_reminde
 async fn publish(h: &Harness, draft: serde_json::Value, now: DateTime<Utc>) -> u32 {
     let lint = optline_policy::template::lint::LintConfig::embedded().unwrap();
     let library = optline_library::Library::new(h.store.as_ref(), ReviewPolicy::default(), lint);
-    let author = Actor {
-        id: "ana.author".to_owned(),
-        roles: Vec::new(),
-    };
+    let author = h.actor("bo.compliance").await;
     let draft: optline_library::Draft = serde_json::from_value(draft).unwrap();
     let id = draft.id.clone();
     let view = library.create(draft, &author, now).await.unwrap();
@@ -226,19 +222,13 @@ async fn publish(h: &Harness, draft: serde_json::Value, now: DateTime<Utc>) -> u
         .await
         .unwrap();
     for role in submitted.missing_approvals.clone() {
-        let reviewer = Actor {
-            id: format!("reviewer-{}", role.as_str()),
-            roles: vec![role],
-        };
+        let reviewer = h.actor(optline_tests::reviewer_for(role)).await;
         library
             .act(&id, version, &Action::Approve { role }, &reviewer, now)
             .await
             .unwrap();
     }
-    let operator = Actor {
-        id: "olu.ops".to_owned(),
-        roles: vec![Role::Operations],
-    };
+    let operator = h.actor("olu.ops").await;
     library
         .act(&id, version, &Action::Publish, &operator, now)
         .await

@@ -17,7 +17,7 @@ use optline_ports::{
     chain_hash, content_sha256, sha256_hex, AnchorStore, AuditRecord, AuditTrail, ConsentLedger,
     ContactId, EventId, Partition, Signer, TemplateStore,
 };
-use optline_tests::{api_request, body_json, Harness};
+use optline_tests::{body_json, Harness};
 use serde_json::json;
 
 fn noon() -> DateTime<Utc> {
@@ -30,7 +30,7 @@ const DISCLOSURE: &str =
 /// A contact with a grant and one text sent to it.
 async fn sent(h: &Harness, id: &str, phone: &str) -> ContactId {
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": id, "phone": phone, "time_zone": "America/New_York"})),
@@ -41,12 +41,12 @@ async fn sent(h: &Harness, id: &str, phone: &str) -> ContactId {
     .await;
     assert_eq!(created.status(), 201);
     let granted = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             &format!("/contacts/{id}/consent"),
             Some(
                 json!({"action": "grant", "categories": ["appointments"], "channel": "web_form",
-                        "actor": "portal", "event_id": format!("grant-{id}"),
+                        "event_id": format!("grant-{id}"),
                         "disclosure_text": DISCLOSURE}),
             ),
         ),
@@ -312,7 +312,7 @@ async fn a_signed_proof_bundle_verifies_offline_and_any_tampering_fails() {
 async fn a_consent_event_id_reused_for_different_content_is_refused_and_writes_nothing() {
     let h = Harness::new("proof-reuse").await;
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "pr-reuse", "phone": "+12125550606"})),
@@ -326,7 +326,7 @@ async fn a_consent_event_id_reused_for_different_content_is_refused_and_writes_n
         let h = h.clone();
         async move {
             optline_consent_api::handle(
-                api_request("POST", "/contacts/pr-reuse/consent", Some(body)),
+                h.api_request("POST", "/contacts/pr-reuse/consent", Some(body)),
                 &h.consent_api(),
                 noon(),
             )
@@ -334,7 +334,7 @@ async fn a_consent_event_id_reused_for_different_content_is_refused_and_writes_n
         }
     };
     let grant = json!({"action": "grant", "categories": ["appointments"], "channel": "web_form",
-                       "actor": "portal", "event_id": "evt-reuse-1", "disclosure_text": DISCLOSURE});
+                       "event_id": "evt-reuse-1", "disclosure_text": DISCLOSURE});
     assert_eq!(post(grant.clone()).await.status(), 201);
     // The same event again: a retry, answered 200, nothing new.
     let again = post(grant).await;
@@ -343,11 +343,8 @@ async fn a_consent_event_id_reused_for_different_content_is_refused_and_writes_n
     // A revocation under the grant's id: refused, and the revocation is
     // not silently dropped as a "retry".
     let before = h.table_items().await.len();
-    let revoke = post(
-        json!({"action": "revoke", "channel": "staff", "actor": "desk",
-                             "event_id": "evt-reuse-1"}),
-    )
-    .await;
+    let revoke =
+        post(json!({"action": "revoke", "channel": "staff", "event_id": "evt-reuse-1"})).await;
     assert_eq!(revoke.status(), 409, "{}", body_json(&revoke));
     assert!(body_json(&revoke)["error"]
         .as_str()
@@ -390,7 +387,7 @@ async fn a_contact_whose_id_spells_a_template_keeps_its_own_chain_apart_from_the
     // The trail's form is nothing a request can name.
     assert!(ContactId::parse("template/appointment_reminder").is_err());
     let refused = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "template/appointment_reminder", "phone": "+12125550732"})),

@@ -32,8 +32,8 @@ use optline_tests::faults::{Fault, FaultPlan};
 use optline_tests::state::{difference, normalized, Item};
 use optline_tests::twilio_standin::{Scripted, TwilioStandIn};
 use optline_tests::{
-    api_request, body_text, fixtures, signed_ehr_request, signed_form_request,
-    twilio_inbound_request, twilio_sign, Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
+    body_text, fixtures, signed_ehr_request, signed_form_request, twilio_inbound_request,
+    twilio_sign, Harness, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN,
 };
 use serde_json::json;
 
@@ -516,7 +516,7 @@ async fn an_aws_two_way_help_through_sqs_retried_after_any_failed_call_is_answer
 
 async fn create_contact(h: &Harness, id: &str, phone: &str) {
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": id, "phone": phone, "time_zone": "America/New_York"})),
@@ -543,12 +543,12 @@ async fn consent_api_writes_retried_after_any_failed_call_end_as_one_clean_call(
     let grant: Trigger = Box::new(|h: Harness| {
         Box::pin(async move {
             let response = optline_consent_api::handle(
-                api_request(
+                h.api_request(
                     "POST",
                     "/contacts/rk-1/consent",
                     Some(json!({
                         "action": "grant", "categories": ["appointments"], "channel": "web_form",
-                        "actor": "portal", "event_id": "grant-rk-1",
+                        "event_id": "grant-rk-1",
                         "disclosure_text": "Riverside Clinic may text you about appointments. Reply STOP to opt out.",
                     })),
                 ),
@@ -572,13 +572,12 @@ async fn consent_api_writes_retried_after_any_failed_call_end_as_one_clean_call(
         Box::pin(async move {
             let response = optline_consent_api::handle(
                 with_key(
-                    api_request(
+                    h.api_request(
                         "POST",
                         "/contacts/rk-1/preferences",
                         Some(json!({
                             "categories": {"billing": false, "forms": true},
-                            "channel": "portal", "actor": "portal",
-                            "disclosure_text": "Riverside Clinic may text you about forms. Reply STOP to opt out.",
+                            "channel": "portal", "disclosure_text": "Riverside Clinic may text you about forms. Reply STOP to opt out.",
                         })),
                     ),
                     "prefs-rk-1-a",
@@ -606,10 +605,10 @@ async fn consent_api_writes_retried_after_any_failed_call_end_as_one_clean_call(
         Box::pin(async move {
             let response = optline_consent_api::handle(
                 with_key(
-                    api_request(
+                    h.api_request(
                         "POST",
                         "/contacts/rk-1/revocations",
-                        Some(json!({"channel": "staff", "actor": "front-desk"})),
+                        Some(json!({"channel": "staff"})),
                     ),
                     "revoke-rk-1-a",
                 ),
@@ -634,7 +633,7 @@ async fn consent_api_writes_retried_after_any_failed_call_end_as_one_clean_call(
 async fn ehr_events_retried_after_any_failed_call_plan_and_conclude_once() {
     let h = Harness::new("retry-ehr").await;
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": "pat-ehr-1", "phone": "+1 212 555 0807", "time_zone": "America/New_York"})),

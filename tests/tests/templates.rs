@@ -18,7 +18,7 @@ use lambda_http::RequestExt;
 use optline_dispatch::Outcome;
 use optline_library::audit_subject;
 use optline_ports::{verify_chain, AuditTrail, StepStore};
-use optline_tests::{api_request_as, body_json, Harness};
+use optline_tests::{body_json, Harness};
 use serde_json::{json, Value};
 
 /// Monday 2026-12-07 12:00 in New York: inside every window.
@@ -26,19 +26,25 @@ fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap()
 }
 
+/// A call by `user` (a local user; anything else is sent as a raw bearer
+/// token, which no pool issued).
 async fn call(
     h: &Harness,
-    token: &str,
+    user: &str,
     method: &str,
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let response = optline_templates::handle(
-        api_request_as(token, method, path, body),
-        &h.templates(),
-        noon(),
-    )
-    .await;
+    let request = if optline_tests::local_users()
+        .users
+        .iter()
+        .any(|u| u.username == user)
+    {
+        h.request_as(user, method, path, body)
+    } else {
+        optline_tests::bearer_request(user, method, path, body)
+    };
+    let response = optline_templates::handle(request, &h.templates(), noon()).await;
     let status = response.status();
     (status, body_json(&response))
 }
@@ -66,7 +72,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     let h = Harness::new("tpl-flow").await;
 
     // The seed library is there, published and sendable.
-    let (status, list) = call(&h, "token-olu", "GET", "/templates", None).await;
+    let (status, list) = call(&h, "olu.ops", "GET", "/templates", None).await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<&str> = list["templates"]
         .as_array()
@@ -98,7 +104,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     // Ana writes version 2.
     let (status, created) = call(
         &h,
-        "token-ana",
+        "bo.compliance",
         "POST",
         "/templates",
         Some(results_ready_v2()),
@@ -106,12 +112,16 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["version"]["version"], 2);
-    assert_eq!(created["version"]["author"], "ana.author");
+    assert_eq!(
+        created["version"]["author"],
+        h.actor("bo.compliance").await.id.as_str()
+    );
     assert_eq!(created["lifecycle"]["state"], "draft");
     assert_eq!(created["findings"], json!([]));
 
     let base = "/templates/results_ready/versions/2";
-    let (status, submitted) = call(&h, "token-ana", "POST", &format!("{base}/submit"), None).await;
+    let (status, submitted) =
+        call(&h, "bo.compliance", "POST", &format!("{base}/submit"), None).await;
     assert_eq!(status, StatusCode::OK, "{submitted}");
     assert_eq!(submitted["lifecycle"]["tier"], "high");
     assert_eq!(
@@ -122,7 +132,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     // Four eyes and roles.
     let (status, refused) = call(
         &h,
-        "token-ana",
+        "bo.compliance",
         "POST",
         &format!("{base}/approve"),
         Some(json!({"role": "compliance"})),
@@ -131,24 +141,24 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
     let (status, refused) = call(
         &h,
-        "token-olu",
+        "olu.ops",
         "POST",
         &format!("{base}/approve"),
         Some(json!({"role": "legal"})),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
-    let (status, refused) = call(&h, "token-olu", "POST", &format!("{base}/publish"), None).await;
+    let (status, refused) = call(&h, "olu.ops", "POST", &format!("{base}/publish"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
 
-    for (token, role) in [
-        ("token-cy", "compliance"),
-        ("token-lee", "legal"),
-        ("token-kim", "clinical"),
+    for (user, role) in [
+        ("ana.compliance", "compliance"),
+        ("lee.legal", "legal"),
+        ("kim.clinical", "clinical"),
     ] {
         let (status, view) = call(
             &h,
-            token,
+            user,
             "POST",
             &format!("{base}/approve"),
             Some(json!({"role": role})),
@@ -156,7 +166,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
         .await;
         assert_eq!(status, StatusCode::OK, "{view}");
     }
-    let (status, published) = call(&h, "token-olu", "POST", &format!("{base}/publish"), None).await;
+    let (status, published) = call(&h, "olu.ops", "POST", &format!("{base}/publish"), None).await;
     assert_eq!(status, StatusCode::OK, "{published}");
     assert_eq!(published["lifecycle"]["state"], "published");
     assert_eq!(published["sendable"], true);
@@ -166,7 +176,8 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     );
 
     // The diff names what changed and why.
-    let request = api_request_as("token-olu", "GET", "/templates/results_ready/diff", None)
+    let request = h
+        .request_as("olu.ops", "GET", "/templates/results_ready/diff", None)
         .with_query_string_parameters(HashMap::from([
             ("from".to_owned(), "1".to_owned()),
             ("to".to_owned(), "2".to_owned()),
@@ -183,7 +194,7 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
     assert_eq!(fields, vec!["body"]);
 
     // A preview shows encoding and segments.
-    let (status, preview) = call(&h, "token-olu", "POST", &format!("{base}/preview"), Some(json!({"values": {"program": "Bayview Clinic", "link": "https://portal.bayview.example/t/8f2k"}}))).await;
+    let (status, preview) = call(&h, "olu.ops", "POST", &format!("{base}/preview"), Some(json!({"values": {"program": "Bayview Clinic", "link": "https://portal.bayview.example/t/8f2k"}}))).await;
     assert_eq!(status, StatusCode::OK, "{preview}");
     assert_eq!(preview["encoding"], "gsm7");
     assert_eq!(preview["segments"], 1);
@@ -196,9 +207,23 @@ async fn a_high_risk_version_goes_from_draft_to_published_only_with_compliance_l
         .await
         .unwrap();
     let actions: Vec<&str> = chain.iter().map(|r| r.content.action.as_str()).collect();
+    // Version 1 came from the seed library in review, and named people
+    // approved it (no approval is fabricated); version 2 was written here.
     assert_eq!(
         actions,
-        vec!["seed", "create", "submit", "approve", "approve", "approve", "publish"]
+        vec![
+            "seed", "approve", "approve", "approve", "publish", "create", "submit", "approve",
+            "approve", "approve", "publish"
+        ]
+    );
+    let details: Vec<&str> = chain
+        .iter()
+        .filter_map(|r| r.content.detail.as_deref())
+        .collect();
+    assert!(
+        details[1].starts_with("by Ana Ruiz <cognito:"),
+        "{}",
+        details[1]
     );
     assert!(verify_chain(&chain, h.store.chain_key()).is_ok());
     assert!(chain.iter().all(|r| r.content.kind == "template"));
@@ -212,7 +237,7 @@ async fn lint_errors_block_review_with_reasons_a_compliance_officer_can_read() {
     draft["variables"] = json!([]);
     let (status, linted) = call(
         &h,
-        "token-ana",
+        "bo.compliance",
         "POST",
         "/templates/lint",
         Some(draft.clone()),
@@ -233,11 +258,11 @@ async fn lint_errors_block_review_with_reasons_a_compliance_officer_can_read() {
     ] {
         assert!(rules.contains(&rule), "{rule} not in {rules:?}");
     }
-    let (status, created) = call(&h, "token-ana", "POST", "/templates", Some(draft)).await;
+    let (status, created) = call(&h, "bo.compliance", "POST", "/templates", Some(draft)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (status, refused) = call(
         &h,
-        "token-ana",
+        "bo.compliance",
         "POST",
         "/templates/results_ready/versions/2/submit",
         None,
@@ -255,7 +280,7 @@ async fn lint_errors_block_review_with_reasons_a_compliance_officer_can_read() {
     // Malformed input is a 400 with a reason.
     let (status, bad) = call(
         &h,
-        "token-ana",
+        "bo.compliance",
         "POST",
         "/templates",
         Some(json!({"id": "x"})),
@@ -280,7 +305,7 @@ async fn dispatch_sends_only_a_published_version_and_lints_the_rendered_text() {
         .await;
     let (status, view) = call(
         &h,
-        "token-olu",
+        "olu.ops",
         "POST",
         "/templates/appointment_reminder/versions/1/retire",
         Some(json!({"reason": "replaced"})),
@@ -308,7 +333,7 @@ async fn dispatch_sends_only_a_published_version_and_lints_the_rendered_text() {
     ]);
     draft["confirm_codes"] = json!(["C", "1"]);
     draft["reschedule_codes"] = json!(["R", "2"]);
-    let (status, created) = call(&h, "token-ana", "POST", "/templates", Some(draft)).await;
+    let (status, created) = call(&h, "bo.compliance", "POST", "/templates", Some(draft)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let pinned = h
         .seed_step(
@@ -333,13 +358,13 @@ async fn dispatch_sends_only_a_published_version_and_lints_the_rendered_text() {
     // Publish version 2 (low risk: operations alone, not the author).
     let base = "/templates/appointment_reminder/versions/2";
     for (token, path, body) in [
-        ("token-ana", format!("{base}/submit"), None),
+        ("bo.compliance", format!("{base}/submit"), None),
         (
-            "token-olu",
+            "olu.ops",
             format!("{base}/approve"),
             Some(json!({"role": "operations"})),
         ),
-        ("token-olu", format!("{base}/publish"), None),
+        ("olu.ops", format!("{base}/publish"), None),
     ] {
         let (status, view) = call(&h, token, "POST", &path, body).await;
         assert_eq!(status, StatusCode::OK, "{path}: {view}");

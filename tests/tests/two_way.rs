@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use optline_dispatch::Outcome;
 use optline_ports::{Casework, StepStatus, StepStore};
-use optline_tests::{api_request, body_text, signed_ehr_request, twilio_inbound_request, Harness};
+use optline_tests::{body_text, signed_ehr_request, twilio_inbound_request, Harness};
 use serde_json::json;
 
 /// Monday 2026-12-07 12:00 in New York.
@@ -24,7 +24,7 @@ fn monday() -> DateTime<Utc> {
 
 async fn patient(h: &Harness, id: &str, phone: &str) {
     let created = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             "/contacts",
             Some(json!({"id": id, "phone": phone, "time_zone": "America/New_York"})),
@@ -35,11 +35,10 @@ async fn patient(h: &Harness, id: &str, phone: &str) {
     .await;
     assert!(created.status().is_success());
     let granted = optline_consent_api::handle(
-        api_request(
+        h.api_request(
             "POST",
             &format!("/contacts/{id}/preferences"),
-            Some(json!({"categories": {"appointments": true}, "channel": "web_form", "actor": "portal",
-                        "disclosure_text": "Riverside Clinic may text you about appointments. Reply STOP to opt out.",
+            Some(json!({"categories": {"appointments": true}, "channel": "web_form", "disclosure_text": "Riverside Clinic may text you about appointments. Reply STOP to opt out.",
                         "disclosure_version": "2026-11"})),
         ),
         &h.consent_api(),

@@ -14,10 +14,15 @@
 //! | POST | `/contacts/{id}/revocations` | a revocation received by phone, portal or staff: applied at once, tracked against its 10-business-day deadline |
 //! | GET | `/revocations?status=pending\|breached\|all` | revocation requests and their deadlines |
 //! | POST | `/revocations/{id}/complete` | staff confirm every downstream system honoured it |
-//! | GET | `/reviews` | doubtful revocations and ambiguous replies waiting for a person |
+//! | GET | `/reviews?status=open\|all` | doubtful revocations, ambiguous replies and callbacks waiting for a person |
+//! | POST | `/reviews/{id}/resolve` | `{"action": "confirm_opt_out" \| "restore" \| "no_action" \| "assign" \| "close", "reason": "..."}` |
 //!
-//! Every call is authenticated (IAM in the cloud, a bearer token locally);
-//! an unauthenticated call gets 401 and stores nothing. Writes take an
+//! Every call carries a person's token from the deployment's Cognito user
+//! pool, verified here ([`optline_identity`]): a call without a valid one
+//! gets 401 and stores nothing, and one from a person outside the groups a
+//! route names gets 403. The person a record names (who took the consent,
+//! entered or completed a revocation, resolved a review) is the token's
+//! subject and name, never a field of the body. Writes take an
 //! `Idempotency-Key` header (a consent event's own `event_id` does the same):
 //! a retried call ends where the first one did.
 
@@ -26,9 +31,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use optline_api::{error, json, json_body, port_error, ApiAuth};
+use optline_api::{error, json, json_body, person, port_error, require, Group, Verifier};
 use optline_consent::contacts::{self, Created};
-use optline_consent::{proof, record, Consent, ConsentError};
+use optline_consent::{casework, proof, record, Consent, ConsentError};
 use optline_ports::Store;
 
 /// What the consent API needs.
@@ -36,8 +41,8 @@ use optline_ports::Store;
 pub struct Deps {
     /// The table.
     pub store: Arc<dyn Store>,
-    /// Caller authentication.
-    pub auth: ApiAuth,
+    /// Verifies the people calling (the deployment's Cognito user pool).
+    pub people: Arc<Verifier>,
     /// The program used when a request names none.
     pub default_program: String,
 }
@@ -54,6 +59,30 @@ impl Deps {
             store: self.store.as_ref(),
             default_program: &self.default_program,
         }
+    }
+}
+
+/// The groups that may take a route. Everyone signed in to one of them
+/// may read a contact's proof; staff, operations and compliance write.
+fn allowed(method: &Method, segments: &[&str]) -> &'static [Group] {
+    const READ: &[Group] = &[
+        Group::Staff,
+        Group::Operations,
+        Group::Compliance,
+        Group::Legal,
+        Group::Admin,
+    ];
+    const WRITE: &[Group] = &[
+        Group::Staff,
+        Group::Operations,
+        Group::Compliance,
+        Group::Admin,
+    ];
+    const CASEWORK: &[Group] = &[Group::Staff, Group::Compliance];
+    match (method, segments.first().copied()) {
+        (_, Some("reviews" | "revocations")) if method != Method::GET => CASEWORK,
+        (&Method::GET, _) => READ,
+        _ => WRITE,
     }
 }
 
@@ -95,9 +124,11 @@ macro_rules! body_or_answer {
 
 /// Routes one request.
 pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
-    if let Err(denied) = deps.auth.check(&request) {
-        return denied;
-    }
+    let person = match person(&deps.people, &request).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    let actor = person.label();
     let path = request.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let consent = deps.consent();
@@ -105,7 +136,11 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         Ok(k) => k,
         Err(r) => return r,
     };
-    match (request.method().clone(), segments.as_slice()) {
+    let route = (request.method().clone(), segments.as_slice());
+    if let Err(denied) = require(&person, allowed(&route.0, route.1)) {
+        return denied;
+    }
+    match route {
         (Method::POST, ["contacts"]) => {
             match contacts::create_contact(consent, body_or_answer!(&request), now).await {
                 Ok(Created::New(c)) => json(StatusCode::CREATED, &contacts::view(&c)),
@@ -118,7 +153,8 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
             Err(e) => refused(&e),
         },
         (Method::POST, ["contacts", id, "consent"]) => {
-            match record::record_consent(consent, id, body_or_answer!(&request), now).await {
+            match record::record_consent(consent, id, body_or_answer!(&request), &actor, now).await
+            {
                 Ok(recorded) => json(
                     if recorded.created {
                         StatusCode::CREATED
@@ -159,7 +195,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         },
         (Method::POST, ["contacts", id, "preferences"]) => {
             let input = body_or_answer!(&request);
-            match record::preferences(consent, id, input, key.as_deref(), now).await {
+            match record::preferences(consent, id, input, &actor, key.as_deref(), now).await {
                 Ok(recorded) => json(
                     StatusCode::CREATED,
                     &serde_json::json!({ "recorded": recorded }),
@@ -169,7 +205,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         }
         (Method::POST, ["contacts", id, "revocations"]) => {
             let input = body_or_answer!(&request);
-            match record::revocation(consent, id, input, key.as_deref(), now).await {
+            match record::revocation(consent, id, input, &actor, key.as_deref(), now).await {
                 Ok(r) => json(StatusCode::CREATED, &record::request_view(&r, now)),
                 Err(e) => refused(&e),
             }
@@ -196,8 +232,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
             }
         }
         (Method::POST, ["revocations", id, "complete"]) => {
-            let input = body_or_answer!(&request);
-            match record::complete_revocation(consent, id, input, now).await {
+            match record::complete_revocation(consent, id, &actor, now).await {
                 Ok(request) => json(
                     StatusCode::OK,
                     &serde_json::json!({ "id": request.id, "completed": true }),
@@ -205,10 +240,23 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
                 Err(e) => refused(&e),
             }
         }
-        (Method::GET, ["reviews"]) => match deps.store.reviews().await {
-            Ok(items) => json(StatusCode::OK, &serde_json::json!({ "reviews": items })),
-            Err(e) => port_error(&e),
-        },
+        (Method::GET, ["reviews"]) => {
+            let all = request
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "status=all"));
+            match casework::review_items(consent, !all).await {
+                Ok(items) => json(StatusCode::OK, &serde_json::json!({ "reviews": items })),
+                Err(e) => refused(&e),
+            }
+        }
+        (Method::POST, ["reviews", id, "resolve"]) => {
+            let action = body_or_answer!(&request);
+            match casework::resolve_review(consent, id, action, &actor, now).await {
+                Ok(item) => json(StatusCode::OK, &item),
+                Err(e) => refused(&e),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "no such route"),
     }
 }

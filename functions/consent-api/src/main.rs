@@ -1,9 +1,11 @@
 //! The consent-api Lambda behind API Gateway (HTTP API).
+//!
+//! People sign in to the Cognito pool named by `USER_POOL_ID` and
+//! `USER_POOL_CLIENT_ID`; its keys are fetched at cold start.
 
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_api::ApiAuth;
 use optline_config::AwsClients;
 use optline_consent_api::{handle, Deps};
 
@@ -14,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
-        auth: ApiAuth::from_env(config.api_token.as_deref()),
+        people: Arc::new(optline_api::Verifier::from_env().await?),
         default_program: config.default_program.clone(),
     };
     let deps = &deps;

@@ -168,16 +168,25 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: DateTime<Utc>) -> S
 }
 
 /// `GET /sweep/dry-run?at=<RFC 3339>&limit=<n>`: the dry run report as
-/// JSON, for operators and dashboards. Authenticated like the other APIs.
+/// JSON, for operators and dashboards: people in the operations,
+/// compliance or admin group, verified against the Cognito pool.
 pub async fn dry_run_http(
     request: lambda_http::Request,
     deps: &Delivery,
-    auth: &optline_api::ApiAuth,
+    people: &optline_api::Verifier,
     now: DateTime<Utc>,
 ) -> lambda_http::Response<lambda_http::Body> {
     use lambda_http::http::StatusCode;
     use lambda_http::RequestExt;
-    if let Err(denied) = auth.check(&request) {
+    use optline_api::Group;
+    let person = match optline_api::person(people, &request).await {
+        Ok(p) => p,
+        Err(denied) => return denied,
+    };
+    if let Err(denied) = optline_api::require(
+        &person,
+        &[Group::Operations, Group::Compliance, Group::Admin],
+    ) {
         return denied;
     }
     if request.method() != lambda_http::http::Method::GET

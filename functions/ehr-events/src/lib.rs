@@ -2,8 +2,9 @@
 //!
 //! Verified EHR events in: an adapter over [`optline_episodes`]. Every
 //! request is verified first: a configured source by its HMAC signature or
-//! bearer token ([`verify`]), anything else by the deployment's API
-//! authentication. Then:
+//! bearer token ([`verify`]); a request naming no source must carry the
+//! token of a person in the operations or admin group (a manual event),
+//! verified against the Cognito pool. Then:
 //!
 //! - `POST /ehr/fhir/Appointment`, `POST /ehr/fhir`: a FHIR R4 Appointment
 //!   or a subscription notification Bundle (JSON answers);
@@ -22,7 +23,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use optline_api::{body_bytes, error, json, json_reason, port_error, ApiAuth};
+use optline_api::{
+    body_bytes, error, json, json_reason, person, port_error, require, Group, Verifier,
+};
 use optline_config::Config;
 use optline_episodes::intake::fhir::{self, FhirDocument};
 use optline_episodes::intake::hl7;
@@ -36,8 +39,8 @@ use optline_ports::Store;
 pub struct Deps {
     /// The table.
     pub store: Arc<dyn Store>,
-    /// Caller authentication when the request names no source.
-    pub auth: ApiAuth,
+    /// Verifies a person posting an event by hand (no source named).
+    pub people: Arc<Verifier>,
     /// Source systems and how each proves itself.
     pub sources: verify::EhrSources,
     /// Programs, with their appointment cadence.
@@ -116,7 +119,11 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     let origin = match verify::verify(&deps.sources, request.headers(), body, now) {
         Ok(verify::Verified::Source(name)) => name,
         Ok(verify::Verified::NoSource) => {
-            if let Err(denied) = deps.auth.check(&request) {
+            let who = match person(&deps.people, &request).await {
+                Ok(p) => p,
+                Err(denied) => return denied,
+            };
+            if let Err(denied) = require(&who, &[Group::Operations, Group::Admin]) {
                 return denied;
             }
             optline_episodes::API_ORIGIN.to_owned()

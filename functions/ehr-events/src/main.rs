@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_api::ApiAuth;
 use optline_config::AwsClients;
 use optline_ehr_events::{handle_reloading, Deps};
 
@@ -14,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let config = optline_aws::load_config(&clients).await?;
     let deps = Deps {
         store: Arc::new(optline_aws::table_store(&clients, &config).await?),
-        auth: ApiAuth::from_env(config.api_token.as_deref()),
+        people: Arc::new(optline_api::Verifier::from_env().await?),
         // The sources' secrets live in Secrets Manager (the environment
         // holds only the secret's ARN); `EHR_SOURCES` is for local runs.
         sources: match optline_aws::ehr_sources_json(clients.secrets()).await? {

@@ -1,8 +1,10 @@
 //! # templates
 //!
-//! The approved template library over HTTP. Every call is authenticated and
-//! made by a known *actor*; the roles an actor holds come from the
-//! deployment's reviewer list (`TEMPLATE_REVIEWERS`), never from the request.
+//! The approved template library over HTTP. Every call carries a person's
+//! token from the deployment's Cognito user pool, verified here
+//! ([`optline_identity`]); the roles a person holds come from the pool's
+//! groups (operations, compliance, legal, clinical), never from the request,
+//! and four-eyes compares the token's subject.
 //!
 //! | method | path | what |
 //! |---|---|---|
@@ -20,7 +22,8 @@
 //! | POST | `/templates/{id}/versions/{v}/retire` | `{"reason": "..."}` → retired |
 //! | GET | `/templates/{id}/diff?from=1&to=2` | what changed between two versions |
 //!
-//! Refusals say why: 400 for malformed input, 401 for an unknown caller, 403
+//! Refusals say why: 400 for malformed input, 401 for a missing, expired or
+//! foreign token, 403
 //! for a missing role or the four-eyes rule, 404, 409 for a state that does
 //! not allow the action or a concurrent change, 422 for lint errors.
 
@@ -28,35 +31,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use optline_api::{error, json, json_body, port_error};
-use optline_library::{assess, diff, Draft, Library, LibraryError, Reviewers};
+use optline_api::{error, json, json_body, person, port_error, require, Group, Person, Verifier};
+use optline_library::{assess, diff, Draft, Library, LibraryError};
 use optline_policy::template::lint::LintConfig;
 use optline_policy::template::review::{Action, Actor, ReviewError, ReviewPolicy, Role};
 use optline_ports::Store;
 use serde::Deserialize;
-
-/// How callers are identified.
-#[derive(Debug, Clone)]
-pub enum Identity {
-    /// API Gateway's IAM authorizer: the caller's principal ARN is the actor.
-    Iam,
-    /// Each reviewer presents their own bearer token.
-    Tokens,
-}
 
 /// What the templates API needs.
 #[derive(Clone)]
 pub struct Deps {
     /// The table.
     pub store: Arc<dyn Store>,
-    /// How callers are identified.
-    pub identity: Identity,
-    /// Reviewers and their roles.
-    pub reviewers: Reviewers,
+    /// Verifies the people calling (the deployment's Cognito user pool).
+    pub people: Arc<Verifier>,
     /// Approval validity.
     pub policy: ReviewPolicy,
     /// Lint lists.
@@ -65,34 +55,26 @@ pub struct Deps {
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps")
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
+        f.debug_struct("Deps").finish_non_exhaustive()
     }
 }
 
-#[allow(clippy::result_large_err, reason = "the error is the response to send")]
-fn actor(request: &Request, deps: &Deps) -> Result<Actor, Response<Body>> {
-    let unknown = || error(StatusCode::UNAUTHORIZED, "unknown caller");
-    match deps.identity {
-        Identity::Iam => {
-            let arn = match request.request_context_ref() {
-                Some(RequestContext::ApiGatewayV2(ApiGatewayV2httpRequestContext {
-                    authorizer: Some(auth),
-                    ..
-                })) => auth.iam.as_ref().and_then(|iam| iam.user_arn.clone()),
-                _ => None,
-            };
-            arn.map(|a| deps.reviewers.by_principal(&a))
-                .ok_or_else(unknown)
-        }
-        Identity::Tokens => request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| deps.reviewers.by_token(t))
-            .ok_or_else(unknown),
+/// The groups that work on templates: any of them may read, lint and
+/// author; each approves only in its own role.
+const TEMPLATE_GROUPS: [Group; 4] = [
+    Group::Operations,
+    Group::Compliance,
+    Group::Legal,
+    Group::Clinical,
+];
+
+/// The review actor a verified person is: their subject, name and the
+/// roles their groups grant.
+pub fn actor_of(person: &Person) -> Actor {
+    Actor {
+        id: person.actor_id(),
+        name: person.name.clone(),
+        roles: person.review_roles(),
     }
 }
 
@@ -140,10 +122,14 @@ struct PreviewBody {
 
 /// Routes one request.
 pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Body> {
-    let actor = match actor(&request, deps) {
-        Ok(a) => a,
+    let person = match person(&deps.people, &request).await {
+        Ok(p) => p,
         Err(denied) => return denied,
     };
+    if let Err(denied) = require(&person, &TEMPLATE_GROUPS) {
+        return denied;
+    }
+    let actor = actor_of(&person);
     let library = Library::new(deps.store.as_ref(), deps.policy, &deps.lint);
     let path = request.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -168,7 +154,7 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
                 );
             }
             library
-                .seed(now)
+                .seed(&actor, now)
                 .await
                 .map(|loaded| json(StatusCode::OK, &serde_json::json!({ "loaded": loaded })))
         }

@@ -1,93 +1,60 @@
 //! # optline-api
 //!
-//! The few things every HTTP function does the same way: check the caller,
+//! The few things every HTTP function does the same way: verify the person,
 //! answer in JSON, and turn a port error into a status without leaking data.
 
 pub mod reload;
 
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
+pub use optline_identity::{bearer, Group, Person, Rejected, Verifier};
 use optline_ports::PortError;
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
 /// Largest request body accepted by the JSON APIs and webhooks.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// How callers prove who they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiAuth {
-    /// API Gateway's IAM authorizer has already checked the caller (cloud).
-    Iam,
-    /// A bearer token (local use and simple deployments).
-    Token(String),
-    /// Nothing configured: every call is refused (fail closed).
-    Refuse,
+/// The person making a request: the `Authorization: Bearer <token>` a
+/// Cognito user pool issued, verified here whatever the gateway checked.
+/// `Err` is the 401 to return, with the failed check as its reason and a
+/// `WWW-Authenticate` challenge (RFC 6750).
+pub async fn person(verifier: &Verifier, request: &Request) -> Result<Person, Response<Body>> {
+    let header = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let token = bearer(header).ok_or(Rejected::Missing);
+    match token {
+        Ok(token) => verifier.verify(token).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|rejected| unauthorized(&rejected))
 }
 
-impl ApiAuth {
-    /// From `API_AUTH` (`iam` or `token`) and `API_TOKEN`.
-    pub fn from_env(token: Option<&str>) -> Self {
-        let mode = std::env::var("API_AUTH").unwrap_or_default();
-        match (mode.as_str(), token) {
-            ("iam", _) => Self::Iam,
-            (_, Some(t)) if !t.is_empty() => Self::Token(t.to_owned()),
-            _ => Self::Refuse,
-        }
-    }
-
-    /// Checks a request; `Err` is the 401 answer to return.
-    #[allow(clippy::result_large_err, reason = "the error is the response to send")]
-    pub fn check(&self, request: &Request) -> Result<(), Response<Body>> {
-        match self {
-            // The gateway's IAM authorizer checked the signature; the
-            // function still insists on the identity it left in the request
-            // context, so a request that reached it another way (no
-            // authorizer, a misrouted stage) is refused, not trusted.
-            Self::Iam => match iam_caller(request) {
-                Some(_) => Ok(()),
-                None => Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "no IAM identity in the request context",
-                )),
-            },
-            Self::Refuse => Err(error(
-                StatusCode::UNAUTHORIZED,
-                "authentication is not configured",
-            )),
-            Self::Token(expected) => {
-                let presented = request
-                    .headers()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or_default();
-                if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-                    Ok(())
-                } else {
-                    Err(error(
-                        StatusCode::UNAUTHORIZED,
-                        "missing or invalid bearer token",
-                    ))
-                }
-            }
-        }
-    }
+/// The 401 for a refused token.
+pub fn unauthorized(rejected: &Rejected) -> Response<Body> {
+    let mut response = error(StatusCode::UNAUTHORIZED, &rejected.to_string());
+    let challenge = match rejected {
+        Rejected::Missing => "Bearer",
+        _ => "Bearer error=\"invalid_token\"",
+    };
+    response
+        .headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static(challenge));
+    response
 }
 
-/// The IAM caller (its ARN) API Gateway's IAM authorizer put in an HTTP
-/// API request's context, if any.
-pub fn iam_caller(request: &Request) -> Option<String> {
-    use lambda_http::request::RequestContext;
-    use lambda_http::RequestExt;
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .authorizer
-            .as_ref()
-            .and_then(|auth| auth.iam.as_ref())
-            .and_then(|iam| iam.user_arn.clone())
-            .filter(|arn| arn.starts_with("arn:")),
-        _ => None,
+/// `Ok` when `person` is in one of `groups`, else the 403 naming them.
+#[allow(clippy::result_large_err, reason = "the error is the response to send")]
+pub fn require(person: &Person, groups: &[Group]) -> Result<(), Response<Body>> {
+    if person.any(groups) {
+        Ok(())
+    } else {
+        let names: Vec<&str> = groups.iter().map(|g| g.as_str()).collect();
+        Err(error(
+            StatusCode::FORBIDDEN,
+            &format!("this needs one of the groups: {}", names.join(", ")),
+        ))
     }
 }
 
@@ -145,52 +112,3 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
 }
 
 pub use optline_ports::json_reason;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lambda_http::request::RequestContext;
-    use lambda_http::RequestExt;
-
-    fn request(context: Option<serde_json::Value>) -> Request {
-        let request = lambda_http::http::Request::builder()
-            .method("GET")
-            .uri("/templates")
-            .body(Body::Empty)
-            .unwrap_or_default();
-        match context {
-            Some(value) => request.with_request_context(RequestContext::ApiGatewayV2(
-                serde_json::from_value(value).unwrap_or_default(),
-            )),
-            None => request,
-        }
-    }
-
-    #[test]
-    fn iam_mode_refuses_a_request_without_an_iam_identity_in_its_context() {
-        let auth = ApiAuth::Iam;
-        assert!(auth.check(&request(None)).is_err());
-        assert!(auth
-            .check(&request(Some(
-                serde_json::json!({"routeKey": "GET /templates"})
-            )))
-            .is_err());
-        let signed = serde_json::json!({
-            "routeKey": "GET /templates",
-            "timeEpoch": 1_764_000_000_000_i64,
-            "http": {"method": "GET", "path": "/templates", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
-            "authorizer": {"iam": {
-                "accessKey": "AKIAEXAMPLE",
-                "accountId": "123456789012",
-                "userArn": "arn:aws:sts::123456789012:assumed-role/ops/session",
-            }}
-        });
-        assert!(auth.check(&request(Some(signed))).is_ok());
-        assert_eq!(
-            iam_caller(&request(Some(
-                serde_json::json!({"authorizer": {"iam": {"userArn": "nobody"}}})
-            ))),
-            None
-        );
-    }
-}

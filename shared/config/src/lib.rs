@@ -220,8 +220,6 @@ pub struct Config {
     /// Public base URL of the HTTP API (for Twilio signatures), e.g.
     /// `https://abc.execute-api.us-east-1.amazonaws.com`.
     pub public_base_url: Option<String>,
-    /// Bearer token for the consent and EHR APIs (local use; IAM in the cloud).
-    pub api_token: Option<String>,
     /// Days a template approval counts (`APPROVAL_VALID_DAYS`, default 365).
     pub approval_valid_days: u32,
     /// JSON replacing the embedded template lint lists (`TEMPLATE_LINT_CONFIG`).
@@ -307,7 +305,8 @@ impl Config {
     ///   the auth token and webhook keys come from the secret
     ///   `TWILIO_SECRET_ARN` names (`optline_aws::with_twilio_secret`), and
     ///   only outside a deployment from `TWILIO_AUTH_TOKEN`
-    /// - `PUBLIC_BASE_URL`, `API_TOKEN` (EHR sources: `EHR_SOURCES`, read by ehr-events)
+    /// - `PUBLIC_BASE_URL` (EHR sources: `EHR_SOURCES`, read by ehr-events;
+    ///   people: `USER_POOL_ID`, `USER_POOL_CLIENT_ID`, read by `optline_identity`)
     /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
     pub fn from_env() -> Result<Self, ConfigError> {
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
@@ -385,7 +384,6 @@ impl Config {
             default_program,
             twilio,
             public_base_url: var("PUBLIC_BASE_URL"),
-            api_token: var("API_TOKEN"),
             approval_valid_days: match var("APPROVAL_VALID_DAYS") {
                 None => 365,
                 Some(days) => days.parse().map_err(|_| ConfigError::Invalid {

@@ -11,10 +11,13 @@
 //!   retried with its idempotency key (an event id, or the
 //!   `Idempotency-Key` of the request) ends where the first one did, and a
 //!   conflicting reuse of a key is refused.
+//! - [`casework`]: the review queue and callbacks people resolve, each
+//!   answer audited with the person's verified identity.
 //! - [`proof`]: proof of consent and the audit chain.
 //! - [`reconcile`]: drift between the ledger and a carrier's opt-out list,
 //!   fixed toward suppression.
 
+pub mod casework;
 pub mod contacts;
 pub mod proof;
 pub mod reconcile;

@@ -30,8 +30,6 @@ pub struct NewConsent {
     pub kind: ConsentKind,
     /// How it was captured.
     pub channel: CaptureChannel,
-    /// Who recorded it.
-    pub actor: String,
     /// When it took effect; defaults to now.
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
@@ -69,8 +67,6 @@ pub struct NewPreferences {
     pub categories: BTreeMap<String, bool>,
     /// How they were captured.
     pub channel: CaptureChannel,
-    /// Who recorded them.
-    pub actor: String,
     /// The exact text shown (required when any category is turned on).
     #[serde(default)]
     pub disclosure_text: Option<String>,
@@ -88,8 +84,6 @@ pub struct NewPreferences {
 pub struct NewRevocation {
     /// How it was received (`staff`, `portal`, `ivr`, `paper`, ...).
     pub channel: CaptureChannel,
-    /// Who took it.
-    pub actor: String,
     /// When it was received; defaults to now.
     #[serde(default)]
     pub received_at: Option<DateTime<Utc>>,
@@ -102,14 +96,6 @@ pub struct NewRevocation {
     /// The source system's record id.
     #[serde(default)]
     pub source_record_id: Option<String>,
-}
-
-/// `POST /revocations/{id}/complete`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteRevocation {
-    /// Who confirms it.
-    pub actor: String,
 }
 
 /// What recording an event did.
@@ -245,6 +231,7 @@ pub async fn record_consent(
     consent: Consent<'_>,
     contact_id: &str,
     input: NewConsent,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ConsentError> {
     let contact = contact(consent, contact_id).await?;
@@ -258,8 +245,10 @@ pub async fn record_consent(
             "a grant needs the exact disclosure text shown to the person".to_owned(),
         ));
     }
-    if input.actor.trim().is_empty() {
-        return Err(ConsentError::Invalid("actor is required".to_owned()));
+    if actor.trim().is_empty() {
+        return Err(ConsentError::Invalid(
+            "the person recording it is unknown".to_owned(),
+        ));
     }
     let event_id = match input.event_id.as_deref() {
         Some(raw) => EventId::parse(raw).map_err(|e| ConsentError::Invalid(e.to_string()))?,
@@ -278,7 +267,7 @@ pub async fn record_consent(
         at: input.at.unwrap_or(now).min(now),
         recorded_at: now,
         channel: input.channel,
-        actor: input.actor,
+        actor: actor.to_owned(),
         source_system: input.source_system,
         source_record_id: input.source_record_id,
         disclosure_sha256: input.disclosure_text.as_deref().map(sha256_hex),
@@ -336,12 +325,13 @@ pub async fn preferences(
     consent: Consent<'_>,
     contact_id: &str,
     input: NewPreferences,
+    actor: &str,
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<PreferenceRecorded>, ConsentError> {
-    if input.actor.trim().is_empty() || input.categories.is_empty() {
+    if actor.trim().is_empty() || input.categories.is_empty() {
         return Err(ConsentError::Invalid(
-            "actor and at least one category are required".to_owned(),
+            "at least one category is required".to_owned(),
         ));
     }
     let wants_any = input.categories.values().any(|on| *on);
@@ -380,7 +370,7 @@ pub async fn preferences(
             action,
             vec![category.clone()],
             input.channel,
-            input.actor.clone(),
+            actor.to_owned(),
             now,
             now,
         );
@@ -427,11 +417,14 @@ pub async fn revocation(
     consent: Consent<'_>,
     contact_id: &str,
     input: NewRevocation,
+    actor: &str,
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<RevocationRequest, ConsentError> {
-    if input.actor.trim().is_empty() {
-        return Err(ConsentError::Invalid("actor is required".to_owned()));
+    if actor.trim().is_empty() {
+        return Err(ConsentError::Invalid(
+            "the person recording it is unknown".to_owned(),
+        ));
     }
     let contact = contact(consent, contact_id).await?;
     let received = input.received_at.unwrap_or(now).min(now);
@@ -454,7 +447,7 @@ pub async fn revocation(
         ConsentAction::Revoke,
         input.categories,
         input.channel,
-        input.actor.clone(),
+        actor.to_owned(),
         received,
         now,
     );
@@ -465,7 +458,7 @@ pub async fn revocation(
         contact_id: contact.id.clone(),
         event_id: event.id.clone(),
         channel: input.channel,
-        actor: input.actor,
+        actor: actor.to_owned(),
         received_at: received,
         deadline: revocation_deadline(received),
         completed_at: None,
@@ -500,11 +493,13 @@ pub async fn revocation(
 pub async fn complete_revocation(
     consent: Consent<'_>,
     id: &str,
-    input: CompleteRevocation,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Result<RevocationRequest, ConsentError> {
-    if input.actor.trim().is_empty() {
-        return Err(ConsentError::Invalid("actor is required".to_owned()));
+    if actor.trim().is_empty() {
+        return Err(ConsentError::Invalid(
+            "the person recording it is unknown".to_owned(),
+        ));
     }
     let id = EventId::parse(id).map_err(|e| ConsentError::Invalid(e.to_string()))?;
     for _ in 0..COMMIT_ATTEMPTS {
@@ -516,7 +511,7 @@ pub async fn complete_revocation(
         }
         let completed = RevocationRequest {
             completed_at: Some(now),
-            completed_by: Some(input.actor.clone()),
+            completed_by: Some(actor.to_owned()),
             ..request.clone()
         };
         let heads = consent

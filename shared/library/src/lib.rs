@@ -27,8 +27,7 @@ use optline_policy::template::{seed_library, TemplateVersion, Variable};
 use optline_policy::MessageClass;
 use optline_ports::{ContactId, NewAuditRecord, PortError, Store, StoredTemplate};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+
 use thiserror::Error;
 
 /// What can go wrong. Messages never contain a rendered value.
@@ -145,69 +144,6 @@ pub struct Change {
     pub to: serde_json::Value,
 }
 
-/// One reviewer entry of `TEMPLATE_REVIEWERS`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reviewer {
-    /// Roles granted.
-    #[serde(default)]
-    pub roles: Vec<Role>,
-    /// For bearer-token deployments: SHA-256 (hex) of this actor's token.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-}
-
-/// The deployment's reviewers: actor id → roles (and token hash).
-#[derive(Debug, Clone, Default)]
-pub struct Reviewers(BTreeMap<String, Reviewer>);
-
-impl Reviewers {
-    /// Parses `TEMPLATE_REVIEWERS`: `{"actor": {"roles": [...], "token_sha256": "..."}}`.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json)
-            .map(Self)
-            .map_err(|e| format!("TEMPLATE_REVIEWERS is not valid: {e}"))
-    }
-
-    fn roles_of(&self, id: &str) -> Vec<Role> {
-        self.0.get(id).map(|r| r.roles.clone()).unwrap_or_default()
-    }
-
-    /// The actor whose token this is.
-    pub fn by_token(&self, token: &str) -> Option<Actor> {
-        let digest = hex::encode(Sha256::digest(token.as_bytes()));
-        self.0.iter().find_map(|(id, r)| {
-            let hash = r.token_sha256.as_deref()?;
-            bool::from(hash.as_bytes().ct_eq(digest.as_bytes())).then(|| Actor {
-                id: id.clone(),
-                roles: r.roles.clone(),
-            })
-        })
-    }
-
-    /// The actor behind an IAM principal. An assumed-role session
-    /// (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`) is its own actor (four
-    /// eyes counts sessions, i.e. people), with the roles granted to the
-    /// session, to `…:assumed-role/ROLE` or to `arn:aws:iam::ACCT:role/ROLE`.
-    pub fn by_principal(&self, arn: &str) -> Actor {
-        let mut roles = self.roles_of(arn);
-        if roles.is_empty() {
-            if let Some((prefix, rest)) = arn.split_once(":assumed-role/") {
-                let role = rest.split('/').next().unwrap_or_default();
-                roles = self.roles_of(&format!("{prefix}:assumed-role/{role}"));
-                if roles.is_empty() {
-                    let account = prefix.rsplit(':').next().unwrap_or_default();
-                    roles = self.roles_of(&format!("arn:aws:iam::{account}:role/{role}"));
-                }
-            }
-        }
-        Actor {
-            id: arn.to_owned(),
-            roles,
-        }
-    }
-}
-
 /// Sendable template versions kept in memory by a warm function.
 #[derive(Debug, Default)]
 pub struct TemplateCache(
@@ -281,8 +217,25 @@ impl std::fmt::Debug for Library<'_> {
     }
 }
 
-/// Actor id recorded for the approvals of the seed library.
-pub const SEED_ACTOR_PREFIX: &str = "optline-seed-library";
+/// A person as records show them: `Name <cognito:sub>`, or the id alone.
+fn who(name: &str, id: &str) -> String {
+    if name.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{name} <{id}>")
+    }
+}
+
+/// A version the seed loaded, and what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeededVersion {
+    /// `id@version`.
+    pub reference: String,
+    /// `published` or `in_review`.
+    pub state: String,
+    /// Roles whose approval it still needs.
+    pub missing_roles: Vec<String>,
+}
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -360,7 +313,8 @@ impl<'a> Library<'a> {
         if !self.store.create_template_version(&stored).await? {
             return Err(LibraryError::Conflict);
         }
-        self.audit(&stored, "create", &author.id, now, None).await?;
+        self.audit(&stored, "create", &who(&author.name, &author.id), now, None)
+            .await?;
         Ok(self.view(stored, now))
     }
 
@@ -425,8 +379,14 @@ impl<'a> Library<'a> {
             lifecycle: next,
         };
         let note = updated.lifecycle.history.last().map(describe_transition);
-        self.audit(&updated, action.name(), &actor.id, now, note)
-            .await?;
+        self.audit(
+            &updated,
+            action.name(),
+            &who(&actor.name, &actor.id),
+            now,
+            note,
+        )
+        .await?;
         Ok(self.view(updated, now))
     }
 
@@ -522,11 +482,19 @@ impl<'a> Library<'a> {
         preview(version, values, self.lint)
     }
 
-    /// Loads the seed library as published versions, once per template id
-    /// (an id that exists is left alone). The approvals are recorded as the
-    /// seed library's, one actor per role, so a deployment's reviewers can
-    /// see them for what they are and re-approve within the period.
-    pub async fn seed(&self, now: DateTime<Utc>) -> Result<Vec<String>, LibraryError> {
+    /// Loads the seed library, once per template id (an id that exists is
+    /// left alone), on behalf of `seeder`, a verified person. Every version
+    /// is submitted for review as written by the seed library. A low-tier
+    /// version is approved in the operations role and published by the
+    /// seeder when they hold that role (their own approval, recorded with
+    /// their identity); a version of a higher tier stays in review until the
+    /// people its tier names approve it. No approval is ever recorded for
+    /// anyone who did not give it.
+    pub async fn seed(
+        &self,
+        seeder: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SeededVersion>, LibraryError> {
         let mut loaded = Vec::new();
         for version in seed_library() {
             if !self.store.template_versions(&version.id).await?.is_empty() {
@@ -535,6 +503,7 @@ impl<'a> Library<'a> {
             let findings = lint(&version, self.lint);
             let author = Actor {
                 id: version.author.clone(),
+                name: "optline seed library".to_owned(),
                 roles: Vec::new(),
             };
             let mut lc = apply(
@@ -546,34 +515,28 @@ impl<'a> Library<'a> {
                 now,
                 &self.policy,
             )?;
-            for role in required_roles(lc.tier) {
-                let reviewer = Actor {
-                    id: format!("{SEED_ACTOR_PREFIX}:{}", role.as_str()),
-                    roles: vec![*role],
-                };
+            if lc.tier == RiskTier::Low && seeder.roles.contains(&Role::Operations) {
                 lc = apply(
                     &version,
                     &lc,
-                    &Action::Approve { role: *role },
-                    &reviewer,
+                    &Action::Approve {
+                        role: Role::Operations,
+                    },
+                    seeder,
+                    &findings,
+                    now,
+                    &self.policy,
+                )?;
+                lc = apply(
+                    &version,
+                    &lc,
+                    &Action::Publish,
+                    seeder,
                     &findings,
                     now,
                     &self.policy,
                 )?;
             }
-            let publisher = Actor {
-                id: format!("{SEED_ACTOR_PREFIX}:publisher"),
-                roles: vec![Role::Operations],
-            };
-            lc = apply(
-                &version,
-                &lc,
-                &Action::Publish,
-                &publisher,
-                &findings,
-                now,
-                &self.policy,
-            )?;
             let stored = StoredTemplate {
                 version,
                 lifecycle: lc,
@@ -582,12 +545,23 @@ impl<'a> Library<'a> {
                 self.audit(
                     &stored,
                     "seed",
-                    SEED_ACTOR_PREFIX,
+                    &who(&seeder.name, &seeder.id),
                     now,
-                    Some("published from the seed library shipped with optline".to_owned()),
+                    Some(format!(
+                        "loaded from the seed library shipped with optline by {}; {}",
+                        seeder.name,
+                        stored.lifecycle.state.as_str()
+                    )),
                 )
                 .await?;
-                loaded.push(stored.version.reference());
+                loaded.push(SeededVersion {
+                    reference: stored.version.reference(),
+                    state: stored.lifecycle.state.as_str().to_owned(),
+                    missing_roles: missing_roles(&stored.lifecycle, now, &self.policy)
+                        .iter()
+                        .map(|r| r.as_str().to_owned())
+                        .collect(),
+                });
             }
         }
         Ok(loaded)
@@ -632,7 +606,7 @@ impl<'a> Library<'a> {
                 format!(
                     "{} by {} at {}",
                     a.role.as_str(),
-                    a.actor,
+                    who(&a.actor_name, &a.actor),
                     a.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 )
             })

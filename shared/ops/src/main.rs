@@ -261,8 +261,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         }
         Command::Template(command) => {
             let store = DynamoStore::new(clients.dynamodb().clone(), env("TABLE_NAME")?);
-            let sts = aws_sdk_sts::Client::new(clients.shared());
-            answer(template::run(command, &store, &sts).await)
+            answer(template::run(command, &store).await)
         }
         Command::Programs(command) => {
             let sts = aws_sdk_sts::Client::new(clients.shared());

@@ -1,7 +1,10 @@
-//! `optline-ops template …`: the template library in a deployment. The
-//! actor is the caller's AWS identity (STS `GetCallerIdentity`); the roles it
-//! holds come from `TEMPLATE_REVIEWERS`, the same JSON the templates
-//! function reads, so the CLI grants nothing the API would not.
+//! `optline-ops template …`: the template library in a deployment. Reading
+//! needs AWS credentials for the table; every change is made by a person:
+//! `OPTLINE_ID_TOKEN` holds the token they got by signing in to the
+//! deployment's Cognito pool, verified exactly as the templates function
+//! verifies it (`USER_POOL_ID`, `USER_POOL_CLIENT_ID`), so the CLI grants
+//! nothing the API would not, and an AWS role's session name is never a
+//! person.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,13 +12,15 @@ use std::path::PathBuf;
 use chrono::Utc;
 use clap::Subcommand;
 use optline_aws::DynamoStore;
-use optline_library::{diff, Draft, Library, Reviewers};
+use optline_library::{diff, Draft, Library};
 use optline_policy::template::review::{Action, Actor, ReviewPolicy, Role};
 
 /// The template subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
-    /// Load the seed library (published) for every template id not present.
+    /// Load the seed library for every template id not present: low-tier
+    /// versions approved and published by you (operations), the rest left
+    /// in review for the people their tier names.
     Seed,
     /// Every template and the state of its versions.
     List,
@@ -76,7 +81,6 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 pub async fn run(
     command: TemplateCommand,
     store: &DynamoStore,
-    sts: &aws_sdk_sts::Client,
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let config = optline_config::Config::from_env()?;
     let lint = optline_library::lint_config(config.template_lint.as_deref())?;
@@ -86,13 +90,16 @@ pub async fn run(
     let library = Library::new(store, policy, &lint);
     let now = Utc::now();
     let actor = || async {
-        let reviewers = match std::env::var("TEMPLATE_REVIEWERS") {
-            Ok(json) if !json.trim().is_empty() => Reviewers::parse(&json)?,
-            _ => Reviewers::default(),
-        };
-        let me = sts.get_caller_identity().send().await?;
-        let arn = me.arn().ok_or("the caller identity has no arn")?;
-        Ok::<Actor, Box<dyn std::error::Error>>(reviewers.by_principal(arn))
+        let token = std::env::var("OPTLINE_ID_TOKEN").map_err(|_| {
+            "changes are made by a person: set OPTLINE_ID_TOKEN to the token you got by signing in (docs/identities.md)"
+        })?;
+        let people = optline_identity::Verifier::from_env().await?;
+        let person = people.verify(&token).await?;
+        Ok::<Actor, Box<dyn std::error::Error>>(Actor {
+            id: person.actor_id(),
+            name: person.name.clone(),
+            roles: person.review_roles(),
+        })
     };
     let act = |id: String, version: u32, action: Action| async move {
         let who = actor().await?;
@@ -100,7 +107,10 @@ pub async fn run(
         Ok::<_, Box<dyn std::error::Error>>(serde_json::to_value(view)?)
     };
     Ok(match command {
-        TemplateCommand::Seed => serde_json::json!({ "loaded": library.seed(now).await? }),
+        TemplateCommand::Seed => {
+            let who = actor().await?;
+            serde_json::json!({ "loaded": library.seed(&who, now).await? })
+        }
         TemplateCommand::List => {
             let mut out = Vec::new();
             for id in library.ids().await? {

@@ -171,6 +171,7 @@ fn at(day: u32) -> DateTime<Utc> {
 fn actor(id: &str, roles: &[Role]) -> Actor {
     Actor {
         id: id.to_owned(),
+        name: id.to_owned(),
         roles: roles.to_vec(),
     }
 }

@@ -217,6 +217,9 @@ pub enum Write {
         /// The delivery state read (`None`: none yet).
         expected: Option<String>,
     },
+    /// A review item as a person left it (assigned or resolved), only
+    /// while it exists and is unresolved.
+    UpdateReview(ReviewItem),
     /// A revocation request (new).
     RevocationRequest(RevocationRequest),
     /// A revocation request marked complete (only while open).

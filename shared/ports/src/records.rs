@@ -674,6 +674,26 @@ pub struct ReviewItem {
     pub rule: String,
     /// What optline already did (e.g. "suppressed").
     pub action_taken: String,
+    /// The person the item is assigned to (`Name <cognito:sub>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
+    /// How a person resolved it; `None` while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ReviewResolution>,
+}
+
+/// A person's answer to a review item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewResolution {
+    /// `opt_out_confirmed`, `restored`, `no_action` or `closed`.
+    pub outcome: String,
+    /// Why (required to restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who resolved it (`Name <cognito:sub>`), from their verified token.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// A delivery report from a carrier.

@@ -108,6 +108,8 @@ pub(crate) async fn plan(
                     action_taken:
                         "revocation recorded; messages suppressed until a person reviews it"
                             .to_owned(),
+                    assigned_to: None,
+                    resolution: None,
                 }));
                 "doubtful revocation: suppressed and queued for human review"
             } else {
@@ -265,6 +267,8 @@ pub(crate) async fn plan(
                     body: sms.body.clone(),
                     rule: classification.rule.clone(),
                     action_taken: "no action; waiting for a person".to_owned(),
+                    assigned_to: None,
+                    resolution: None,
                 }));
             }
             records.each(|c| reply_record(c, now, classification, None, "reply recorded"));
@@ -436,6 +440,8 @@ async fn two_way(
                 "reschedule requested for {}; call the patient back",
                 sent.subject
             ),
+            assigned_to: None,
+            resolution: None,
         }));
     }
     records.one(

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use optline_api::ApiAuth;
 use optline_aws::ProgramSenders;
 use optline_config::AwsClients;
 use optline_dispatch::{dry_run_http, Delivery};
@@ -14,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let clients = AwsClients::load().await;
     let config = optline_aws::load_config(&clients).await?;
     let store = Arc::new(optline_aws::table_store(&clients, &config).await?);
-    let auth = ApiAuth::from_env(config.api_token.as_deref());
+    let people = optline_api::Verifier::from_env().await?;
     let deps = Delivery {
         store: store.clone(),
         pacer: store,
@@ -26,9 +25,9 @@ async fn main() -> Result<(), Error> {
         warm: Arc::default(),
         config: Arc::new(config),
     };
-    let (deps, auth) = (&deps, &auth);
+    let (deps, people) = (&deps, &people);
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(dry_run_http(request, deps, auth, chrono::Utc::now()).await)
+        Ok::<_, Error>(dry_run_http(request, deps, people, chrono::Utc::now()).await)
     }))
     .await
 }

@@ -241,6 +241,29 @@ impl DynamoStore {
                 );
                 tx.push(self.put(item, Some(NEW))?, "revocation request exists");
             }
+            Write::UpdateReview(item) => {
+                let mut stored = record_item(
+                    key::REVIEWS,
+                    format!("REV#{}#{}", ts(item.at), item.id),
+                    "review",
+                    &item,
+                )?;
+                if item.resolution.is_some() {
+                    stored.insert(
+                        "resolved".to_owned(),
+                        aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+                    );
+                }
+                tx.push(
+                    self.put_when(
+                        stored,
+                        "attribute_exists(pk) AND attribute_not_exists(#resolved)",
+                        HashMap::from([("#resolved".to_owned(), "resolved".to_owned())]),
+                        HashMap::new(),
+                    )?,
+                    "review item missing or already resolved",
+                );
+            }
             Write::CompleteRevocation { request } => {
                 let mut item = record_item(
                     key::REVOCATION_REQUESTS,

@@ -167,8 +167,11 @@ pub fn risk_tier(version: &TemplateVersion, findings: &[Finding]) -> (RiskTier, 
 pub struct Approval {
     /// The role approved in.
     pub role: Role,
-    /// Who approved.
+    /// Who approved (a verified identity, `cognito:<sub>`).
     pub actor: String,
+    /// Their display name when they approved.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor_name: String,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -178,8 +181,11 @@ pub struct Approval {
 pub struct Transition {
     /// `submit`, `approve`, `reject`, `publish`, `retire`.
     pub action: String,
-    /// Who did it.
+    /// Who did it (a verified identity, `cognito:<sub>`).
     pub actor: String,
+    /// Their display name when they did it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor_name: String,
     /// When.
     pub at: DateTime<Utc>,
     /// State before.
@@ -246,9 +252,13 @@ impl Default for ReviewPolicy {
 /// Who is acting, with the roles the deployment grants them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// Stable identity (IAM principal, token name, e-mail).
+    /// Stable identity: a verified token's subject (`cognito:<sub>`), which
+    /// four-eyes compares; never a name a caller chooses.
     pub id: String,
-    /// Roles granted by configuration, never by the caller.
+    /// Display name, for the records people read.
+    #[serde(default)]
+    pub name: String,
+    /// Roles granted by the identity provider's groups, never by the caller.
     pub roles: Vec<Role>,
 }
 
@@ -439,6 +449,7 @@ pub fn apply(
             next.approvals.push(Approval {
                 role: *role,
                 actor: actor.id.clone(),
+                actor_name: actor.name.clone(),
                 at: now,
             });
             if lc.state == VersionState::InReview && missing_roles(&next, now, policy).is_empty() {
@@ -509,6 +520,7 @@ pub fn apply(
     next.history.push(Transition {
         action: action.name().to_owned(),
         actor: actor.id.clone(),
+        actor_name: actor.name.clone(),
         at: now,
         from: lc.state,
         to: next.state,
