@@ -506,7 +506,19 @@ def start() -> dict:
     return state
 
 
+def stop_console() -> None:
+    """Stops the console the main job left running (.local/console.pid)."""
+    pidfile = STATE / "console.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().strip()), 15)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        pidfile.unlink(missing_ok=True)
+
+
 def stop() -> None:
+    stop_console()
     state = read_state()
     if state:
         try:

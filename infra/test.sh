@@ -12,6 +12,8 @@ if [ "$(python3 infra/local-stack.py status)" != "running" ]; then
 fi
 cleanup() { if [ "$started" = yes ]; then python3 infra/local-stack.py stop; fi; }
 trap cleanup EXIT
+# The console's browser tests drive Debian's Chromium over WebDriver.
+bash infra/install-browser.sh
 # The EHR fixtures the tests send, checked by independent FHIR and HL7 validators.
 python3 infra/local-stack.py install >/dev/null
 fixtures=0

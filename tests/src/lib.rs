@@ -18,6 +18,7 @@
 )]
 
 pub mod calls;
+pub mod console_server;
 pub mod faults;
 pub mod fixtures;
 pub mod iam;
@@ -245,6 +246,8 @@ pub struct Harness {
     pub people: Arc<optline_api::Verifier>,
     /// Each local user's ID token, signed in once per harness.
     tokens: Arc<std::collections::HashMap<String, String>>,
+    /// What seeding the template library did, and who approved what.
+    pub seeding: Arc<Vec<String>>,
 }
 
 /// The clients of one function: each call is counted and checked against
@@ -406,8 +409,9 @@ pub async fn seed_and_review(
     people: &optline_api::Verifier,
     tokens: &std::collections::HashMap<String, String>,
     at: chrono::DateTime<chrono::Utc>,
-) {
+) -> Vec<String> {
     use optline_policy::template::review::{Action, VersionState};
+    let mut story = Vec::new();
     let actor = |user: &str| {
         let token = tokens.get(user).expect("a local user").clone();
         async move {
@@ -422,30 +426,47 @@ pub async fn seed_and_review(
         .seed(&ops, at)
         .await
         .expect("seed the template library");
+    for seeded in &loaded {
+        story.push(if seeded.state == "published" {
+            format!(
+                "{}: low risk, approved (operations) and published by {}",
+                seeded.reference, ops.name
+            )
+        } else {
+            format!(
+                "{}: in review, waiting for {}",
+                seeded.reference,
+                seeded.missing_roles.join(", ")
+            )
+        });
+    }
     for seeded in loaded.iter().filter(|v| v.state == "in_review") {
+        let mut by = Vec::new();
         let (id, version) = seeded.reference.split_once('@').expect("id@version");
         let version: u32 = version.parse().expect("a version number");
         for role in &seeded.missing_roles {
             let role: Role =
                 serde_json::from_value(serde_json::Value::from(role.as_str())).expect("a role");
-            let user = reviewer_for(role);
+            let reviewer = actor(reviewer_for(role)).await;
             library
-                .act(
-                    id,
-                    version,
-                    &Action::Approve { role },
-                    &actor(user).await,
-                    at,
-                )
+                .act(id, version, &Action::Approve { role }, &reviewer, at)
                 .await
                 .expect("a named reviewer approves");
+            by.push(format!("{} ({})", reviewer.name, role.as_str()));
         }
         let view = library
             .act(id, version, &Action::Publish, &ops, at)
             .await
             .expect("operations publishes");
         assert_eq!(view.stored.lifecycle.state, VersionState::Published);
+        story.push(format!(
+            "{}: approved by {}; published by {}",
+            seeded.reference,
+            by.join(", "),
+            ops.name
+        ));
     }
+    story
 }
 
 /// The local person who approves in `role` in tests and the demo.
@@ -635,7 +656,7 @@ impl Harness {
         // instants in 2026, so it is seeded at the year's start (approvals
         // count for 365 days from then), by named people: an operations
         // person loads it, and the reviewers each tier names approve.
-        seed_and_review(
+        let seeding = seed_and_review(
             store.as_ref(),
             &people,
             &tokens,
@@ -667,6 +688,7 @@ impl Harness {
             shared,
             people,
             tokens: Arc::new(tokens),
+            seeding: Arc::new(seeding),
             stream_read: Arc::default(),
             faults: None,
             audit_key: Some(audit_key),
@@ -914,6 +936,23 @@ impl Harness {
             .header("content-type", "application/fhir+json")
             .body(Body::from(resource.to_string()))
             .expect("request builds")
+    }
+
+    /// The console's deps: the password sign-in against the stack's pool.
+    pub fn console(&self) -> optline_console::Deps {
+        optline_console::Deps {
+            store: self.store_as("ConsoleFunction"),
+            people: self.people.clone(),
+            sign_in: optline_console::SignIn::Password {
+                endpoint: self.endpoint.clone(),
+                client_id: self.resources.user_pool_client_id.clone(),
+            },
+            policy: ReviewPolicy::default(),
+            lint: optline_policy::template::lint::LintConfig::embedded()
+                .expect("lint table")
+                .clone(),
+            default_program: self.config.default_program.clone(),
+        }
     }
 
     /// The consent API's deps.

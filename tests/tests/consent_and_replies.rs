@@ -475,6 +475,102 @@ async fn a_doubtful_revocation_suppresses_and_goes_to_human_review() {
         Some(1)
     );
 
+    // A person reads it: the patient meant the appointment, not the texts.
+    // Restoring needs a reason and a casework group; the restore reverses
+    // the revocation and names the person from their token; a second
+    // answer to the same item is refused, whoever gives it.
+    let item = reviews[0].id.clone();
+    let resolve = |user: &str, body: serde_json::Value| {
+        h.request_as(
+            user,
+            "POST",
+            &format!("/reviews/{item}/resolve"),
+            Some(body),
+        )
+    };
+    let at = t0() + Duration::minutes(5);
+    let api = h.consent_api();
+    let no_reason = optline_consent_api::handle(
+        resolve(
+            "ana.compliance",
+            json!({"action": "restore", "reason": " "}),
+        ),
+        &api,
+        at,
+    )
+    .await;
+    assert_eq!(no_reason.status(), StatusCode::BAD_REQUEST);
+    let clinician = optline_consent_api::handle(
+        resolve(
+            "kim.clinical",
+            json!({"action": "restore", "reason": "meant the appointment"}),
+        ),
+        &api,
+        at,
+    )
+    .await;
+    assert_eq!(clinician.status(), StatusCode::FORBIDDEN);
+    let wrong = optline_consent_api::handle(
+        resolve(
+            "ana.compliance",
+            json!({"action": "close", "reason": "done"}),
+        ),
+        &api,
+        at,
+    )
+    .await;
+    assert_eq!(
+        wrong.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        body_json(&wrong)
+    );
+    let restored = optline_consent_api::handle(
+        resolve("ana.compliance", json!({"action": "restore", "reason": "called back: they meant only Tuesday's appointment"})),
+        &api,
+        at,
+    )
+    .await;
+    assert_eq!(
+        restored.status(),
+        StatusCode::OK,
+        "{}",
+        body_json(&restored)
+    );
+    let resolved = body_json(&restored);
+    assert_eq!(resolved["resolution"]["outcome"], "restored");
+    assert!(resolved["resolution"]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("Ana Ruiz <cognito:"));
+    assert!(!matches!(
+        phone_standing(&h, "+14155550155", at + Duration::seconds(1)).await,
+        ConsentStanding::Revoked { .. }
+    ));
+    let again = optline_consent_api::handle(
+        resolve("sam.staff", json!({"action": "confirm_opt_out"})),
+        &api,
+        at,
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let open = optline_consent_api::handle(h.api_request("GET", "/reviews", None), &api, at).await;
+    assert_eq!(body_json(&open)["reviews"], json!([]));
+    let chain = h
+        .store
+        .audit_chain(&optline_ports::ContactId::parse("p1").unwrap())
+        .await
+        .unwrap();
+    let record = chain.iter().find(|r| r.content.kind == "review").unwrap();
+    assert_eq!(record.content.action, "restored");
+    assert!(record
+        .content
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("Ana Ruiz <cognito:"));
+    assert!(record.content.consent_event_id.is_some());
+
     // "Stop by at 3pm?" is not a revocation at all.
     optline_inbound::handle(
         twilio_inbound_request(

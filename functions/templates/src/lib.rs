@@ -71,11 +71,7 @@ const TEMPLATE_GROUPS: [Group; 4] = [
 /// The review actor a verified person is: their subject, name and the
 /// roles their groups grant.
 pub fn actor_of(person: &Person) -> Actor {
-    Actor {
-        id: person.actor_id(),
-        name: person.name.clone(),
-        roles: person.review_roles(),
-    }
+    person.review_actor()
 }
 
 fn library_error(e: &LibraryError) -> Response<Body> {

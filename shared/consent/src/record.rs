@@ -542,7 +542,7 @@ pub async fn complete_revocation(
                     template: None,
                     carrier_message_id: None,
                     detail: Some(format!(
-                        "every downstream system confirmed; deadline {}",
+                        "every downstream system confirmed by {actor}; deadline {}",
                         request.deadline.to_rfc3339()
                     )),
                 }],

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use optline_policy::template::review::Role;
+use optline_policy::template::review::{Actor, Role};
 use serde::{Deserialize, Serialize};
 
 /// The longest token accepted (Cognito's are 1-2 KiB; a large group list
@@ -131,6 +131,16 @@ impl Person {
     /// Whether the person is in any of `groups`.
     pub fn any(&self, groups: &[Group]) -> bool {
         groups.iter().any(|g| self.is(*g))
+    }
+
+    /// The person as the template review rules see them: their subject
+    /// (which four-eyes compares), name and the roles their groups grant.
+    pub fn review_actor(&self) -> Actor {
+        Actor {
+            id: self.actor_id(),
+            name: self.name.clone(),
+            roles: self.review_roles(),
+        }
     }
 
     /// The template review roles the person's groups grant.
