@@ -503,6 +503,11 @@ def start() -> dict:
     local = env | LOCAL_FUNCTION_ENV
     (STATE / "lambda.env").write_text("".join(f"{k}=\"{v}\"\n" for k, v in local.items()))
     log(f"moto running at {endpoint}; resources created from infra/template.yaml")
+    people = json.loads(LOCAL_USERS.read_text())
+    log(f"local users in the emulator's Cognito pool {env.get('USER_POOL_ID', '?')} "
+        f"(password {people['password']}; a token: infra/local-token.sh USER):")
+    for person in people["users"]:
+        log(f"  {person['username']:<16} {person['name']:<16} {', '.join(person['groups'])}")
     return state
 
 

@@ -212,6 +212,90 @@ async fn every_human_route_refuses_a_missing_foreign_expired_or_tampered_token_a
 }
 
 #[tokio::test]
+async fn every_console_page_refuses_a_missing_foreign_expired_or_tampered_session() {
+    let h = Harness::new("who-console-401").await;
+    let other = Harness::new("who-console-401-other-pool").await;
+    let good = h.token("ana.compliance").to_owned();
+    let foreign = other.token("ana.compliance").to_owned();
+    let expired_clock = Arc::new(
+        optline_api::Verifier::fetch(h.people.config().clone())
+            .await
+            .unwrap()
+            .with_clock_offset(Duration::hours(2)),
+    );
+    let pages = [
+        ("GET", "/console"),
+        ("GET", "/console/reviews"),
+        ("POST", "/console/reviews/review-x"),
+        ("GET", "/console/revocations"),
+        ("POST", "/console/revocations/revreq-x/complete"),
+        ("GET", "/console/templates"),
+        ("GET", "/console/templates/appointment_reminder/1"),
+        ("POST", "/console/templates/appointment_reminder/1"),
+        ("GET", "/console/contacts"),
+        ("GET", "/console/contacts/who1"),
+        ("POST", "/console/contacts/who1/reveal"),
+        ("GET", "/console/contacts/who1/proof.json"),
+    ];
+    for (method, path) in pages {
+        let cases = [
+            ("no session", None, h.people.clone()),
+            (
+                "not a token",
+                Some("local-dev-token".to_owned()),
+                h.people.clone(),
+            ),
+            ("another pool", Some(foreign.clone()), h.people.clone()),
+            ("expired", Some(good.clone()), expired_clock.clone()),
+            ("tampered", Some(tampered(&good)), h.people.clone()),
+        ];
+        for (case, cookie, people) in cases {
+            let mut builder = lambda_http::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", "application/x-www-form-urlencoded");
+            if let Some(token) = cookie {
+                builder = builder.header("cookie", format!("optline_session={token}"));
+            }
+            let body = if method == "POST" {
+                Body::from("csrf=x&action=no_action&do=publish")
+            } else {
+                Body::Empty
+            };
+            let mut deps = h.console();
+            deps.people = people;
+            let response =
+                optline_console::handle(builder.body(body).unwrap(), &deps, Utc::now()).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{case}: {method} {path}"
+            );
+            let page = optline_tests::body_text(&response);
+            assert!(
+                page.contains("form method=\"post\" action=\"/console/signin\""),
+                "{case}: {path}"
+            );
+            assert!(response.headers().get("content-security-policy").is_some());
+        }
+    }
+    // A signed-in person's form without the session's CSRF token is refused.
+    let response = optline_console::handle(
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/console/contacts/who1/reveal")
+            .header("cookie", format!("optline_session={good}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("csrf=not-the-token"))
+            .unwrap(),
+        &h.console(),
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn one_person_signed_in_twice_is_still_one_approver() {
     let h = Harness::new("who-four-eyes").await;
     let users = optline_tests::local_users();

@@ -150,7 +150,9 @@ async fn route(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Bo
         _ => {}
     }
     let Some(signed_in) = session::current(&request, deps).await else {
-        return see_other("/console/signin");
+        // No session, or one whose token no longer verifies (expired,
+        // altered, another pool's): 401, with the way to sign in.
+        return session::sign_in_required(&request, deps);
     };
     let form = if method == Method::POST {
         match session::form(&request, &signed_in) {

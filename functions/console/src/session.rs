@@ -233,6 +233,24 @@ pub fn sign_in_page(_request: &Request, deps: &Deps, failed: Option<&str>) -> Re
     }
 }
 
+/// The answer to a page asked for without a valid session: 401 with the
+/// sign-in form (local), or a page that moves on to the hosted sign-in.
+pub fn sign_in_required(request: &Request, deps: &Deps) -> Response<Body> {
+    let mut response = match &deps.sign_in {
+        SignIn::Password { .. } => sign_in_page(request, deps, None),
+        SignIn::HostedUi { .. } => page_html(
+            StatusCode::UNAUTHORIZED,
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/console/signin"><title>Sign in</title></head><body><p>Sign in first. <a href="/console/signin">Sign in</a></p></body></html>"#.to_owned(),
+        ),
+    };
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    // A stale session cookie is cleared.
+    if cookie(request, SESSION_COOKIE).is_some() {
+        response = with_cookie(response, &set_cookie(SESSION_COOKIE, "", 0, "Strict"));
+    }
+    response
+}
+
 /// A response that starts the session with `token` and goes on to the
 /// overview. After the hosted UI the redirect chain began on another site,
 /// where a `SameSite=Strict` cookie is not sent yet; a page that moves on

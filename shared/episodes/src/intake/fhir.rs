@@ -11,6 +11,11 @@
 //! Patient references may be relative, absolute, versioned or contained.
 //! A notification Bundle is the R4B/R5 shape (`SubscriptionStatus` first)
 //! or the R4 backport (`Parameters` first), with full-resource payloads.
+//!
+//! An Appointment is checked against FHIR R4's structure first: no element
+//! R4 does not define (FHIR's JSON rules), no modifier extension optline
+//! cannot understand, a status from the value set on every participant
+//! (required, 1..1), `minutesDuration` a whole number of 0 or more.
 
 use chrono::{DateTime, Utc};
 use optline_ports::ContactId;
@@ -93,6 +98,168 @@ fn check_meta(meta: Option<&FhirMeta>) -> Result<(), EpisodeError> {
             return invalid(
                 "meta.versionId must be a whole number when meta.lastUpdated is absent: it orders the changes",
             );
+        }
+    }
+    Ok(())
+}
+
+/// The elements FHIR R4 defines for `Appointment`. FHIR's JSON rules
+/// refuse any other property; `_name` carries a primitive's extensions.
+const APPOINTMENT_ELEMENTS: &[&str] = &[
+    "resourceType",
+    "id",
+    "meta",
+    "implicitRules",
+    "language",
+    "text",
+    "contained",
+    "extension",
+    "modifierExtension",
+    "identifier",
+    "status",
+    "cancelationReason",
+    "serviceCategory",
+    "serviceType",
+    "specialty",
+    "appointmentType",
+    "reasonCode",
+    "reasonReference",
+    "priority",
+    "description",
+    "supportingInformation",
+    "start",
+    "end",
+    "minutesDuration",
+    "slot",
+    "created",
+    "comment",
+    "patientInstruction",
+    "basedOn",
+    "participant",
+    "requestedPeriod",
+];
+
+/// `Appointment`'s primitive elements (which may have a `_name` sibling).
+const APPOINTMENT_PRIMITIVES: &[&str] = &[
+    "id",
+    "implicitRules",
+    "language",
+    "status",
+    "priority",
+    "description",
+    "start",
+    "end",
+    "minutesDuration",
+    "created",
+    "comment",
+    "patientInstruction",
+];
+
+/// The elements of `Appointment.participant`.
+const PARTICIPANT_ELEMENTS: &[&str] = &[
+    "id",
+    "extension",
+    "modifierExtension",
+    "type",
+    "actor",
+    "required",
+    "_required",
+    "status",
+    "_status",
+    "period",
+];
+
+/// `Appointment.participant.status` (required binding, ParticipationStatus).
+const PARTICIPATION_STATUS: &[&str] = &["accepted", "declined", "tentative", "needs-action"];
+
+/// An element name fit to quote in an error: a short FHIR-like name, or
+/// nothing (a property name is schema, but never trusted).
+fn element_name(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 40
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        format!(" ({name})")
+    } else {
+        String::new()
+    }
+}
+
+/// FHIR R4's structural rules for an Appointment that a typed read would
+/// let through: no element R4 does not define (nor a modifier extension
+/// optline cannot understand), every participant with its required status
+/// from the value set, and `minutesDuration` a whole number of 0 or more.
+fn check_structure(value: &serde_json::Value) -> Result<(), EpisodeError> {
+    let invalid = |reason: String| Err(EpisodeError::Invalid(reason));
+    let Some(object) = value.as_object() else {
+        return invalid("an Appointment is a JSON object".to_owned());
+    };
+    for key in object.keys() {
+        let primitive_extension = key
+            .strip_prefix('_')
+            .is_some_and(|k| APPOINTMENT_PRIMITIVES.contains(&k));
+        if !APPOINTMENT_ELEMENTS.contains(&key.as_str()) && !primitive_extension {
+            return invalid(format!(
+                "Appointment has an element FHIR R4 does not define{}",
+                element_name(key)
+            ));
+        }
+    }
+    if object
+        .get("modifierExtension")
+        .and_then(|m| m.as_array())
+        .is_some_and(|m| !m.is_empty())
+    {
+        return invalid(
+            "Appointment carries a modifierExtension, which changes its meaning in a way optline does not understand".to_owned(),
+        );
+    }
+    if let Some(minutes) = object.get("minutesDuration") {
+        if minutes.as_u64().is_none_or(|m| m > 525_600) {
+            return invalid(
+                "Appointment.minutesDuration must be a whole number of minutes, 0 or more"
+                    .to_owned(),
+            );
+        }
+    }
+    let participants = match object.get("participant") {
+        None => return invalid("Appointment.participant is required (1..*)".to_owned()),
+        Some(serde_json::Value::Array(list)) if !list.is_empty() => list,
+        Some(_) => return invalid("Appointment.participant must be a non-empty array".to_owned()),
+    };
+    for (i, participant) in participants.iter().enumerate() {
+        let Some(fields) = participant.as_object() else {
+            return invalid(format!("Appointment.participant[{i}] must be an object"));
+        };
+        for key in fields.keys() {
+            if !PARTICIPANT_ELEMENTS.contains(&key.as_str()) {
+                return invalid(format!(
+                    "Appointment.participant[{i}] has an element FHIR R4 does not define{}",
+                    element_name(key)
+                ));
+            }
+        }
+        if fields
+            .get("modifierExtension")
+            .and_then(|m| m.as_array())
+            .is_some_and(|m| !m.is_empty())
+        {
+            return invalid(format!(
+                "Appointment.participant[{i}] carries a modifierExtension optline does not understand"
+            ));
+        }
+        match fields.get("status").and_then(|s| s.as_str()) {
+            Some(s) if PARTICIPATION_STATUS.contains(&s) => {}
+            Some(_) => {
+                return invalid(format!(
+                    "Appointment.participant[{i}].status must be accepted, declined, tentative or needs-action"
+                ))
+            }
+            None => {
+                return invalid(format!(
+                    "Appointment.participant[{i}].status is required (1..1)"
+                ))
+            }
         }
     }
     Ok(())
@@ -246,6 +413,7 @@ fn notification(bundle: &serde_json::Value) -> Result<FhirDocument, EpisodeError
 /// One FHIR R4 Appointment.
 pub fn appointment(value: serde_json::Value) -> Result<AppointmentEvent, EpisodeError> {
     let identity = crate::intake::identity(&value.to_string());
+    check_structure(&value)?;
     let appt: FhirAppointment = serde_json::from_value(value)
         .map_err(|e| EpisodeError::Invalid(crate::intake::json_reason(&e)))?;
     let Some(appt_id) = appt.id.as_deref() else {
@@ -307,6 +475,11 @@ pub fn appointment(value: serde_json::Value) -> Result<AppointmentEvent, Episode
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed step should stop the test loudly"
+)]
 mod tests {
     use super::*;
 
@@ -319,5 +492,71 @@ mod tests {
         );
         assert_eq!(patient_id("Patient/123/_history/2"), Some("123"));
         assert_eq!(patient_id("Practitioner/9"), None);
+    }
+
+    fn booked() -> serde_json::Value {
+        serde_json::json!({
+            "resourceType": "Appointment", "id": "a1", "status": "booked",
+            "start": "2026-12-10T10:00:00-05:00", "minutesDuration": 30,
+            "_start": {"extension": []},
+            "participant": [
+                {"actor": {"reference": "Patient/p-1"}, "status": "accepted"},
+                {"actor": {"reference": "Practitioner/9"}, "status": "needs-action", "required": "required"}
+            ]
+        })
+    }
+
+    fn refused(value: serde_json::Value) -> String {
+        match appointment(value) {
+            Err(EpisodeError::Invalid(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn what_fhir_r4_forbids_is_refused_with_its_reason() {
+        assert!(appointment(booked()).is_ok());
+        let mut no_status = booked();
+        if let Some(p) = no_status["participant"][0].as_object_mut() {
+            p.remove("status");
+        }
+        assert_eq!(
+            refused(no_status),
+            "Appointment.participant[0].status is required (1..1)"
+        );
+        let mut bad_status = booked();
+        bad_status["participant"][1]["status"] = serde_json::json!("maybe");
+        assert!(refused(bad_status).contains("participant[1].status must be accepted"));
+        let mut unknown = booked();
+        unknown["patientName"] = serde_json::json!("someone");
+        assert_eq!(
+            refused(unknown),
+            "Appointment has an element FHIR R4 does not define (patientName)"
+        );
+        let mut unknown_in_participant = booked();
+        unknown_in_participant["participant"][0]["phone"] = serde_json::json!("x");
+        assert!(refused(unknown_in_participant).contains("participant[0] has an element"));
+        for minutes in [
+            serde_json::json!(-15),
+            serde_json::json!(1.5),
+            serde_json::json!("30"),
+        ] {
+            let mut bad = booked();
+            bad["minutesDuration"] = minutes;
+            assert_eq!(
+                refused(bad),
+                "Appointment.minutesDuration must be a whole number of minutes, 0 or more"
+            );
+        }
+        let mut zero = booked();
+        zero["minutesDuration"] = serde_json::json!(0);
+        assert!(appointment(zero).is_ok());
+        let mut modifier = booked();
+        modifier["modifierExtension"] =
+            serde_json::json!([{"url": "https://x.example/not-really", "valueBoolean": true}]);
+        assert!(refused(modifier).contains("modifierExtension"));
+        let mut undefined_primitive = booked();
+        undefined_primitive["_participant"] = serde_json::json!({});
+        assert!(refused(undefined_primitive).contains("does not define"));
     }
 }
