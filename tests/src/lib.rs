@@ -20,6 +20,7 @@
 pub mod calls;
 pub mod console_server;
 pub mod faults;
+pub mod fhir_standin;
 pub mod fixtures;
 pub mod iam;
 pub mod scenario;
@@ -808,6 +809,8 @@ impl Harness {
             minor: false,
             date_of_birth: None,
             phone_provenance: None,
+            language: None,
+            identifiers: Vec::new(),
             created_at: due - chrono::Duration::days(30),
         };
         match self.store.create_contact(&record).await {
@@ -974,6 +977,7 @@ impl Harness {
             config: self.config.clone(),
             lint: lint(),
             templates: Arc::default(),
+            fhir: None,
         }
     }
 

@@ -382,6 +382,8 @@ async fn the_sweep_applies_the_programs_audience_rules_and_records_every_exclusi
         minor: true,
         date_of_birth: None,
         phone_provenance: None,
+        language: None,
+        identifiers: Vec::new(),
         created_at: monday() - Duration::days(30),
     };
     h.store.create_contact(&minor).await.unwrap();

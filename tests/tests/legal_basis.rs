@@ -270,6 +270,8 @@ async fn a_healthcare_exempt_step_is_capped_at_one_a_day_and_three_a_week() {
             evidence: Some("registration form v3".to_owned()),
             at: monday() - Duration::days(60),
         }),
+        language: None,
+        identifiers: Vec::new(),
         created_at: monday() - Duration::days(60),
     };
     h.store.create_contact(&patient).await.unwrap();

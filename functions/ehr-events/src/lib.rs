@@ -27,9 +27,12 @@ use optline_api::{
     body_bytes, error, json, json_reason, person, port_error, require, Group, Verifier,
 };
 use optline_config::Config;
-use optline_episodes::intake::fhir::{self, FhirDocument};
+use optline_consent::ehr::Synced;
+use optline_episodes::intake::fhir::{self, FhirDocument, NotificationEntry};
 use optline_episodes::intake::hl7;
 use optline_episodes::intake::normalized::{self, NormalizedCommand};
+use optline_episodes::intake::patient;
+use optline_episodes::patients;
 use optline_episodes::{apply_appointment, apply_task, Applied, EpisodeError, Episodes};
 use optline_policy::template::lint::LintConfig;
 use optline_ports::Store;
@@ -49,6 +52,9 @@ pub struct Deps {
     pub lint: Arc<LintConfig>,
     /// The templates new steps pin, kept for 30 s across events.
     pub templates: Arc<optline_library::LatestTemplates>,
+    /// Reads resources an id-only notification names from the source's
+    /// FHIR server (`None`: no source has one configured).
+    pub fhir: Option<Arc<dyn optline_ports::FhirReader>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -133,8 +139,8 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     let episodes = deps.episodes(&origin);
     let path = request.uri().path().trim_end_matches('/').to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/ehr/fhir/Appointment" | "/ehr/fhir") => {
-            fhir_document(&request, body, episodes, now).await
+        (&Method::POST, "/ehr/fhir/Appointment" | "/ehr/fhir/Patient" | "/ehr/fhir") => {
+            fhir_document(&request, body, episodes, deps.fhir.clone(), now).await
         }
         (&Method::POST, "/ehr/events") => normalized_event(body, episodes, now).await,
         (&Method::POST, "/ehr/hl7") => hl7_message(body, episodes, now).await,
@@ -215,6 +221,7 @@ async fn fhir_document(
     request: &Request,
     body: &[u8],
     episodes: Episodes<'_>,
+    fhir_reader: Option<Arc<dyn optline_ports::FhirReader>>,
     now: DateTime<Utc>,
 ) -> Response<Body> {
     let media = request
@@ -238,19 +245,40 @@ async fn fhir_document(
         Err(e) => return error(StatusCode::BAD_REQUEST, &json_reason(&e)),
     };
     match fhir::read_document(value) {
-        Ok(FhirDocument::Appointment(event)) => {
-            answer(apply_appointment(episodes, &event, now).await)
+        Ok(FhirDocument::Appointment(value)) => {
+            answer(appointment_resource(*value, episodes, now).await)
+        }
+        Ok(FhirDocument::Patient(value)) => {
+            patient_answer(patient_resource(&value, episodes, now).await)
         }
         Ok(FhirDocument::Notice(kind)) => json(
             StatusCode::OK,
             &serde_json::json!({ "accepted": true, "notification": kind, "results": [] }),
         ),
-        Ok(FhirDocument::Notification(events)) => {
+        Ok(FhirDocument::Notification(entries)) => {
             let mut results = Vec::new();
             let mut failed = false;
-            for event in events {
-                let response = match event {
-                    Ok(event) => answer(apply_appointment(episodes, &event, now).await),
+            for entry in entries {
+                let resource = match entry {
+                    NotificationEntry::Resource(value) => Ok(value),
+                    NotificationEntry::Reference { resource_type, id } => match &fhir_reader {
+                        Some(reader) => reader
+                            .read(episodes.origin, &resource_type, &id)
+                            .await
+                            .map_err(EpisodeError::Port),
+                        None => Err(EpisodeError::Unprocessable(
+                            "an id-only notification needs the source's FHIR server configured (fhir in the EHR sources secret); or send full-resource content".to_owned(),
+                        )),
+                    },
+                };
+                let response = match resource {
+                    Ok(value)
+                        if value.get("resourceType").and_then(|t| t.as_str())
+                            == Some("Patient") =>
+                    {
+                        patient_answer(patient_resource(&value, episodes, now).await)
+                    }
+                    Ok(value) => answer(appointment_resource(value, episodes, now).await),
                     Err(e) => answer(Err(e)),
                 };
                 failed |= !response.status().is_success();
@@ -270,6 +298,46 @@ async fn fhir_document(
             )
         }
         Err(e) => answer(Err(e)),
+    }
+}
+
+/// An Appointment: its identifier-only patient resolved, then read and
+/// applied.
+async fn appointment_resource(
+    mut value: serde_json::Value,
+    episodes: Episodes<'_>,
+    now: DateTime<Utc>,
+) -> Result<Applied, EpisodeError> {
+    patients::resolve_patient(episodes, &mut value).await?;
+    let event = fhir::appointment(value)?;
+    apply_appointment(episodes, &event, now).await
+}
+
+/// A Patient: read and kept as a contact.
+async fn patient_resource(
+    value: &serde_json::Value,
+    episodes: Episodes<'_>,
+    now: DateTime<Utc>,
+) -> Result<Synced, EpisodeError> {
+    let demographics = patient::from_fhir_patient(value, now)?;
+    patients::sync_patient(episodes, &demographics, now).await
+}
+
+fn patient_answer(result: Result<Synced, EpisodeError>) -> Response<Body> {
+    match result {
+        Ok(synced) => json(
+            if matches!(synced, Synced::Created(_)) {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            &patients::synced_view(&synced),
+        ),
+        Err(EpisodeError::Port(p)) => port_error(&p),
+        Err(e) => {
+            let (status, reason) = refusal(&e);
+            error(status, &reason)
+        }
     }
 }
 
@@ -313,6 +381,45 @@ async fn hl7_message(body: &[u8], episodes: Episodes<'_>, now: DateTime<Utc>) ->
         Ok(m) => m,
         Err(e) => return reject(None, &e.0),
     };
+    let kind = message
+        .component("MSH", 9, 1)
+        .unwrap_or_default()
+        .to_owned();
+    let trigger = format!("{kind}^{}", message.trigger().unwrap_or_default());
+    let reference = format!(
+        "hl7:{}:{}",
+        trigger,
+        message
+            .field("MSH", 10)
+            .unwrap_or_default()
+            .chars()
+            .take(40)
+            .collect::<String>()
+    );
+    // The patient's demographics first: a booking for a patient the EHR
+    // has not sent before finds them.
+    let demographics = match patient::from_pid(&message, &reference) {
+        Ok(d) => d,
+        Err(e) => return reject(Some(&message), &e.to_string()),
+    };
+    // ADT: a patient registered or updated (A01, A04, A08, A28, A31…):
+    // demographics only.
+    let is_adt = kind == "ADT";
+    if let Some(demographics) = &demographics {
+        if demographics.phone.is_some() || is_adt {
+            if let Err(e) = patients::sync_patient(episodes, demographics, now).await {
+                let (status, reason) = refusal(&e);
+                return hl7_answer(status, hl7::ack(Some(&message), "AE", Some(&reason), now));
+            }
+        }
+    }
+    if is_adt {
+        return if demographics.is_some() {
+            hl7_answer(StatusCode::OK, hl7::ack(Some(&message), "AA", None, now))
+        } else {
+            reject(Some(&message), "an ADT message needs a PID segment")
+        };
+    }
     let event = match hl7::read(&message) {
         Ok(event) => event,
         Err(e) => return reject(Some(&message), &e.0),

@@ -11,8 +11,12 @@
 //! - `{"bearer_sha256": "<hex SHA-256 of the token>"}`: the source sends
 //!   `X-Optline-Source: <name>` and `Authorization: Bearer <token>`.
 //!
-//! A request without `X-Optline-Source` falls back to the deployment's API
-//! authentication (IAM in the cloud, the local bearer token).
+//! Either may add `"fhir": {…}`: the source's FHIR server and its SMART
+//! Backend Services client ([`fhir_servers`]), from which id-only
+//! notifications are fetched.
+//!
+//! A request without `X-Optline-Source` must carry the token of a person
+//! in the operations or admin group (a manual event).
 
 use std::collections::BTreeMap;
 
@@ -51,10 +55,20 @@ fn default_window() -> i64 {
 pub struct EhrSources(BTreeMap<String, SourceAuth>);
 
 impl EhrSources {
-    /// Parses `EHR_SOURCES`.
+    /// Parses `EHR_SOURCES`. A source's optional `fhir` settings (its FHIR
+    /// server, for id-only notifications) are read by [`fhir_servers`].
     pub fn parse(json: &str) -> Result<Self, String> {
-        let sources: BTreeMap<String, SourceAuth> =
+        let raw: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(json).map_err(|e| format!("EHR_SOURCES is not valid: {e}"))?;
+        let mut sources = BTreeMap::new();
+        for (name, mut value) in raw {
+            if let Some(object) = value.as_object_mut() {
+                object.remove("fhir");
+            }
+            let auth: SourceAuth = serde_json::from_value(value)
+                .map_err(|e| format!("EHR_SOURCES is not valid for {name}: {e}"))?;
+            sources.insert(name, auth);
+        }
         for name in sources.keys() {
             // A source's name is part of its subjects, step ids and markers.
             let ok = !name.is_empty()
@@ -83,6 +97,25 @@ impl EhrSources {
             },
         )]))
     }
+}
+
+/// The sources' FHIR servers: each source's `fhir` object (SMART Backend
+/// Services: `fhir_base_url`, `token_url`, `client_id`, `key_id`,
+/// `private_key_pkcs8_base64`, optional `scope`), for id-only notifications.
+pub fn fhir_servers(json: &str) -> Result<BTreeMap<String, optline_aws::SmartConfig>, String> {
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("EHR_SOURCES is not valid: {e}"))?;
+    let mut out = BTreeMap::new();
+    for (name, value) in raw {
+        if let Some(fhir) = value.get("fhir") {
+            let config: optline_aws::SmartConfig =
+                serde_json::from_value(fhir.clone()).map_err(|e| {
+                    format!("EHR_SOURCES: the fhir settings of {name} are not valid: {e}")
+                })?;
+            out.insert(name, config);
+        }
+    }
+    Ok(out)
 }
 
 /// The outcome of checking a request's source.

@@ -2,8 +2,9 @@
 //!
 //! Adapters behind optline's ports: DynamoDB (contacts, consent ledger,
 //! steps, audit trail, one transaction per decision), SQS (the dispatch
-//! queue), Amazon SNS and Twilio (senders), EventBridge (outbox events), and
-//! the Twilio webhook signature.
+//! queue), Amazon SNS and Twilio (senders), EventBridge (outbox events),
+//! the Twilio webhook signature, and FHIR reads authorized with SMART
+//! Backend Services ([`smart`]).
 
 mod audit;
 mod dynamo;
@@ -12,6 +13,7 @@ mod programs;
 mod queue;
 mod secrets;
 mod senders;
+pub mod smart;
 mod sns;
 mod twilio;
 pub mod twilio_signature;
@@ -25,6 +27,7 @@ pub use programs::{put_programs, read_programs, with_stored_programs, StoredProg
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use secrets::{apply_twilio_secret, ehr_sources_json, read_secret_string, with_twilio_secret};
 pub use senders::ProgramSenders;
+pub use smart::{SmartConfig, SmartFhirReader};
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};
 

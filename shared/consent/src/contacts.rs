@@ -80,6 +80,8 @@ pub async fn create_contact(
         minor: input.minor,
         date_of_birth: input.date_of_birth,
         phone_provenance: input.phone_provenance,
+        language: None,
+        identifiers: Vec::new(),
         created_at: now,
     };
     let same = |existing: &Contact| {
@@ -133,6 +135,8 @@ pub fn view(contact: &Contact) -> serde_json::Value {
         "minor": contact.minor,
         "date_of_birth": contact.date_of_birth,
         "phone_provenance": contact.phone_provenance,
+        "language": contact.language,
+        "identifiers": contact.identifiers.len(),
         "created_at": contact.created_at,
     })
 }

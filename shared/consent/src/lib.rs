@@ -13,12 +13,15 @@
 //!   conflicting reuse of a key is refused.
 //! - [`casework`]: the review queue and callbacks people resolve, each
 //!   answer audited with the person's verified identity.
+//! - [`ehr`]: contacts kept in step with the EHR's demographics; a
+//!   changed number is a new number.
 //! - [`proof`]: proof of consent and the audit chain.
 //! - [`reconcile`]: drift between the ledger and a carrier's opt-out list,
 //!   fixed toward suppression.
 
 pub mod casework;
 pub mod contacts;
+pub mod ehr;
 pub mod proof;
 pub mod reconcile;
 pub mod record;

@@ -16,6 +16,7 @@
 
 pub mod facts;
 pub mod intake;
+pub mod patients;
 mod plan;
 pub mod sweep;
 

@@ -105,6 +105,7 @@ proptest! {
     fn hl7_never_panics_on_any_text(text in ".{0,400}") {
         if let Ok(message) = hl7::Message::parse(&text) {
             let _ = hl7::read(&message);
+            let _ = optline_episodes::intake::patient::from_pid(&message, "hl7:property");
         }
     }
 
@@ -128,6 +129,7 @@ proptest! {
     #[test]
     fn fhir_never_panics_on_any_json(value in json_value()) {
         let _ = fhir::read_document(value.clone());
+        let _ = optline_episodes::intake::patient::from_fhir_patient(&value, chrono::Utc::now());
         let _ = fhir::appointment(value);
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AuditHead, AuditRecord, ConsentEvent, Contact, ContactId, DeliveryUpdate, EpisodeOutcome,
-    NewAuditRecord, ReviewItem, RevocationRequest, Step, StepId, StepStatus,
+    NewAuditRecord, PersonIdentifier, ReviewItem, RevocationRequest, Step, StepId, StepStatus,
 };
 
 /// How a partition's consent ledger stood when it was read (its state
@@ -158,6 +158,22 @@ impl LaneStatus {
 pub enum Write {
     /// A new contact and its phone index entry.
     CreateContact(Contact),
+    /// A contact as it now stands (only while it still reads `previous`);
+    /// a changed number moves its phone index entry.
+    UpdateContact {
+        /// The contact now.
+        contact: Contact,
+        /// The contact as read.
+        previous: Contact,
+    },
+    /// An identifier naming a contact: new, or already naming the same one
+    /// (another contact holding it is a conflict).
+    ContactIdentifier {
+        /// The identifier.
+        identifier: PersonIdentifier,
+        /// The contact it names.
+        contact: ContactId,
+    },
     /// A consent event appended to its partition's ledger (the contact's,
     /// or the number's for a phone-scoped event), with the disclosure text
     /// stored once by its SHA-256. Conditional on the ledger being as read

@@ -33,6 +33,11 @@ pub trait ContactDirectory: Send + Sync {
     async fn contact(&self, id: &ContactId) -> Result<Option<Contact>, PortError>;
     /// Every contact sharing a phone number.
     async fn contacts_by_phone(&self, phone: &E164) -> Result<Vec<ContactId>, PortError>;
+    /// The contact an identifier names, if any.
+    async fn contact_by_identifier(
+        &self,
+        identifier: &PersonIdentifier,
+    ) -> Result<Option<ContactId>, PortError>;
 }
 
 /// The append-only consent ledger (reads; events are appended by a
@@ -368,6 +373,23 @@ pub trait EventPublisher: Send + Sync {
     /// Publishes events; returns the ids of those that were not accepted
     /// (to be retried).
     async fn publish(&self, events: &[OutboxEvent]) -> Result<Vec<String>, PortError>;
+}
+
+/// Reads resources from an EHR source's FHIR server, for notifications
+/// that name a resource without carrying it (id-only content).
+#[async_trait]
+pub trait FhirReader: Send + Sync {
+    /// `GET <the source's FHIR base>/<resource_type>/<id>`, authorized as
+    /// the source's configuration says (SMART Backend Services); the
+    /// resource's JSON. `PortError::Invalid` when the source has no FHIR
+    /// server configured or the server answers that the resource does not
+    /// exist; `Unavailable` when it could not be reached after retries.
+    async fn read(
+        &self,
+        source: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<serde_json::Value, PortError>;
 }
 
 /// A send rate shared by every concurrent dispatch invocation.

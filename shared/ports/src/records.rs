@@ -126,8 +126,23 @@ pub struct Contact {
     /// the number; unstated, neither applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_provenance: Option<PhoneProvenance>,
+    /// Preferred language (BCP 47, e.g. `es`), from the EHR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The source systems' identifiers for this person (MRNs and the like).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<PersonIdentifier>,
     /// When the record was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A source system's identifier for a person (FHIR `Identifier`, HL7 CX).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PersonIdentifier {
+    /// The namespace (a FHIR system URI, or an HL7 assigning authority).
+    pub system: String,
+    /// The value in it.
+    pub value: String,
 }
 
 /// How a contact's number reached optline.

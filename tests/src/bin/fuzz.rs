@@ -49,6 +49,7 @@ const TARGETS: &[(&str, Target)] = &[
 fn hl7_target(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     if let Ok(message) = hl7::Message::parse(&text) {
+        let _ = optline_episodes::intake::patient::from_pid(&message, "hl7:fuzz");
         if let Ok(event) = hl7::read(&message) {
             if event.appointment_id.is_empty() {
                 return Err("an accepted HL7 event has no appointment id".to_owned());
@@ -63,6 +64,8 @@ fn hl7_target(data: &[u8]) -> Result<(), String> {
 fn fhir_target(data: &[u8]) -> Result<(), String> {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         let _ = fhir::read_document(value.clone());
+        let _ = optline_episodes::intake::patient::from_fhir_patient(&value, chrono::Utc::now());
+        let _ = fhir::patient_identifier(&value);
         let _ = fhir::appointment(value);
     }
     Ok(())

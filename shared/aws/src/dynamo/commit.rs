@@ -67,6 +67,57 @@ impl DynamoStore {
                 tx.push(self.put(profile, Some(NEW))?, "contact exists");
                 tx.push(self.put(index, None)?, "phone index");
             }
+            Write::UpdateContact { contact, previous } => {
+                if contact.id != previous.id {
+                    return Err(PortError::Invalid(
+                        "update contact: the id cannot change".to_owned(),
+                    ));
+                }
+                let profile =
+                    record_item(key::contact(&contact.id), "PROFILE", "contact", &contact)?;
+                tx.push(
+                    self.put_when(
+                        profile,
+                        "#data = :previous",
+                        HashMap::from([("#data".to_owned(), "data".to_owned())]),
+                        HashMap::from([(":previous".to_owned(), s(to_json(&previous)?))]),
+                    )?,
+                    "contact changed meanwhile",
+                );
+                if contact.phone != previous.phone {
+                    tx.push(
+                        self.delete(key::phone(&previous.phone), key::contact(&contact.id))?,
+                        "old phone index",
+                    );
+                    let index: Item = HashMap::from([
+                        ("pk".to_owned(), s(key::phone(&contact.phone))),
+                        ("sk".to_owned(), s(key::contact(&contact.id))),
+                        ("kind".to_owned(), s("phone_index")),
+                        ("contact_id".to_owned(), s(contact.id.as_str())),
+                    ]);
+                    tx.push(self.put(index, None)?, "phone index");
+                }
+            }
+            Write::ContactIdentifier {
+                identifier,
+                contact,
+            } => {
+                let item: Item = HashMap::from([
+                    ("pk".to_owned(), s(key::identifier(&identifier))),
+                    ("sk".to_owned(), s("CONTACT")),
+                    ("kind".to_owned(), s("identifier_index")),
+                    ("contact_id".to_owned(), s(contact.as_str())),
+                ]);
+                tx.push(
+                    self.put_when(
+                        item,
+                        "attribute_not_exists(pk) OR contact_id = :contact",
+                        HashMap::new(),
+                        HashMap::from([(":contact".to_owned(), s(contact.as_str()))]),
+                    )?,
+                    "identifier names another contact",
+                );
+            }
             Write::Consent {
                 event,
                 disclosure,

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use optline_policy::phone::E164;
 use optline_ports::{
-    Commit, Committed, Committer, Contact, ContactDirectory, ContactId, PortError, Write,
+    Commit, Committed, Committer, Contact, ContactDirectory, ContactId, PersonIdentifier,
+    PortError, Write,
 };
 
 use super::item::{attr, from_item, key};
@@ -25,6 +26,21 @@ impl ContactDirectory for DynamoStore {
     async fn contact(&self, id: &ContactId) -> Result<Option<Contact>, PortError> {
         match self.get(key::contact(id), "PROFILE").await? {
             Some(item) => Ok(Some(from_item(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn contact_by_identifier(
+        &self,
+        identifier: &PersonIdentifier,
+    ) -> Result<Option<ContactId>, PortError> {
+        match self.get(key::identifier(identifier), "CONTACT").await? {
+            Some(item) => match attr(&item, "contact_id") {
+                Some(id) => Ok(Some(ContactId::parse(id)?)),
+                None => Err(PortError::Corrupt(
+                    "identifier index without contact id".to_owned(),
+                )),
+            },
             None => Ok(None),
         }
     }

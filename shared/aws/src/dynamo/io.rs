@@ -105,6 +105,17 @@ impl DynamoStore {
 
     /// A transaction item putting `item` under `condition` with its
     /// placeholders.
+    /// A delete of `pk`/`sk` in a transaction.
+    pub(crate) fn delete(&self, pk: String, sk: String) -> Result<TransactWriteItem, PortError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
     pub(crate) fn put_when(
         &self,
         item: Item,

@@ -135,6 +135,15 @@ pub(crate) mod key {
         format!("PHONE#{}", phone.as_str())
     }
 
+    /// An identifier's index entry: a hash, so a system or value holding
+    /// `#` (or PHI, as an MRN may be) never forms a key.
+    pub(crate) fn identifier(identifier: &optline_ports::PersonIdentifier) -> String {
+        use sha2::{Digest, Sha256};
+        let digest =
+            Sha256::digest(format!("{}\u{1f}{}", identifier.system, identifier.value).as_bytes());
+        format!("IDENT#{}", hex::encode(digest))
+    }
+
     pub(crate) fn partition(partition: &Partition) -> String {
         match partition {
             Partition::Contact(id) => contact(id),

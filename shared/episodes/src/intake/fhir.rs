@@ -61,6 +61,9 @@ pub struct FhirMeta {
 /// An Appointment participant.
 #[derive(Debug, Deserialize)]
 pub struct FhirParticipant {
+    /// accepted | declined | tentative | needs-action.
+    #[serde(default)]
+    pub status: Option<String>,
     /// The participant's actor.
     pub actor: Option<FhirReference>,
 }
@@ -319,25 +322,73 @@ fn contained_patient<'a>(contained: &'a [serde_json::Value], reference: &str) ->
         .as_str()
 }
 
-/// What a posted FHIR document is.
+/// What a posted FHIR document is. Resources stay JSON until their turn:
+/// a notification's Patients are applied before its Appointments are read,
+/// so an Appointment naming its patient by identifier finds them.
 #[derive(Debug)]
 pub enum FhirDocument {
-    /// One Appointment.
-    Appointment(Box<AppointmentEvent>),
+    /// One Appointment (read with [`appointment`]).
+    Appointment(Box<serde_json::Value>),
+    /// One Patient (read with [`super::patient::from_fhir_patient`]).
+    Patient(Box<serde_json::Value>),
     /// A notification that carries no event (handshake, heartbeat, query).
     Notice(String),
-    /// An event notification's Appointments, each read or refused.
-    Notification(Vec<Result<AppointmentEvent, EpisodeError>>),
+    /// An event notification's entries, Patients first.
+    Notification(Vec<NotificationEntry>),
 }
 
-/// Reads a posted FHIR JSON document: an Appointment or a subscription
-/// notification Bundle.
+/// One focus of an event notification.
+#[derive(Debug)]
+pub enum NotificationEntry {
+    /// A full resource (Patient or Appointment).
+    Resource(serde_json::Value),
+    /// An id-only entry: the resource to fetch from the source's server.
+    Reference {
+        /// `Appointment` or `Patient`.
+        resource_type: String,
+        /// Its logical id.
+        id: String,
+    },
+}
+
+/// The resource type and id an entry's `fullUrl` (or `request.url`)
+/// names: `…/Appointment/123`, optionally with `/_history/n`.
+fn referenced(entry: &serde_json::Value) -> Option<(String, String)> {
+    let url = entry.get("fullUrl").and_then(|u| u.as_str()).or_else(|| {
+        entry
+            .get("request")
+            .and_then(|r| r.get("url"))
+            .and_then(|u| u.as_str())
+    })?;
+    let trimmed = match url.find("/_history/") {
+        Some(i) => url.get(..i)?,
+        None => url,
+    };
+    let mut parts = trimmed.rsplit('/');
+    let id = parts.next()?;
+    let kind = parts.next()?;
+    (matches!(kind, "Appointment" | "Patient") && fhir_id(id))
+        .then(|| (kind.to_owned(), id.to_owned()))
+}
+
+fn fhir_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Reads a posted FHIR JSON document: an Appointment, a Patient or a
+/// subscription notification Bundle.
 pub fn read_document(value: serde_json::Value) -> Result<FhirDocument, EpisodeError> {
     match value.get("resourceType").and_then(|t| t.as_str()) {
-        Some("Appointment") => Ok(FhirDocument::Appointment(Box::new(appointment(value)?))),
+        Some("Appointment") => Ok(FhirDocument::Appointment(Box::new(value))),
+        Some("Patient") => Ok(FhirDocument::Patient(Box::new(value))),
         Some("Bundle") => notification(&value),
         _ => Err(EpisodeError::Invalid(
-            "resourceType must be Appointment or a subscription notification Bundle".to_owned(),
+            "resourceType must be Appointment, Patient or a subscription notification Bundle"
+                .to_owned(),
         )),
     }
 }
@@ -395,19 +446,108 @@ fn notification(bundle: &serde_json::Value) -> Result<FhirDocument, EpisodeError
     if notification_type != "event-notification" {
         return Ok(FhirDocument::Notice(notification_type));
     }
-    let mut events = Vec::new();
+    let mut patients = Vec::new();
+    let mut appointments = Vec::new();
     for entry in entries.iter().skip(1) {
-        let Some(resource) = entry.get("resource").cloned() else {
-            return Err(EpisodeError::Unprocessable(
-                "id-only notifications are not supported: use full-resource content".to_owned(),
-            ));
-        };
-        if resource.get("resourceType").and_then(|t| t.as_str()) != Some("Appointment") {
-            continue;
+        match entry.get("resource") {
+            Some(resource) => match resource.get("resourceType").and_then(|t| t.as_str()) {
+                Some("Patient") => patients.push(NotificationEntry::Resource(resource.clone())),
+                Some("Appointment") => {
+                    appointments.push(NotificationEntry::Resource(resource.clone()))
+                }
+                _ => continue,
+            },
+            None => match referenced(entry) {
+                Some((resource_type, id)) => {
+                    let item = NotificationEntry::Reference { resource_type, id };
+                    match &item {
+                        NotificationEntry::Reference { resource_type, .. }
+                            if resource_type == "Patient" =>
+                        {
+                            patients.push(item)
+                        }
+                        _ => appointments.push(item),
+                    }
+                }
+                None => continue,
+            },
         }
-        events.push(appointment(resource));
     }
-    Ok(FhirDocument::Notification(events))
+    patients.extend(appointments);
+    Ok(FhirDocument::Notification(patients))
+}
+
+/// The identifier an Appointment names its patient by, when no participant
+/// references a Patient: a participant whose actor is a Reference of type
+/// `Patient` (or untyped) carrying only `identifier` (system and value).
+pub fn patient_identifier(
+    appointment: &serde_json::Value,
+) -> Option<optline_ports::PersonIdentifier> {
+    let participants = appointment.get("participant")?.as_array()?;
+    let has_reference = participants.iter().any(|p| {
+        p.get("actor")
+            .and_then(|a| a.get("reference"))
+            .and_then(|r| r.as_str())
+            .is_some_and(|r| patient_id(r).is_some() || r.starts_with('#'))
+    });
+    if has_reference {
+        return None;
+    }
+    participants.iter().find_map(|p| {
+        let actor = p.get("actor")?;
+        if actor.get("reference").is_some() {
+            return None;
+        }
+        if actor
+            .get("type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| t != "Patient")
+        {
+            return None;
+        }
+        let identifier = actor.get("identifier")?;
+        let system = identifier.get("system")?.as_str()?.trim();
+        let value = identifier.get("value")?.as_str()?.trim();
+        (!system.is_empty() && !value.is_empty() && system.len() <= 128 && value.len() <= 128).then(
+            || optline_ports::PersonIdentifier {
+                system: system.to_owned(),
+                value: value.to_owned(),
+            },
+        )
+    })
+}
+
+/// Points the Appointment's identifier-only patient participant at the
+/// contact the identifier resolved to.
+pub fn resolve_patient(appointment: &mut serde_json::Value, contact: &ContactId) {
+    let Some(wanted) = patient_identifier(appointment) else {
+        return;
+    };
+    if let Some(participants) = appointment
+        .get_mut("participant")
+        .and_then(|p| p.as_array_mut())
+    {
+        for p in participants {
+            let same = p
+                .get("actor")
+                .and_then(|a| a.get("identifier"))
+                .is_some_and(|i| {
+                    i.get("system").and_then(|s| s.as_str()).map(str::trim)
+                        == Some(wanted.system.as_str())
+                        && i.get("value").and_then(|s| s.as_str()).map(str::trim)
+                            == Some(wanted.value.as_str())
+                });
+            if same {
+                if let Some(actor) = p.get_mut("actor").and_then(|a| a.as_object_mut()) {
+                    actor.insert(
+                        "reference".to_owned(),
+                        serde_json::Value::from(format!("Patient/{}", contact.as_str())),
+                    );
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// One FHIR R4 Appointment.
