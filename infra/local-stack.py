@@ -80,6 +80,7 @@ LOCAL_FUNCTION_ENV = {
 # auth token and one Webhooks SharedKey.
 LOCAL_SECRET_VALUES = {
     "EhrSourcesSecret": {"local-ehr": {"hmac_sha256_secret": "local-ehr-hmac-secret"}},
+    "WebhookSubscribersSecret": {},
     "TwilioSecret": {
         "auth_token": "local-twilio-auth-token",
         "webhook_keys": {"webhooks_sharedkey_local": "local-twilio-shared-key"},
@@ -281,6 +282,7 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
 OUTSIDE_CLOUDFORMATION = {
     "TwilioSecret": "TWILIO_SECRET_ARN",
     "EhrSourcesSecret": "EHR_SOURCES_SECRET_ARN",
+    "WebhookSubscribersSecret": "WEBHOOK_SUBSCRIBERS_SECRET_ARN",
     "AuditKeySecret": "AUDIT_KEY_SECRET_ARN",
     "AuditSigningKey": "AUDIT_SIGNING_KEY_ID",
     "AuditAnchorBucket": "ANCHOR_BUCKET",

@@ -17,6 +17,7 @@ pub mod smart;
 mod sns;
 mod twilio;
 pub mod twilio_signature;
+pub mod webhooks;
 
 pub use audit::{audit_key_from_env, load_audit_key, KmsSigner, S3Anchors};
 pub use dynamo::{
@@ -30,6 +31,7 @@ pub use senders::ProgramSenders;
 pub use smart::{SmartConfig, SmartFhirReader};
 pub use sns::{sms_type, SnsOptOutList, SnsSender};
 pub use twilio::{classify_error, TwilioSender, TWILIO_MAX_BODY};
+pub use webhooks::{Fanout, WebhookPublisher, WebhookSubscriber};
 
 /// The table as a function's `main` builds it: `TABLE_NAME`, the configured
 /// retention, and the audit key named by `AUDIT_KEY_SECRET_ARN` (read once,

@@ -91,8 +91,56 @@ impl OutboxEvent {
     }
 }
 
+impl OutboxEvent {
+    /// The announcement of a consent change: a grant, a revocation (by
+    /// SMS, staff, portal, the EHR or a carrier), a lapse. The number is
+    /// masked; the contact id is the EHR's patient id.
+    pub fn consent_change(event: &ConsentEvent) -> Self {
+        Self {
+            id: format!("consent:{}", event.id.as_str()),
+            detail_type: CONSENT_DETAIL_TYPE.to_owned(),
+            at: event.recorded_at,
+            detail: serde_json::json!({
+                "event_id": event.id,
+                "contact_id": event.contact_id,
+                "phone": event.phone.masked(),
+                "action": event.action,
+                "scope": event.scope,
+                "program": event.program,
+                "categories": event.categories,
+                "channel": event.channel,
+                "at": event.at,
+                "source_system": event.source_system,
+                "reverses": event.reverses,
+            }),
+        }
+    }
+
+    /// The announcement of a text that did not reach its recipient.
+    pub fn delivery_failure(step: &StepId, update: &DeliveryUpdate) -> Self {
+        Self {
+            id: format!("delivery:{}:{}", update.carrier_message_id, update.status),
+            detail_type: DELIVERY_FAILURE_DETAIL_TYPE.to_owned(),
+            at: update.at,
+            detail: serde_json::json!({
+                "step_id": step,
+                "carrier_message_id": update.carrier_message_id,
+                "status": update.status,
+                "error_code": update.error_code,
+                "at": update.at,
+            }),
+        }
+    }
+}
+
 /// The detail-type of episode outcome events.
 pub const OUTCOME_DETAIL_TYPE: &str = "optline.episode.outcome";
+
+/// The detail-type of consent change events.
+pub const CONSENT_DETAIL_TYPE: &str = "optline.consent.changed";
+
+/// The detail-type of delivery failure events.
+pub const DELIVERY_FAILURE_DETAIL_TYPE: &str = "optline.delivery.failed";
 
 /// A text owed to a person whatever their consent says (the one opt-out
 /// confirmation, a HELP answer), committed with the decision that owes it
@@ -288,9 +336,24 @@ impl Commit {
         }
     }
 
-    /// Adds a write.
+    /// Adds a write. A consent event and a failed delivery are announced
+    /// to other systems in the same commit ([`OutboxEvent::consent_change`],
+    /// [`OutboxEvent::delivery_failure`]): no change is committed without
+    /// its announcement, nor announced without being committed.
     pub fn push(&mut self, write: Write) {
+        let announce = match &write {
+            Write::Consent { event, .. } => Some(OutboxEvent::consent_change(event)),
+            Write::Delivery { step, update, .. }
+                if matches!(update.status.as_str(), "failed" | "undelivered") =>
+            {
+                Some(OutboxEvent::delivery_failure(step, update))
+            }
+            _ => None,
+        };
         self.writes.push(write);
+        if let Some(event) = announce {
+            self.writes.push(Write::Outbox(event));
+        }
     }
 
     /// Whether it writes anything beyond its marker.
