@@ -115,6 +115,25 @@ async fn receiver(received: Received, fail_first: usize) -> String {
     url
 }
 
+/// Validates `data` against `docs/schemas/<detail_type>.schema.json` with
+/// the Python jsonschema package (Draft 2020-12, formats checked).
+fn schema_valid(detail_type: &str, data: &serde_json::Value) {
+    let root = optline_tests::repo_root();
+    let schema = root.join(format!("docs/schemas/{detail_type}.schema.json"));
+    let script = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\njsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(json.loads(sys.argv[2]))";
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(schema)
+        .arg(data.to_string())
+        .output()
+        .expect("the project's venv runs");
+    assert!(
+        out.status.success(),
+        "{detail_type} does not match its schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() {
     let h = Harness::new("change-events").await;
@@ -191,6 +210,11 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
         got[1].1.starts_with("consent:sms-optout-"),
         "webhook-id is the event's stable id"
     );
+    // Each event's data validates against its published JSON Schema
+    // (docs/schemas), checked by the jsonschema package.
+    for change in &changes {
+        schema_valid("optline.consent.changed", &change["data"]);
+    }
 
     // A subscriber that keeps failing: the batch is retried from that event.
     let down: Received = Arc::default();

@@ -344,3 +344,96 @@ async fn an_id_only_notification_is_fetched_from_the_sources_fhir_server_and_pro
     assert_eq!(answered.status(), StatusCode::MULTI_STATUS);
     assert!(body_text(&answered).contains("needs the source's FHIR server configured"));
 }
+
+#[tokio::test]
+async fn a_reminder_that_cannot_be_texted_becomes_a_fallback_task_for_staff() {
+    let h = Harness::new("ehr-fallback").await;
+    // Known from the EHR only: a number, but no consent to text it.
+    post(
+        &h,
+        "/ehr/fhir/Patient",
+        "application/fhir+json",
+        &patient("pat-fb-1", "917-555-0155").to_string(),
+    )
+    .await;
+    let booked = fixtures::appointment(
+        "fb-a1",
+        "booked",
+        "2026-12-10T10:00:00-05:00",
+        None,
+        Some("Patient/pat-fb-1"),
+    );
+    let planned = post(
+        &h,
+        "/ehr/fhir/Appointment",
+        "application/fhir+json",
+        &booked.to_string(),
+    )
+    .await;
+    assert_eq!(
+        planned.status(),
+        StatusCode::CREATED,
+        "{}",
+        body_json(&planned)
+    );
+    let due: DateTime<Utc> = body_json(&planned)["planned"][0]["due_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let report = optline_sweep::sweep(&h.sweep(), due + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(report.enqueued, 0, "{report:?}");
+    // The staff queue holds the task, with what to do.
+    let tasks: Vec<optline_ports::ReviewItem> = optline_ports::Casework::reviews(h.store.as_ref())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == "fallback")
+        .collect();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert!(
+        tasks[0].body.contains("call the patient"),
+        "{}",
+        tasks[0].body
+    );
+    assert_eq!(
+        tasks[0].contact_ids,
+        vec![ContactId::parse("pat-fb-1").unwrap()]
+    );
+    // Staff take it and close it, as themselves.
+    let api = h.consent_api();
+    let path = format!("/reviews/{}/resolve", tasks[0].id);
+    let taken = optline_consent_api::handle(
+        h.request_as(
+            "sam.staff",
+            "POST",
+            &path,
+            Some(json!({"action": "assign"})),
+        ),
+        &api,
+        now(),
+    )
+    .await;
+    assert_eq!(taken.status(), StatusCode::OK, "{}", body_json(&taken));
+    let closed = optline_consent_api::handle(
+        h.request_as(
+            "sam.staff",
+            "POST",
+            &path,
+            Some(json!({"action": "close", "reason": "called; confirmed for Thursday"})),
+        ),
+        &api,
+        now(),
+    )
+    .await;
+    assert_eq!(closed.status(), StatusCode::OK, "{}", body_json(&closed));
+    // And it is announced for other systems.
+    let stream = h.stream_event().await;
+    let announced = serde_json::to_string(&stream).unwrap();
+    assert!(
+        announced.contains("optline.fallback.task"),
+        "the fallback task is in the outbox"
+    );
+}

@@ -133,6 +133,94 @@ impl OutboxEvent {
     }
 }
 
+/// How a person reaches a patient a step could not text.
+fn fallback_channel(step: &Step, reasons: &[String]) -> Option<&'static str> {
+    let why = |prefixes: &[&str]| {
+        reasons
+            .iter()
+            .any(|r| prefixes.iter().any(|p| r.starts_with(p)))
+    };
+    // No consent, an opt-out, a lapsed grant, a number that cannot take a
+    // text, or a send that ran out of time (quiet hours, an outage): the
+    // message still matters. Caps, audiences and template problems are not
+    // the patient's need: they get no task.
+    let owed = why(&[
+        "consent.legal_basis",
+        "consent.revocation",
+        "consent.revoke_all",
+        "segment.consent_scope",
+        "decision.expiry",
+        "carrier.opt_out",
+        "carrier.landline",
+        "twilio:21610",
+        "twilio:21614",
+        "twilio:30006",
+    ]);
+    if !owed {
+        return None;
+    }
+    Some(match step.category.as_str() {
+        "appointments" | "referrals" => "callback",
+        "billing" => "letter",
+        _ => "portal_message",
+    })
+}
+
+/// The fallback task of a step that ends without a text for a reason the
+/// patient's need outlives (no consent, an opt-out, a landline, a send
+/// that ran out of time): a work item in the staff queue (`fallback`,
+/// assign and close) and its announcement (`optline.fallback.task`), both
+/// committed with the step's end. `None` when no one needs to act.
+pub fn fallback_task(
+    step: &Step,
+    reasons: &[String],
+    at: DateTime<Utc>,
+) -> Option<(ReviewItem, OutboxEvent)> {
+    let channel = fallback_channel(step, reasons)?;
+    let id = format!("fallback-{}", step.id.as_str());
+    let what = step.purpose.replace('_', " ");
+    let how = match channel {
+        "callback" => "call the patient",
+        "letter" => "send a letter",
+        _ => "send a secure portal message (the patient verifies their identity to read it)",
+    };
+    let item = ReviewItem {
+        id: id.clone(),
+        kind: "fallback".to_owned(),
+        at,
+        phone_masked: String::new(),
+        contact_ids: vec![step.contact_id.clone()],
+        body: format!("{what} ({}) was not texted: {how}", step.category),
+        rule: reasons.first().cloned().unwrap_or_default(),
+        action_taken: format!(
+            "step ended without a text ({}); fallback: {channel}",
+            reasons.join(", ")
+        ),
+        assigned_to: None,
+        resolution: None,
+    };
+    let event = OutboxEvent {
+        id: format!("fallback:{}", step.id.as_str()),
+        detail_type: FALLBACK_DETAIL_TYPE.to_owned(),
+        at,
+        detail: serde_json::json!({
+            "task_id": id,
+            "step_id": step.id,
+            "contact_id": step.contact_id,
+            "program": step.program,
+            "category": step.category,
+            "purpose": step.purpose,
+            "fallback": channel,
+            "reasons": reasons,
+            "at": at,
+        }),
+    };
+    Some((item, event))
+}
+
+/// The detail-type of fallback tasks.
+pub const FALLBACK_DETAIL_TYPE: &str = "optline.fallback.task";
+
 /// The detail-type of episode outcome events.
 pub const OUTCOME_DETAIL_TYPE: &str = "optline.episode.outcome";
 

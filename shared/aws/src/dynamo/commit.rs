@@ -25,7 +25,7 @@ pub const MARKER_DAYS: i64 = 30;
 
 /// How long an outbox item is kept after its event was committed (the
 /// stream holds it for 24 hours; the item is evidence for a week more).
-const OUTBOX_DAYS: i64 = 8;
+pub(crate) const OUTBOX_DAYS: i64 = 8;
 
 /// A transaction being built.
 #[derive(Default)]

@@ -80,6 +80,31 @@ impl DynamoStore {
         Ok(update)
     }
 
+    /// A suppressed step's fallback task and its announcement, when the
+    /// patient's need outlives the text ([`optline_ports::fallback_task`]).
+    fn fallback_items(&self, step: &Step, outcome: &StepOutcome) -> Result<Vec<Item>, PortError> {
+        if outcome.status != StepStatus::Suppressed {
+            return Ok(Vec::new());
+        }
+        let Some((task, event)) = optline_ports::fallback_task(step, &outcome.reasons, outcome.at)
+        else {
+            return Ok(Vec::new());
+        };
+        let review = record_item(
+            key::REVIEWS,
+            format!("REV#{}#{}", ts(task.at), task.id),
+            "review",
+            &task,
+        )?;
+        let mut announce = record_item(key::outbox(&event.id), "EVENT", "outbox", &event)?;
+        announce.insert("detail_type".to_owned(), s(event.detail_type.clone()));
+        announce.insert(
+            "ttl".to_owned(),
+            ttl_at(event.at + chrono::Duration::days(super::commit::OUTBOX_DAYS)),
+        );
+        Ok(vec![review, announce])
+    }
+
     /// A sent step's records: its send history entry and the carrier-id
     /// mapping that delivery reports find it by.
     fn send_records(&self, step: &Step, outcome: &StepOutcome) -> Result<Vec<Item>, PortError> {
@@ -401,7 +426,7 @@ impl StepStore for DynamoStore {
         let ending = Ending {
             update,
             held: Held::Unclaimed(expected),
-            extra: Vec::new(),
+            extra: self.fallback_items(step, outcome)?,
             sends: None,
         };
         self.end_with_record(step, ending, record, head).await
@@ -533,7 +558,8 @@ impl StepStore for DynamoStore {
             }
         });
         let update = self.end_update(&step.id, outcome)?;
-        let extra = self.send_records(step, outcome)?;
+        let mut extra = self.send_records(step, outcome)?;
+        extra.extend(self.fallback_items(step, outcome)?);
         let ending = Ending {
             update,
             held: Held::Claimed,
