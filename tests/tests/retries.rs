@@ -278,9 +278,14 @@ async fn a_confirmation_retried_after_any_failed_call_records_one_outcome_one_ev
         .into_iter()
         .filter(|i| {
             matches!(i.get("pk"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk)) if pk.starts_with("OUTBOX#"))
+                && matches!(i.get("detail_type"), Some(aws_sdk_dynamodb::types::AttributeValue::S(t)) if t == optline_ports::OUTCOME_DETAIL_TYPE)
         })
         .collect();
-    assert_eq!(outbox.len(), 1, "one outbox event");
+    assert_eq!(
+        outbox.len(),
+        1,
+        "one outcome event (the consent grant has its own)"
+    );
 }
 
 fn status_request(sid: &str, status: &str, error: Option<&str>) -> lambda_http::Request {

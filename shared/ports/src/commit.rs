@@ -211,6 +211,11 @@ pub fn fallback_task(
             "category": step.category,
             "purpose": step.purpose,
             "fallback": channel,
+            // For a portal message: the step's own portal link (an opaque
+            // link the template's lint allowed: no PHI), to be opened only
+            // after the patient verifies their identity (a step-up).
+            "portal_link": (channel == "portal_message").then(|| step.variables.get("link").cloned()).flatten(),
+            "identity_verification": (channel == "portal_message").then_some("step_up"),
             "reasons": reasons,
             "at": at,
         }),
