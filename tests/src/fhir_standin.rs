@@ -68,6 +68,7 @@ struct State {
     token_requests: usize,
     refused: Vec<String>,
     reads: usize,
+    created: Vec<serde_json::Value>,
 }
 
 /// The running stand-in; clones share it.
@@ -232,6 +233,13 @@ impl FhirStandIn {
                 }
             };
         }
+        if parts.method == hyper::Method::POST && path.starts_with("/fhir/") {
+            let body = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            return self.create(&parts, &body);
+        }
         if let Some(rest) = path.strip_prefix("/fhir/") {
             self.state.lock().expect("lock").reads += 1;
             return self.read(&parts, rest);
@@ -384,6 +392,92 @@ impl FhirStandIn {
             _ => return Err("no jti".to_owned()),
         }
         Ok(claims)
+    }
+
+    /// `POST /fhir/{type}`: a create, conditional on `If-None-Exist:
+    /// identifier=<system>|<value>` when given (FHIR: 200 and nothing new
+    /// when a resource with that identifier exists, else 201).
+    fn create(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: &[u8],
+    ) -> hyper::Response<Full<Bytes>> {
+        let fhir = "application/fhir+json";
+        let token = parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .unwrap_or_default();
+        let mut state = self.state.lock().expect("lock");
+        if state
+            .tokens
+            .get(token)
+            .is_none_or(|expires| Instant::now() >= *expires)
+        {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                fhir,
+                &outcome("login", "no valid bearer token"),
+            );
+        }
+        let media_ok = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/fhir+json"));
+        let Ok(resource) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                fhir,
+                &outcome("invalid", "not JSON"),
+            );
+        };
+        let kind = parts.uri.path().trim_start_matches("/fhir/").to_owned();
+        if !media_ok || resource.get("resourceType").and_then(|t| t.as_str()) != Some(kind.as_str())
+        {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                fhir,
+                &outcome(
+                    "invalid",
+                    "the body is not that resource type as application/fhir+json",
+                ),
+            );
+        }
+        let condition = parts
+            .headers
+            .get("if-none-exist")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("identifier="))
+            .map(str::to_owned);
+        if let Some(wanted) = &condition {
+            let exists = state.created.iter().any(|r| {
+                r.get("identifier")
+                    .and_then(|i| i.as_array())
+                    .is_some_and(|ids| {
+                        ids.iter().any(|i| {
+                            format!(
+                                "{}|{}",
+                                i.get("system").and_then(|s| s.as_str()).unwrap_or_default(),
+                                i.get("value").and_then(|s| s.as_str()).unwrap_or_default()
+                            ) == *wanted
+                        })
+                    })
+            });
+            if exists {
+                return json_response(StatusCode::OK, fhir, &resource);
+            }
+        }
+        state.created.push(resource.clone());
+        json_response(StatusCode::CREATED, fhir, &resource)
+    }
+
+    /// Resources created through `POST /fhir/{type}`.
+    pub fn created(&self) -> Vec<serde_json::Value> {
+        self.state.lock().expect("lock").created.clone()
     }
 
     /// `GET /fhir/{type}/{id}`.

@@ -242,3 +242,80 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
         "retried from the undelivered event"
     );
 }
+
+#[tokio::test]
+async fn consent_changes_are_written_back_to_the_ehr_as_fhir_consent_once() {
+    let h = Harness::new("consent-writeback").await;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
+    let api = h.consent_api();
+    optline_consent_api::handle(
+        h.api_request(
+            "POST",
+            "/contacts",
+            Some(json!({"id": "cw-1", "phone": "+14155550124"})),
+        ),
+        &api,
+        t0,
+    )
+    .await;
+    optline_consent_api::handle(
+        h.api_request(
+            "POST",
+            "/contacts/cw-1/consent",
+            Some(json!({"action": "grant", "categories": ["appointments"], "channel": "web_form",
+                        "disclosure_text": "Appointment texts from Riverside Clinic. Reply STOP to opt out."})),
+        ),
+        &api,
+        t0,
+    )
+    .await;
+    optline_inbound::handle(
+        twilio_inbound_request(
+            "SM000000000000000000000000000cw001",
+            "+14155550124",
+            "stop texting me",
+        ),
+        &h.inbound(),
+        t0 + chrono::Duration::minutes(1),
+    )
+    .await;
+    let key = std::fs::read(
+        optline_tests::repo_root().join("shared/aws/tests/fixtures/smart-test-key.pk8"),
+    )
+    .unwrap();
+    let ehr =
+        optline_tests::fhir_standin::FhirStandIn::start("optline-client", "optline-key-1", &key)
+            .await;
+    let config: optline_aws::SmartConfig = serde_json::from_value(ehr.smart_config(&key)).unwrap();
+    let writer = optline_aws::FhirConsentWriter {
+        fhir: Arc::new(
+            optline_aws::SmartFhirReader::new(BTreeMap::from([("epic".to_owned(), config)]))
+                .unwrap(),
+        ),
+        source: "epic".to_owned(),
+    };
+    let publisher = optline_aws::Fanout(vec![Arc::new(h.outbox_publisher()), Arc::new(writer)]);
+    let stream = h.stream_event().await;
+    let drained = optline_outbox_drain::handle(stream.clone(), &publisher).await;
+    assert!(drained.batch_item_failures.is_empty());
+    let created = ehr.created();
+    assert_eq!(
+        created.len(),
+        2,
+        "the grant and the SMS opt-out, for the patient: {created:?}"
+    );
+    assert_eq!(created[0]["policyRule"]["coding"][0]["code"], "OPTIN");
+    assert_eq!(created[0]["provision"]["type"], "permit");
+    assert_eq!(created[1]["policyRule"]["coding"][0]["code"], "OPTOUT");
+    assert_eq!(created[1]["provision"]["type"], "deny");
+    assert!(created
+        .iter()
+        .all(|c| c["patient"]["reference"] == "Patient/cw-1"));
+    // The stream delivering the batch again writes nothing new.
+    optline_outbox_drain::handle(stream, &publisher).await;
+    assert_eq!(
+        ehr.created().len(),
+        2,
+        "conditional create: a repeat is the same resource"
+    );
+}

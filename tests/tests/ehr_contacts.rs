@@ -429,6 +429,21 @@ async fn a_reminder_that_cannot_be_texted_becomes_a_fallback_task_for_staff() {
     )
     .await;
     assert_eq!(closed.status(), StatusCode::OK, "{}", body_json(&closed));
+    // A patient who cannot verify their identity in the portal is called.
+    let failed = json!({"id": "evt-vf-1", "type": "portal.verification_failed", "patient": "pat-fb-1", "subject": "results-551"}).to_string();
+    let first = post(&h, "/ehr/events", "application/json", &failed).await;
+    assert_eq!(first.status(), StatusCode::CREATED, "{}", body_json(&first));
+    let again = post(&h, "/ehr/events", "application/json", &failed).await;
+    assert_eq!(body_json(&again)["created"], false, "the same event once");
+    let callbacks: Vec<optline_ports::ReviewItem> =
+        optline_ports::Casework::reviews(h.store.as_ref())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.rule == "portal.verification_failed")
+            .collect();
+    assert_eq!(callbacks.len(), 1);
+    assert!(callbacks[0].body.contains("call the patient"));
     // And it is announced for other systems.
     let stream = h.stream_event().await;
     let announced = serde_json::to_string(&stream).unwrap();

@@ -643,7 +643,9 @@ async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_the
         );
     }
 
-    // A handshake plans nothing; an id-only notification is refused.
+    // A handshake plans nothing; an id-only notification, without a FHIR
+    // server configured for the source, is refused per entry with what to
+    // do (tests/tests/ehr_contacts.rs fetches one).
     let handshake = fixtures::json(fixtures::FHIR_HANDSHAKE_BACKPORT);
     let (status, body) = fhir(&h, &handshake).await;
     assert_eq!(
@@ -655,8 +657,13 @@ async fn subscription_notification_bundles_in_r5_and_r4_backport_shapes_plan_the
         .as_object_mut()
         .unwrap()
         .remove("resource");
-    let (status, _) = fhir(&h, &id_only).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = fhir(&h, &id_only).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{body}");
+    assert_eq!(body["results"][0]["status"], 422, "{body}");
+    assert!(body["results"][0]["answer"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("FHIR server configured"));
 }
 
 #[tokio::test]

@@ -349,6 +349,25 @@ async fn normalized_event(
     let result = match normalized::read(body) {
         Ok(NormalizedCommand::Appointment(event)) => apply_appointment(episodes, &event, now).await,
         Ok(NormalizedCommand::Task(event)) => apply_task(episodes, &event, now).await,
+        Ok(NormalizedCommand::VerificationFailed {
+            patient,
+            subject,
+            marker,
+        }) => {
+            return match patients::verification_failed(episodes, &patient, &subject, &marker, now)
+                .await
+            {
+                Ok(created) => json(
+                    if created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
+                    &serde_json::json!({"accepted": true, "fallback": "callback", "created": created}),
+                ),
+                Err(e) => answer(Err(e)),
+            };
+        }
         Err(e) => Err(e),
     };
     answer(result)

@@ -1,7 +1,9 @@
 //! The outbox-drain Lambda, invoked by the table's DynamoDB stream.
 //!
 //! `OUTCOME_BUS_NAME`: the EventBridge bus; `WEBHOOK_SUBSCRIBERS_SECRET_ARN`:
-//! the secret naming the subscribers' webhooks (`{}`: none).
+//! the secret naming the subscribers' webhooks (`{}`: none);
+//! `CONSENT_WRITEBACK_SOURCE` (optional): the EHR source whose FHIR server
+//! receives consent changes as FHIR `Consent` resources.
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -31,10 +33,37 @@ async fn main() -> Result<(), Error> {
         }
         _ => None,
     };
-    let publisher = match webhooks.filter(|w| !w.is_empty()) {
-        Some(w) => optline_aws::Fanout(vec![bus, std::sync::Arc::new(w)]),
-        None => optline_aws::Fanout(vec![bus]),
-    };
+    let mut publishers: Vec<std::sync::Arc<dyn optline_ports::EventPublisher>> = vec![bus];
+    if let Some(w) = webhooks.filter(|w| !w.is_empty()) {
+        publishers.push(std::sync::Arc::new(w));
+    }
+    // Consent changes written to the EHR as FHIR Consent resources, when a
+    // source is named and the EHR sources secret gives its FHIR server.
+    if let Ok(source) = std::env::var("CONSENT_WRITEBACK_SOURCE") {
+        if !source.trim().is_empty() {
+            let json = optline_aws::ehr_sources_json(clients.secrets())
+                .await?
+                .ok_or("CONSENT_WRITEBACK_SOURCE is set but no EHR sources secret is configured")?;
+            let raw: std::collections::BTreeMap<String, serde_json::Value> =
+                serde_json::from_str(&json)?;
+            let config: optline_aws::SmartConfig = raw
+                .get(source.trim())
+                .and_then(|s| s.get("fhir"))
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()?
+                .ok_or("CONSENT_WRITEBACK_SOURCE names a source without fhir settings")?;
+            let fhir = optline_aws::SmartFhirReader::new(std::collections::BTreeMap::from([(
+                source.trim().to_owned(),
+                config,
+            )]))?;
+            publishers.push(std::sync::Arc::new(optline_aws::FhirConsentWriter {
+                fhir: std::sync::Arc::new(fhir),
+                source: source.trim().to_owned(),
+            }));
+        }
+    }
+    let publisher = optline_aws::Fanout(publishers);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, std::convert::Infallible>(

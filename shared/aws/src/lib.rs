@@ -9,6 +9,7 @@
 mod audit;
 mod dynamo;
 mod events;
+pub mod fhir_consent;
 mod programs;
 mod queue;
 mod secrets;
@@ -24,6 +25,7 @@ pub use dynamo::{
     due_shard, DynamoStore, DUE_SHARDS, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
 };
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
+pub use fhir_consent::{consent_resource, FhirConsentWriter};
 pub use programs::{put_programs, read_programs, with_stored_programs, StoredPrograms};
 pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
 pub use secrets::{apply_twilio_secret, ehr_sources_json, read_secret_string, with_twilio_secret};

@@ -569,6 +569,59 @@ impl SmartFhirReader {
     }
 }
 
+impl SmartFhirReader {
+    /// Creates `resource` on the source's FHIR server (`POST
+    /// <base>/<type>`), as a conditional create: `if_none_exist` (e.g.
+    /// `identifier=urn:optline:consent-event|<id>`) makes a repeat create
+    /// nothing (FHIR answers 200 instead of 201). The status, 200 or 201.
+    pub async fn create(
+        &self,
+        source: &str,
+        resource: &serde_json::Value,
+        if_none_exist: &str,
+    ) -> Result<u16, PortError> {
+        let resource_type = resource
+            .get("resourceType")
+            .and_then(|t| t.as_str())
+            .filter(|t| is_type_name(t))
+            .ok_or_else(|| PortError::Invalid("the resource has no FHIR type".to_owned()))?;
+        let entry = self.sources.get(source).ok_or_else(|| {
+            PortError::Invalid(format!("no FHIR server configured for source `{source}`"))
+        })?;
+        let url = format!("{}/{resource_type}", entry.fhir_base_url);
+        let what = format!("the FHIR server of source `{source}` (create {resource_type})");
+        let body = resource.to_string();
+        let mut renewed = false;
+        loop {
+            let token = self.token(source, entry).await?;
+            let (status, _) = self
+                .exchange(&what, MAX_RESOURCE_BYTES, || {
+                    Ok(self
+                        .http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+                        .header(reqwest::header::ACCEPT, "application/fhir+json")
+                        .header("If-None-Exist", if_none_exist)
+                        .body(body.clone()))
+                })
+                .await?;
+            match status.as_u16() {
+                code @ (200 | 201) => return Ok(code),
+                401 if !renewed => {
+                    Self::drop_token(entry, &token).await;
+                    renewed = true;
+                }
+                other => {
+                    return Err(PortError::Unavailable(format!(
+                        "{what} answered HTTP {other}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl FhirReader for SmartFhirReader {
     async fn read(

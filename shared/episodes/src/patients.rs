@@ -78,3 +78,65 @@ pub fn synced_view(synced: &Synced) -> serde_json::Value {
         Synced::NoNumber => serde_json::json!({"result": "no_number"}),
     }
 }
+
+/// A patient who could not verify their identity in the portal: a
+/// callback task in the staff queue and its `optline.fallback.task` event,
+/// once per source event (its marker), as the event's source.
+pub async fn verification_failed(
+    episodes: Episodes<'_>,
+    patient: &optline_ports::ContactId,
+    subject: &str,
+    marker: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, EpisodeError> {
+    use optline_ports::{Commit, Committed, Marker, OutboxEvent, ReviewItem, Write};
+    if episodes.store.contact(patient).await?.is_none() {
+        return Err(EpisodeError::UnknownContact);
+    }
+    let id = format!("callback-verify-{}", crate::intake::identity(marker));
+    let mut commit = Commit {
+        marker: Some(Marker {
+            key: format!("ehr:{}:{marker}", episodes.origin),
+            at: now,
+            answer: None,
+        }),
+        writes: Vec::new(),
+    };
+    commit.push(Write::Review(ReviewItem {
+        id: id.clone(),
+        kind: "fallback".to_owned(),
+        at: now,
+        phone_masked: String::new(),
+        contact_ids: vec![patient.clone()],
+        body: format!(
+            "the patient could not verify their identity in the portal to read {subject}: call the patient"
+        ),
+        rule: "portal.verification_failed".to_owned(),
+        action_taken: "fallback: callback".to_owned(),
+        assigned_to: None,
+        resolution: None,
+    }));
+    commit.push(Write::Outbox(OutboxEvent {
+        id: format!("fallback:{id}"),
+        detail_type: optline_ports::FALLBACK_DETAIL_TYPE.to_owned(),
+        at: now,
+        detail: serde_json::json!({
+            "task_id": id,
+            "step_id": subject,
+            "contact_id": patient,
+            "program": episodes.config.default_program,
+            "category": "portal",
+            "purpose": "identity_verification",
+            "fallback": "callback",
+            "portal_link": null,
+            "identity_verification": null,
+            "reasons": ["portal.verification_failed"],
+            "at": now,
+        }),
+    }));
+    match episodes.store.commit(commit).await? {
+        Committed::Done(_) => Ok(true),
+        Committed::Duplicate(_) => Ok(false),
+        Committed::Conflict(reason) => Err(EpisodeError::Conflict(reason)),
+    }
+}

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AuditHead, AuditRecord, ConsentEvent, Contact, ContactId, DeliveryUpdate, EpisodeOutcome,
-    NewAuditRecord, PersonIdentifier, ReviewItem, RevocationRequest, Step, StepId, StepStatus,
+    EventId, NewAuditRecord, PersonIdentifier, ReviewItem, RevocationRequest, Step, StepId,
+    StepStatus,
 };
 
 /// How a partition's consent ledger stood when it was read (its state
@@ -103,6 +104,7 @@ impl OutboxEvent {
             detail: serde_json::json!({
                 "event_id": event.id,
                 "contact_id": event.contact_id,
+                "contact_ids": event.contact_id.iter().collect::<Vec<_>>(),
                 "phone": event.phone.masked(),
                 "action": event.action,
                 "scope": event.scope,
@@ -446,6 +448,25 @@ impl Commit {
         self.writes.push(write);
         if let Some(event) = announce {
             self.writes.push(Write::Outbox(event));
+        }
+    }
+
+    /// Names the contacts a phone-scoped consent event reaches (everyone
+    /// sharing the number) on its announcement, so other systems can update
+    /// each patient's record.
+    pub fn announce_contacts(&mut self, event_id: &EventId, contacts: &[ContactId]) {
+        let id = format!("consent:{}", event_id.as_str());
+        for write in &mut self.writes {
+            if let Write::Outbox(event) = write {
+                if event.id == id {
+                    if let Some(detail) = event.detail.as_object_mut() {
+                        detail.insert(
+                            "contact_ids".to_owned(),
+                            serde_json::to_value(contacts).unwrap_or_default(),
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -96,6 +96,7 @@ pub(crate) async fn plan(
                 disclosure: None,
                 ledger: facts.phone.read,
             });
+            commit.announce_contacts(&event.id, &facts.contacts);
             let detail = if classification.tier == Tier::Doubtful {
                 commit.push(Write::Review(ReviewItem {
                     id: format!("review-{}", sms.message_sid),
@@ -176,6 +177,7 @@ pub(crate) async fn plan(
                 disclosure: None,
                 ledger: facts.phone.read,
             });
+            commit.announce_contacts(&event.id, &facts.contacts);
             records.each(|c| {
                 consent_record(
                     c,

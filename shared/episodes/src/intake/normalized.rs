@@ -15,6 +15,10 @@
 //! | `billing.due` | a statement reminder | `billing_reminder` | 30 days |
 //! | `referral.pending` | a referral-document request | `referral_follow_up` | 14 days |
 //!
+//! `portal.verification_failed` (with `subject`: what the patient tried to
+//! read) makes a callback task: a patient who cannot verify their identity
+//! in the portal is called instead.
+//!
 //! `appointment.cancelled`, `document.completed`, `results.viewed`,
 //! `billing.paid` and `referral.completed` cancel the matching step if it has
 //! not gone out. Steps are keyed by type and `subject`, so a replayed event
@@ -132,12 +136,37 @@ pub enum NormalizedCommand {
     Appointment(AppointmentEvent),
     /// A form, result, statement or referral to remind of, or done.
     Task(TaskEvent),
+    /// `portal.verification_failed`: the patient could not verify their
+    /// identity to read what the portal holds for `subject`; a person calls
+    /// them instead.
+    VerificationFailed {
+        /// The patient.
+        patient: ContactId,
+        /// What they tried to read (the step's subject).
+        subject: String,
+        /// The source's event id (the dedupe marker).
+        marker: String,
+    },
 }
 
 /// Reads a normalized event from its JSON body.
 pub fn read(body: &[u8]) -> Result<NormalizedCommand, EpisodeError> {
     let event: NormalizedEvent = serde_json::from_slice(body)
         .map_err(|e| EpisodeError::Invalid(crate::intake::json_reason(&e)))?;
+    if event.kind == "portal.verification_failed" {
+        let patient =
+            ContactId::parse(&event.patient).map_err(|e| EpisodeError::Invalid(e.to_string()))?;
+        if !crate::source_id_ok(&event.subject) || !crate::source_id_ok(&event.id) {
+            return Err(EpisodeError::Invalid(
+                "id and subject must be 1 to 64 characters of A-Za-z0-9._:-".to_owned(),
+            ));
+        }
+        return Ok(NormalizedCommand::VerificationFailed {
+            patient,
+            subject: event.subject,
+            marker: format!("event:{}", event.id),
+        });
+    }
     let Some(effect) = effect(&event.kind) else {
         return Err(EpisodeError::Invalid("unknown event type".to_owned()));
     };
