@@ -253,3 +253,41 @@ async fn error_21610_records_a_carrier_opt_out_for_everyone_sharing_the_number_o
     assert_eq!(standin.requests(), 1, "no text after the carrier opt-out");
     let _ = h.store.step(&step).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_text_a_landline_cannot_take_becomes_a_callback_task_once() {
+    let base = Harness::new("status-30006").await;
+    let standin =
+        TwilioStandIn::start("AC00000000000000000000000000000000", TWILIO_AUTH_TOKEN).await;
+    standin.clock(noon());
+    let h = base.with_twilio(&standin.base_url);
+    let (step, sid) = sent_through_twilio(&h, "ll-1", "+12125550903", "ll-step").await;
+    for _ in 0..2 {
+        let response = optline_inbound::handle(
+            callback(&sid, "undelivered", Some("30006")),
+            &h.inbound(),
+            noon() + Duration::minutes(1),
+        )
+        .await;
+        assert_eq!(response.status(), 204);
+    }
+    let tasks: Vec<optline_ports::ReviewItem> = h
+        .store
+        .reviews()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == "fallback")
+        .collect();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].id, format!("fallback-{step}"));
+    assert!(
+        tasks[0].action_taken.contains("carrier.30006"),
+        "{}",
+        tasks[0].action_taken
+    );
+    // The failure and the task are both announced for other systems.
+    let announced = serde_json::to_string(&h.stream_event().await).unwrap();
+    assert!(announced.contains("optline.delivery.failed"));
+    assert!(announced.contains("optline.fallback.task"));
+}

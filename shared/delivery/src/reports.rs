@@ -100,6 +100,20 @@ pub async fn record_delivery(
                 update: update.clone(),
                 expected: current.clone(),
             });
+            // A text the number cannot take (a landline, no such handset,
+            // an opt-out at the carrier): the message still matters, so a
+            // person is asked to reach the patient another way.
+            if matches!(update.status.as_str(), "failed" | "undelivered") {
+                let reasons: Vec<String> = update
+                    .error_code
+                    .iter()
+                    .map(|c| format!("carrier.{c}"))
+                    .collect();
+                if let Some((task, event)) = optline_ports::fallback_task(&step, &reasons, now) {
+                    commit.push(Write::Review(task));
+                    commit.push(Write::Outbox(event));
+                }
+            }
         }
         let delivery_record = NewAuditRecord {
             evidence: Default::default(),

@@ -152,11 +152,13 @@ fn fallback_channel(step: &Step, reasons: &[String]) -> Option<&'static str> {
         "consent.revoke_all",
         "segment.consent_scope",
         "decision.expiry",
-        "carrier.opt_out",
-        "carrier.landline",
-        "twilio:21610",
-        "twilio:21614",
-        "twilio:30006",
+        // Carrier codes (Twilio's, as delivery reports record them): an
+        // opt-out at the carrier, a number that is not a mobile, a landline
+        // or unreachable carrier, a handset that does not exist.
+        "carrier.21610",
+        "carrier.21614",
+        "carrier.30006",
+        "carrier.30005",
     ]);
     if !owed {
         return None;
