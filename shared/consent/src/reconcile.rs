@@ -111,6 +111,7 @@ async fn fix(
             disclosure: None,
             ledger: ledger.read,
         });
+        commit.announce_contacts(&event.id, &contacts);
         for contact in contacts {
             let Some(head) = heads.get(&contact) else {
                 continue;

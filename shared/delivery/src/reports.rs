@@ -164,6 +164,7 @@ pub async fn record_delivery(
                     opt_out = true;
                     let mut sharing = store.contacts_by_phone(&contact.phone).await?;
                     sharing.sort();
+                    commit.announce_contacts(&event.id, &sharing);
                     for id in sharing {
                         let record = NewAuditRecord {
                             evidence: event.evidence(),
