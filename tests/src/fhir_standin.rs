@@ -71,6 +71,18 @@ struct State {
     created: Vec<serde_json::Value>,
 }
 
+/// The bearer token of a request, or "" when it has none.
+fn bearer_of(parts: &hyper::http::request::Parts) -> &str {
+    parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default()
+}
+
 /// The running stand-in; clones share it.
 #[derive(Debug, Clone)]
 pub struct FhirStandIn {
@@ -403,14 +415,7 @@ impl FhirStandIn {
         body: &[u8],
     ) -> hyper::Response<Full<Bytes>> {
         let fhir = "application/fhir+json";
-        let token = parts
-            .headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .unwrap_or_default();
+        let token = bearer_of(parts);
         let mut state = self.state.lock().expect("lock");
         if state
             .tokens
@@ -494,14 +499,7 @@ impl FhirStandIn {
                 &outcome("not-supported", "only reads"),
             );
         }
-        let token = parts
-            .headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .unwrap_or_default();
+        let token = bearer_of(parts);
         let mut state = self.state.lock().expect("lock");
         let valid = state
             .tokens
