@@ -14,9 +14,13 @@ offline (samtranslator), the data resources moto supports are kept (tables,
 queues, topics), and the stack is created in the emulator with CloudFormation
 itself. What moto's CloudFormation does not create (secrets, keys, the
 anchor bucket, the Cognito user pool with its groups and app client, and
-the local people of infra/local-users.json) is made from the same
-template's properties with each service's API. The physical names reach
-the functions in the same environment variables the template sets in the
+the local people of infra/local-users.json; the alarms, the operations
+dashboard and the operators' subscription) is made from the same
+template's properties with each service's API, their intrinsic functions
+resolved against the stack (docs/dashboard-and-alarms.md). A reference to
+a resource the local stack does not hold (a function, a key) becomes a
+stand-in name, `<stack>-<logical id>`. The physical names reach the
+functions in the same environment variables the template sets in the
 cloud.
 
 State lives in .local/ (git-ignored): the server's pid and port, its log,
@@ -163,7 +167,11 @@ def cloudformation_template() -> dict:
     """SAM -> CloudFormation offline, then only the data resources."""
     cfn = transformed_template()
     kept = {name: r for name, r in cfn["Resources"].items() if r["Type"] in KEEP}
-    # moto's server ignores DeletionProtection; keep the template's properties otherwise.
+    # moto's server ignores DeletionProtection; keep the template's properties
+    # otherwise, with stand-ins for what they name that is not kept (the
+    # operators' topic's key).
+    dropped = set(cfn["Resources"]) - set(kept)
+    kept = {name: stand_ins(r, dropped) for name, r in kept.items()}
     outputs = {}
     for name in kept:
         outputs[f"{name}Ref"] = {"Value": {"Ref": name}}
@@ -175,7 +183,67 @@ def cloudformation_template() -> dict:
             outputs[f"{name}Arn"] = {"Value": {"Fn::GetAtt": [name, "Arn"]}}
         if kept[name].get("Properties", {}).get("StreamSpecification"):
             outputs[f"{name}Stream"] = {"Value": {"Fn::GetAtt": [name, "StreamArn"]}}
+    # The attributes that what is made outside CloudFormation reads (a
+    # queue's name in an alarm's dimension and on the dashboard).
+    for name, attribute in sorted(attributes_named(outside_resources(cfn))):
+        if name in kept:
+            outputs[f"{name}{attribute}"] = {"Value": {"Fn::GetAtt": [name, attribute]}}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": kept, "Outputs": outputs}
+
+
+def stand_in(stack: str, logical: str) -> str:
+    """The local name of a resource the local stack does not hold."""
+    return f"{stack}-{logical}"
+
+
+def stand_ins(value, dropped: set):
+    """`value` with its references to the `dropped` resources replaced by
+    their stand-in names (resolved by CloudFormation's own Fn::Sub)."""
+    import re
+
+    named = "${AWS::StackName}-%s"
+    if isinstance(value, list):
+        return [stand_ins(v, dropped) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if list(value) == ["Ref"] and value["Ref"] in dropped:
+        return {"Fn::Sub": named % value["Ref"]}
+    if list(value) == ["Fn::GetAtt"]:
+        target = value["Fn::GetAtt"]
+        target = target if isinstance(target, list) else str(target).split(".", 1)
+        if target[0] in dropped:
+            return {"Fn::Sub": named % target[0]}
+    if list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str):
+        return {"Fn::Sub": re.sub(
+            r"\$\{([A-Za-z0-9]+)(\.[A-Za-z.]+)?\}",
+            lambda m: named % m.group(1) if m.group(1) in dropped else m.group(0),
+            value["Fn::Sub"],
+        )}
+    return {k: stand_ins(v, dropped) for k, v in value.items()}
+
+
+def attributes_named(value) -> set:
+    """Every (logical id, attribute) that `value` reads with Fn::GetAtt or
+    `${Name.Attribute}` in Fn::Sub."""
+    import re
+
+    found = set()
+    if isinstance(value, list):
+        for v in value:
+            found |= attributes_named(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Fn::GetAtt":
+                target = v if isinstance(v, list) else str(v).split(".", 1)
+                found.add((target[0], target[1]))
+            elif k == "Fn::Sub":
+                text = v[0] if isinstance(v, list) else v
+                found |= set(re.findall(r"\$\{([A-Za-z0-9]+)\.([A-Za-z.]+)\}", text))
+                if isinstance(v, list):
+                    found |= attributes_named(v[1:])
+            else:
+                found |= attributes_named(v)
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -265,6 +333,7 @@ def create_stack(endpoint: str, name: str = STACK) -> dict:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     apply_time_to_live(endpoint, template, outputs)
     env = create_outside_cloudformation(endpoint, name)
+    create_by_type(endpoint, name, outputs)
     for logical, (var, _) in ENV_FOR.items():
         value = outputs.get(f"{logical}Ref")
         if value:
@@ -356,6 +425,178 @@ def create_outside_cloudformation(endpoint: str, stack: str) -> dict:
             pool = made[props["UserPoolId"]["Ref"]]
             env[var] = create_user_pool_client(cognito, stack, logical, pool, props)
     return env
+
+
+# Resource types made after the stack with their service's API, in this
+# order (the dashboard shows the alarms, so it comes after them): moto's
+# CloudFormation makes no alarms, and the dashboard's body names resources
+# the local stack's CloudFormation does not hold (the functions, the alarms).
+OUTSIDE_TYPES = ("AWS::SNS::Subscription", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+# moto's account.
+ACCOUNT = "123456789012"
+
+
+def outside_resources(cfn: dict) -> dict:
+    resources = cfn["Resources"].items()
+    ordered = sorted(resources, key=lambda item: OUTSIDE_TYPES.index(item[1]["Type"])
+                     if item[1]["Type"] in OUTSIDE_TYPES else len(OUTSIDE_TYPES))
+    return {name: r for name, r in ordered if r["Type"] in OUTSIDE_TYPES}
+
+
+NO_VALUE = object()
+
+
+class Intrinsics:
+    """A template value's intrinsic functions (Ref, Fn::GetAtt, Fn::Sub,
+    Fn::If, Fn::Join and the condition functions) resolved for one local
+    stack: parameters take their defaults; resources take the stack's
+    outputs, what was made outside CloudFormation (`made`: logical id ->
+    {"Ref": …, attribute: …}), or else their stand-in names."""
+
+    def __init__(self, cfn: dict, stack: str, outputs: dict, made: dict):
+        self.cfn, self.stack, self.outputs, self.made = cfn, stack, outputs, made
+        self.pseudo = {
+            "AWS::StackName": stack, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": NO_VALUE,
+        }
+
+    def ref(self, name: str):
+        if name in self.pseudo:
+            return self.pseudo[name]
+        parameter = self.cfn.get("Parameters", {}).get(name)
+        if parameter is not None:
+            if "Default" not in parameter:
+                raise SystemExit(f"{name} has no default to build the local stack with")
+            return str(parameter["Default"])
+        return self.attribute(name, "Ref")
+
+    def attribute(self, name: str, attribute: str):
+        key = f"{name}{attribute}"
+        if key in self.outputs:
+            return self.outputs[key]
+        if attribute in self.made.get(name, {}):
+            return self.made[name][attribute]
+        if name in self.cfn["Resources"] and self.cfn["Resources"][name]["Type"] not in KEEP:
+            return stand_in(self.stack, name)
+        raise SystemExit(f"the local stack cannot resolve {name}.{attribute}")
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.cfn.get("Conditions", {})[name]))
+
+    def sub(self, text: str, variables: dict) -> str:
+        import re
+
+        def one(match):
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical, attribute = name.split(".", 1)
+                return str(self.attribute(logical, attribute))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def resolve(self, value):
+        if isinstance(value, list):
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return self.ref(arg)
+            if fn == "Fn::GetAtt":
+                target = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self.attribute(target[0], target[1])
+            if fn == "Fn::Sub":
+                text, variables = (arg[0], self.resolve(arg[1])) if isinstance(arg, list) else (arg, {})
+                return self.sub(text, variables)
+            if fn == "Fn::Join":
+                return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
+            if fn == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+            if fn == "Fn::Equals":
+                left, right = self.resolve(arg)
+                return str(left) == str(right)
+            if fn == "Fn::Not":
+                return not self.resolve(arg[0])
+            if fn == "Fn::And":
+                return all(self.resolve(arg))
+            if fn == "Fn::Or":
+                return any(self.resolve(arg))
+            if fn == "Condition":
+                return self.condition(arg)
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+
+# PutMetricAlarm wants numbers and flags where the template's parameters
+# give strings.
+ALARM_INTEGERS = ("EvaluationPeriods", "DatapointsToAlarm", "Period")
+
+
+def alarm_arguments(props: dict) -> dict:
+    args = dict(props)
+    for key in ALARM_INTEGERS:
+        if key in args:
+            args[key] = int(args[key])
+    if "Threshold" in args:
+        args["Threshold"] = float(args["Threshold"])
+    for query in args.get("Metrics", []):
+        for key in ("Period",):
+            if key in query:
+                query[key] = int(query[key])
+        if "MetricStat" in query:
+            query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        if "ReturnData" in query:
+            query["ReturnData"] = str(query["ReturnData"]).lower() == "true"
+    return args
+
+
+def create_by_type(endpoint: str, stack: str, outputs: dict) -> None:
+    """The template's alarms, dashboard and subscriptions (those whose
+    condition holds with the parameters' defaults), made with the service
+    APIs from their resolved properties."""
+    import boto3  # type: ignore
+
+    kw = dict(
+        endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="local", aws_secret_access_key="local",
+    )
+    cfn = transformed_template()
+    made: dict = {}
+    intrinsics = Intrinsics(cfn, stack, outputs, made)
+    cloudwatch = boto3.client("cloudwatch", **kw)
+    sns = boto3.client("sns", **kw)
+    counts: dict = {}
+    for logical, resource in outside_resources(cfn).items():
+        if "Condition" in resource and not intrinsics.condition(resource["Condition"]):
+            continue
+        props = intrinsics.resolve(resource.get("Properties", {}))
+        kind = resource["Type"]
+        if kind == "AWS::CloudWatch::Alarm":
+            props.setdefault("AlarmName", stand_in(stack, logical))
+            cloudwatch.put_metric_alarm(**alarm_arguments(props))
+            alarm = cloudwatch.describe_alarms(AlarmNames=[props["AlarmName"]])["MetricAlarms"][0]
+            made[logical] = {"Ref": props["AlarmName"], "Arn": alarm["AlarmArn"]}
+        elif kind == "AWS::CloudWatch::Dashboard":
+            name = props.get("DashboardName") or stand_in(stack, logical)
+            json.loads(props["DashboardBody"])  # CloudWatch refuses a body that is not JSON
+            cloudwatch.put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+            made[logical] = {"Ref": name}
+        elif kind == "AWS::SNS::Subscription":
+            if props["Protocol"] == "lambda":
+                continue  # no functions locally: the tests invoke the handlers themselves
+            arn = sns.subscribe(
+                TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"],
+            )["SubscriptionArn"]
+            made[logical] = {"Ref": arn}
+        counts[kind] = counts.get(kind, 0) + 1
+    made_list = ", ".join(f"{n} {kind.split('::')[-1]}" for kind, n in counts.items())
+    log(f"{stack}: made outside CloudFormation from the template: {made_list or 'nothing'}")
 
 
 # CreateUserPool arguments that the template's UserPool properties give as

@@ -24,6 +24,7 @@ pub mod fhir_standin;
 pub mod fixtures;
 pub mod iam;
 pub mod scenario;
+pub mod simulate;
 pub mod state;
 pub mod twilio_standin;
 
@@ -295,6 +296,7 @@ pub fn test_program() -> ProgramConfig {
         follow_up_lead_hours: 24,
         audience: optline_policy::audience::AudienceRules::default(),
         time_zone: None,
+        no_show_baseline_percent: Some(18),
     }
 }
 
@@ -869,6 +871,8 @@ impl Harness {
             status,
             source_event: None,
             source_version: None,
+            arm: None,
+            segments: None,
             audience: optline_ports::Audience::Everyone,
         };
         self.store.put_step(&planned).await.expect("put step");
@@ -955,6 +959,14 @@ impl Harness {
                 .expect("lint table")
                 .clone(),
             default_program: self.config.default_program.clone(),
+            no_show_baselines: self
+                .config
+                .programs
+                .values()
+                .filter_map(|p| {
+                    Some((p.id.clone(), f64::from(p.no_show_baseline_percent?) / 100.0))
+                })
+                .collect(),
         }
     }
 
@@ -1172,7 +1184,17 @@ impl Harness {
     /// last drain, as the event source mapping would.
     pub async fn drain_outbox(&self) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
         let event = self.stream_event().await;
-        optline_outbox_drain::handle(event, &self.outbox_publisher()).await
+        optline_outbox_drain::handle(
+            event,
+            &self.outbox_publisher(),
+            self.outbox_rollups().as_ref(),
+        )
+        .await
+    }
+
+    /// The outbox drain's rollup counter, through its role.
+    pub fn outbox_rollups(&self) -> Arc<DynamoStore> {
+        self.store_as("OutboxDrainFunction")
     }
 
     /// Receives up to `max` messages from the dispatch queue as an SQS event,

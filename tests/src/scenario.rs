@@ -43,6 +43,8 @@ pub struct ScenarioReport {
     /// Whether the chain checked against the signed anchor and the signed
     /// proof bundle verified offline with the public key alone.
     pub proof_verified: bool,
+    /// The story's KPIs from the rollups.
+    pub kpis: Option<optline_outcomes::Kpis>,
 }
 
 impl ScenarioReport {
@@ -275,7 +277,9 @@ pub async fn run(h: &Harness) -> ScenarioReport {
                 .unwrap_or(false)
         })
         .count();
-    let drained = optline_outbox_drain::handle(stream, &h.outbox_publisher()).await;
+    let drained =
+        optline_outbox_drain::handle(stream, &h.outbox_publisher(), h.outbox_rollups().as_ref())
+            .await;
     report.say(format!(
         "inbound POST /twilio/inbound \"C\" -> {}; outcome \"confirmed\" recorded with its outbox event in one commit, published on the outcome bus by the outbox drain ({} event{}, {} to retry); answer: {}",
         confirm.status(),
@@ -434,10 +438,52 @@ pub async fn run(h: &Harness) -> ScenarioReport {
         &mut report,
     )
     .await;
+    kpi_lines(h, t0, &mut report).await;
     if created.status() != StatusCode::CREATED {
         report.say("WARNING: contact creation did not return 201");
     }
     report
+}
+
+/// The story's figures, as `optline-ops report` computes them: the drain
+/// counts what the stream still holds, then the rollups of the story's
+/// days give the KPIs.
+async fn kpi_lines(h: &Harness, t0: DateTime<Utc>, report: &mut ScenarioReport) {
+    let drained = h.drain_outbox().await;
+    let request = optline_outcomes::ReportRequest {
+        from: (t0 - Duration::days(30)).date_naive(),
+        to: (t0 + Duration::days(3)).date_naive(),
+        program: None,
+        price_per_segment: optline_outcomes::DEFAULT_PRICE_PER_SEGMENT,
+        no_show_baselines: std::collections::BTreeMap::new(),
+    };
+    match optline_outcomes::gather(h.store.as_ref(), &request, t0 + Duration::days(3)).await {
+        Ok(figures) => {
+            report.say(format!(
+                "the drain counted the story's facts into the rollups ({} to retry); its KPIs (optline-ops report):",
+                drained.batch_item_failures.len()
+            ));
+            for (name, value) in optline_outcomes::headline(&figures.overall)
+                .into_iter()
+                .filter(|(name, _)| {
+                    matches!(
+                        *name,
+                        "texts sent"
+                            | "suppressed"
+                            | "response rate"
+                            | "confirmation rate"
+                            | "opt-outs"
+                            | "opt-out to confirmation"
+                            | "cost"
+                    )
+                })
+            {
+                report.say(format!("  {name}: {value}"));
+            }
+            report.kpis = Some(figures.overall);
+        }
+        Err(e) => report.say(format!("the report failed: {e}")),
+    }
 }
 
 /// The story's last act: the hourly anchor signs every chain head, the

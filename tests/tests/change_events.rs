@@ -180,7 +180,12 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
     )]))
     .unwrap();
     let publisher = optline_aws::Fanout(vec![Arc::new(h.outbox_publisher()), Arc::new(webhooks)]);
-    let drained = optline_outbox_drain::handle(h.stream_event().await, &publisher).await;
+    let drained = optline_outbox_drain::handle(
+        h.stream_event().await,
+        &publisher,
+        h.outbox_rollups().as_ref(),
+    )
+    .await;
     assert!(
         drained.batch_item_failures.is_empty(),
         "one 503, then delivered on the retry"
@@ -235,7 +240,12 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
     )
     .await;
     let publisher = optline_aws::Fanout(vec![Arc::new(h.outbox_publisher()), Arc::new(webhooks)]);
-    let drained = optline_outbox_drain::handle(h.stream_event().await, &publisher).await;
+    let drained = optline_outbox_drain::handle(
+        h.stream_event().await,
+        &publisher,
+        h.outbox_rollups().as_ref(),
+    )
+    .await;
     assert_eq!(
         drained.batch_item_failures.len(),
         1,
@@ -296,7 +306,8 @@ async fn consent_changes_are_written_back_to_the_ehr_as_fhir_consent_once() {
     };
     let publisher = optline_aws::Fanout(vec![Arc::new(h.outbox_publisher()), Arc::new(writer)]);
     let stream = h.stream_event().await;
-    let drained = optline_outbox_drain::handle(stream.clone(), &publisher).await;
+    let drained =
+        optline_outbox_drain::handle(stream.clone(), &publisher, h.outbox_rollups().as_ref()).await;
     assert!(drained.batch_item_failures.is_empty());
     let created = ehr.created();
     assert_eq!(
@@ -312,7 +323,7 @@ async fn consent_changes_are_written_back_to_the_ehr_as_fhir_consent_once() {
         .iter()
         .all(|c| c["patient"]["reference"] == "Patient/cw-1"));
     // The stream delivering the batch again writes nothing new.
-    optline_outbox_drain::handle(stream, &publisher).await;
+    optline_outbox_drain::handle(stream, &publisher, h.outbox_rollups().as_ref()).await;
     assert_eq!(
         ehr.created().len(),
         2,

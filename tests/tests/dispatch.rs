@@ -968,6 +968,7 @@ fn decision_record(step: &optline_ports::Step, action: &str) -> optline_ports::N
         consent_event_id: None,
         template: None,
         carrier_message_id: None,
+        arm: None,
         detail: None,
     }
 }

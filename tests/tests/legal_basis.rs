@@ -293,6 +293,8 @@ async fn a_healthcare_exempt_step_is_capped_at_one_a_day_and_three_a_week() {
         status: StepStatus::Queued,
         source_event: None,
         source_version: None,
+        arm: None,
+        segments: None,
         audience: optline_ports::Audience::Everyone,
     };
     let dispatch = |n: u32, at: DateTime<Utc>| {

@@ -991,12 +991,21 @@ async fn the_outbox_drain_retried_after_any_failed_call_delivers_each_event_by_i
             let plan = FaultPlan::default();
             let faulty = h.with_faults(&plan);
             plan.arm(fault.map(|f| (1, f)));
-            let first =
-                optline_outbox_drain::handle(records.clone(), &faulty.outbox_publisher()).await;
+            let first = optline_outbox_drain::handle(
+                records.clone(),
+                &faulty.outbox_publisher(),
+                faulty.outbox_rollups().as_ref(),
+            )
+            .await;
             plan.disarm();
             // The stream delivers again from the first failed record.
             if !first.batch_item_failures.is_empty() {
-                let again = optline_outbox_drain::handle(records, &faulty.outbox_publisher()).await;
+                let again = optline_outbox_drain::handle(
+                    records,
+                    &faulty.outbox_publisher(),
+                    faulty.outbox_rollups().as_ref(),
+                )
+                .await;
                 assert!(again.batch_item_failures.is_empty());
             }
             plan.calls()

@@ -58,6 +58,19 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         report.replay_answer, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
         "a retried webhook gets no second confirmation"
     );
+    // The story's figures, counted once from the rollups.
+    let kpis = report.kpis.as_ref().expect("the story's KPIs");
+    assert_eq!(kpis.sent, 1, "{story}");
+    assert_eq!(kpis.episodes, 1, "{story}");
+    assert_eq!(kpis.confirmed, 1, "{story}");
+    assert_eq!(kpis.opt_outs, 1, "{story}");
+    assert_eq!(
+        kpis.replies, 2,
+        "C and STOP; the retried STOP is not a reply: {story}"
+    );
+    assert_eq!(kpis.replies_by_intent.get("opt_out"), Some(&1), "{story}");
+    assert!(kpis.suppressed >= 1, "{story}");
+    assert!(story.contains("texts sent: 1 (1 segment)"), "{story}");
 
     // The dry run says so before the sweep does it.
     assert!(

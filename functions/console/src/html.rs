@@ -41,7 +41,7 @@ pub fn page(title: &str, person: Option<&Person>, csrf: &str, body: &str) -> Str
         Some(p) => {
             let groups: Vec<&str> = p.groups.iter().map(|g| g.as_str()).collect();
             format!(
-                r#"<nav aria-label="Main"><a href="/console">Overview</a> <a href="/console/reviews">Reviews</a> <a href="/console/revocations">Revocations</a> <a href="/console/templates">Templates</a> <a href="/console/contacts">Contacts</a></nav>
+                r#"<nav aria-label="Main"><a href="/console">Overview</a> <a href="/console/reviews">Reviews</a> <a href="/console/revocations">Revocations</a> <a href="/console/templates">Templates</a> <a href="/console/contacts">Contacts</a> <a href="/console/report">Report</a> <a href="/console/experiments">Experiments</a></nav>
 <div class="who">Signed in as <strong id="who">{}</strong> <span class="groups">({})</span>
 <form method="post" action="/console/signout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit">Sign out</button></form></div>"#,
                 esc(&p.name),

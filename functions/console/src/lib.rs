@@ -55,6 +55,8 @@ pub struct Deps {
     pub lint: LintConfig,
     /// The program a contact joins when none is named.
     pub default_program: String,
+    /// Each program's no-show rate before texting, for the report.
+    pub no_show_baselines: std::collections::BTreeMap<String, f64>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -188,6 +190,15 @@ async fn route(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Bo
         (&Method::POST, ["templates", id, v], Some(f)) => {
             pages::template_action(deps, who, csrf, id, v, &f, now).await
         }
+        (&Method::GET, ["report"], _) => {
+            let q = (
+                query.first("from"),
+                query.first("to"),
+                query.first("program"),
+            );
+            pages::report_page(deps, who, csrf, q, now).await
+        }
+        (&Method::GET, ["experiments"], _) => pages::experiments_page(deps, who, csrf, now).await,
         (&Method::GET, ["contacts"], _) => pages::find_contact(who, csrf, None),
         (&Method::POST, ["contacts"], Some(f)) => pages::go_to_contact(who, csrf, &f),
         (&Method::GET, ["contacts", id], _) => {
@@ -220,6 +231,11 @@ pub async fn deps_from_env(
         },
         lint: optline_library::lint_config(config.template_lint.as_deref())?,
         default_program: config.default_program.clone(),
+        no_show_baselines: config
+            .programs
+            .values()
+            .filter_map(|p| Some((p.id.clone(), f64::from(p.no_show_baseline_percent?) / 100.0)))
+            .collect(),
     })
 }
 

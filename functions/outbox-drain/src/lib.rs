@@ -1,17 +1,26 @@
 //! # outbox-drain
 //!
-//! Consumes the table's DynamoDB stream: each new outbox item (`OUTBOX#…`,
-//! an `INSERT`) becomes an EventBridge event ([`optline_outbox::drain`]).
+//! Consumes the table's DynamoDB stream:
+//!
+//! - each new outbox item (`OUTBOX#…`, an `INSERT`) becomes an EventBridge
+//!   event ([`optline_outbox::drain`]);
+//! - each new tally item (`TALLY#…`) is counted into its rollup, once
+//!   ([`optline_outcomes::count`]).
+//!
 //! Other records are skipped (the template's event source mapping filters
-//! them out in the cloud too). A record that cannot be published is
-//! reported as the batch's first failure, and the stream delivers it and
-//! everything after it again; each event carries its stable id, so a
-//! consumer drops a repeat.
+//! them out in the cloud too). A record that cannot be published or
+//! counted is reported as the batch's first failure, and the stream
+//! delivers it and everything after it again; each event carries its
+//! stable id, so a consumer drops a repeat, and a tally counted before is
+//! not counted again.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use optline_outbox::{drain, event_from_data, Pending, OUTBOX_PREFIX};
-use optline_ports::EventPublisher;
+use optline_outcomes::count::{opt_out_rates, BatchMetrics};
+use optline_outcomes::experiments::enforce_guardrails;
+use optline_outcomes::{count, tally_from_data, Arrived, TALLY_PREFIX};
+use optline_ports::{metric, EventPublisher, Store, NO_KEY};
 use tracing::warn;
 
 /// A string attribute of a stream image, read from its DynamoDB JSON
@@ -43,12 +52,96 @@ fn pending(record: &EventRecord) -> Option<Pending> {
     }
 }
 
-/// Drains one batch of stream records.
-pub async fn handle(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEventResponse {
+/// The tally a stream record carries, if it is one.
+fn arrived(record: &EventRecord) -> Option<Arrived> {
+    if record.event_name != "INSERT" {
+        return None;
+    }
+    let image = serde_json::to_value(&record.change.new_image).ok()?;
+    if !string_attribute(&image, "pk").is_some_and(|pk| pk.starts_with(TALLY_PREFIX)) {
+        return None;
+    }
+    let data = string_attribute(&image, "data")?;
+    match tally_from_data(&data) {
+        Ok(tally) => {
+            let created = record.change.approximate_creation_date_time;
+            Some(Arrived {
+                tally,
+                committed_at: (created.timestamp() > 0).then_some(created),
+            })
+        }
+        Err(e) => {
+            warn!(error = %e, "a tally item that does not decode; skipped");
+            None
+        }
+    }
+}
+
+/// Drains one batch of stream records: publishes its outbox events and
+/// counts its tallies.
+pub async fn handle(
+    event: Event,
+    publisher: &dyn EventPublisher,
+    store: &dyn Store,
+) -> DynamoDbEventResponse {
     let pending: Vec<Pending> = event.records.iter().filter_map(pending).collect();
     let drained = drain(publisher, &pending).await;
+    let mut retry_from = drained.retry_from.and_then(|s| {
+        event
+            .records
+            .iter()
+            .position(|r| r.change.sequence_number.as_deref() == Some(s.as_str()))
+    });
+
+    let tallies: Vec<(usize, Arrived)> = event
+        .records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| arrived(r).map(|a| (i, a)))
+        .collect();
+    if let Some(&(first, _)) = tallies.first() {
+        let now = chrono::Utc::now();
+        let batch: Vec<&optline_ports::Tally> = tallies.iter().map(|(_, a)| &a.tally).collect();
+        let mut metrics = BatchMetrics::of(&batch, optline_ports::Counted::default());
+        // An opt-out counted against an experiment's arm may stop the arm.
+        let arm_opt_outs = batch.iter().any(|t| {
+            t.key.arm != NO_KEY && t.counts.get(metric::OPT_OUTS_7D).is_some_and(|n| *n > 0)
+        });
+        match count(store, tallies.iter().map(|(_, a)| a.clone()).collect(), now).await {
+            Ok(counted) => {
+                metrics.counted = counted.counted;
+                metrics.repeats = counted.repeats;
+                if metrics.opt_outs > 0 {
+                    match opt_out_rates(store, now).await {
+                        Ok(rates) => metrics.opt_out_rates = rates,
+                        Err(e) => warn!(error = %e, "today's opt-out rates could not be read"),
+                    }
+                }
+                metrics.emit(now);
+                if arm_opt_outs {
+                    match enforce_guardrails(store, now).await {
+                        Ok(stopped) if !stopped.is_empty() => {
+                            warn!(arms = ?stopped, "the opt-out guardrail stopped experiment arms");
+                        }
+                        Ok(_) => {}
+                        // Counted already; the next opt-out looks again.
+                        Err(e) => {
+                            warn!(error = %e, "the experiment guardrail could not be checked")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "tallies not counted; the stream delivers them again");
+                retry_from = Some(retry_from.map_or(first, |r| r.min(first)));
+            }
+        }
+    }
+
     let mut response = DynamoDbEventResponse::default();
-    if let Some(sequence) = drained.retry_from {
+    if let Some(sequence) =
+        retry_from.and_then(|i| event.records.get(i)?.change.sequence_number.clone())
+    {
         let mut failure = DynamoDbBatchItemFailure::default();
         failure.item_identifier = Some(sequence);
         response.batch_item_failures.push(failure);

@@ -1,6 +1,7 @@
 //! The outbox-drain Lambda, invoked by the table's DynamoDB stream.
 //!
-//! `OUTCOME_BUS_NAME`: the EventBridge bus; `WEBHOOK_SUBSCRIBERS_SECRET_ARN`:
+//! `OUTCOME_BUS_NAME`: the EventBridge bus; `TABLE_NAME`: the table whose
+//! rollups the tallies are counted into; `WEBHOOK_SUBSCRIBERS_SECRET_ARN`:
 //! the secret naming the subscribers' webhooks (`{}`: none);
 //! `CONSENT_WRITEBACK_SOURCE` (optional): the EHR source whose FHIR server
 //! receives consent changes as FHIR `Consent` resources.
@@ -65,9 +66,15 @@ async fn main() -> Result<(), Error> {
     }
     let publisher = optline_aws::Fanout(publishers);
     let publisher = &publisher;
+    let table = std::env::var("TABLE_NAME")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+    let rollups = optline_aws::DynamoStore::new(clients.dynamodb().clone(), table);
+    let rollups = &rollups;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, std::convert::Infallible>(
-            optline_outbox_drain::handle(event.payload, publisher).await,
+            optline_outbox_drain::handle(event.payload, publisher, rollups).await,
         )
     }))
     .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use optline_aws::SnsOptOutList;
 use optline_config::AwsClients;
-use optline_reconcile::{reconcile, Deps};
+use optline_reconcile::{handle, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            reconcile(deps, chrono::Utc::now()).await
+            handle(deps, chrono::Utc::now()).await
         },
     ))
     .await

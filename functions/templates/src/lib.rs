@@ -21,11 +21,14 @@
 //! | POST | `/templates/{id}/versions/{v}/publish` | approved → published |
 //! | POST | `/templates/{id}/versions/{v}/retire` | `{"reason": "..."}` → retired |
 //! | GET | `/templates/{id}/diff?from=1&to=2` | what changed between two versions |
+//! | GET, POST | `/experiments…` | experiments among published versions ([`experiments`]) |
 //!
 //! Refusals say why: 400 for malformed input, 401 for a missing, expired or
 //! foreign token, 403
 //! for a missing role or the four-eyes rule, 404, 409 for a state that does
 //! not allow the action or a concurrent change, 422 for lint errors.
+
+mod experiments;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -129,6 +132,9 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
     let library = Library::new(deps.store.as_ref(), deps.policy, &deps.lint);
     let path = request.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.first() == Some(&"experiments") {
+        return experiments::route(&request, &segments, &person, deps, now).await;
+    }
     let result = match (request.method().clone(), segments.as_slice()) {
         (Method::GET, ["templates"]) => list(&library, now).await,
         (Method::POST, ["templates"]) => match json_body::<Draft>(&request) {

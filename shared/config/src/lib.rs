@@ -103,6 +103,10 @@ pub struct ProgramConfig {
     /// of their own. Quiet hours never use it: they follow the recipient.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// The program's no-show rate before it texted, in whole percent: the
+    /// baseline the report compares the no-show rate with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_show_baseline_percent: Option<u8>,
 }
 
 fn default_reminder_lead_hours() -> u32 {
@@ -334,6 +338,7 @@ impl Config {
                     from_number: var("TWILIO_FROM"),
                     audience: audience_from_env()?,
                     time_zone: var("PROGRAM_TIME_ZONE"),
+                    no_show_baseline_percent: None,
                     reminder_lead_hours: hours(
                         "REMINDER_LEAD_HOURS",
                         default_reminder_lead_hours(),

@@ -130,6 +130,12 @@ fn check_program(program: &ProgramConfig, at: &dyn Fn(&str) -> String, out: &mut
             at("messages_per_second")
         ));
     }
+    if program.no_show_baseline_percent.is_some_and(|p| p > 100) {
+        out.push(format!(
+            "{}: a percentage from 0 to 100",
+            at("no_show_baseline_percent")
+        ));
+    }
     if !(1..=MAX_LEAD_HOURS).contains(&program.reminder_lead_hours) {
         out.push(format!(
             "{}: 1 to {MAX_LEAD_HOURS} hours",

@@ -297,6 +297,7 @@ fn audit_record(
         consent_event_id: restored.map(|e| e.id.as_str().to_owned()),
         template: None,
         carrier_message_id: None,
+        arm: None,
         detail: Some(detail),
     }
 }

@@ -249,6 +249,7 @@ pub async fn sync_from_ehr(
                     consent_event_id: None,
                     template: None,
                     carrier_message_id: None,
+                    arm: None,
                     detail: Some(audit_detail),
                 }],
             });

@@ -153,6 +153,7 @@ pub async fn record_access(
                 consent_event_id: None,
                 template: None,
                 carrier_message_id: None,
+                arm: None,
                 detail: Some(format!("by {actor}")),
             }],
         });

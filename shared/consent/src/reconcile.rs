@@ -134,6 +134,7 @@ async fn fix(
                     consent_event_id: Some(event.id.as_str().to_owned()),
                     template: None,
                     carrier_message_id: None,
+                    arm: None,
                     detail: Some(
                         "the carrier's opt-out list holds this number; the ledger now agrees"
                             .to_owned(),

@@ -138,6 +138,7 @@ fn consent_record(contact: &Contact, event: &ConsentEvent, now: DateTime<Utc>) -
         consent_event_id: Some(event.id.as_str().to_owned()),
         template: None,
         carrier_message_id: None,
+        arm: None,
         detail: Some(
             format!(
                 "{:?} via {:?} channel, categories [{}]",
@@ -518,10 +519,19 @@ pub async fn complete_revocation(
             .store
             .chain_heads(std::slice::from_ref(&request.contact_id))
             .await?;
+        let program = consent
+            .store
+            .contact(&request.contact_id)
+            .await?
+            .map_or_else(|| optline_ports::NO_KEY.to_owned(), |c| c.program);
         let mut commit = Commit::default();
         commit.push(Write::CompleteRevocation {
             request: completed.clone(),
         });
+        // Counted as done on time or late (10 business days).
+        if let Some(tally) = optline_ports::Tally::revocation_completed(&completed, &program) {
+            commit.push(Write::Tally(tally));
+        }
         if let Some(head) = heads.get(&request.contact_id) {
             commit.push(Write::Audit {
                 chain: ChainRead {
@@ -541,6 +551,7 @@ pub async fn complete_revocation(
                     consent_event_id: Some(request.event_id.as_str().to_owned()),
                     template: None,
                     carrier_message_id: None,
+                    arm: None,
                     detail: Some(format!(
                         "every downstream system confirmed by {actor}; deadline {}",
                         request.deadline.to_rfc3339()

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use optline_config::Config;
 use optline_episodes::StepFacts;
+use optline_outcomes::experiments::ArmChoice;
 use optline_policy::decision::Decision;
 use optline_policy::template::lint::LintConfig;
 use optline_policy::RuleOutcome;
@@ -62,6 +63,8 @@ pub struct Deps {
 pub struct Warm {
     /// Sendable template versions.
     pub templates: optline_library::TemplateCache,
+    /// Running experiments.
+    pub experiments: optline_outcomes::experiments::ExperimentCache,
     /// Send slots taken but not used yet, by sender: (epoch second, count).
     slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
     /// One taker of slots at a time: the texts of a batch, handled
@@ -456,6 +459,20 @@ async fn conclude(
     now: DateTime<Utc>,
 ) -> Result<Concluded, DispatchError> {
     let store = deps.store.as_ref();
+    // Under a running experiment the step carries its contact's arm.
+    let running = deps.warm.experiments.running(store).await?;
+    let tagged;
+    let step = match optline_outcomes::experiments::arm_for(&running, step) {
+        ArmChoice::Unchanged => step,
+        ArmChoice::Arm { version, arm } => {
+            tagged = Step {
+                template_version: version,
+                arm: Some(arm),
+                ..step.clone()
+            };
+            &tagged
+        }
+    };
     let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
     let (body, template_sha256, legal_basis, consent_event_id, rules) = match assessment {
         Assessment::Refused { reasons, rules } => {
@@ -520,9 +537,15 @@ async fn conclude(
         program: step.program.clone(),
         idempotency_key: step.id.as_str().to_owned(),
     };
+    let parts =
+        u32::try_from(optline_policy::segments::count(&sms.body).segments).unwrap_or(u32::MAX);
+    // The step as sent: its parts are billed and counted.
+    let sent_step = Step {
+        segments: Some(parts),
+        ..step.clone()
+    };
+    let step = &sent_step;
     if let Some(program) = deps.config.program(Some(&step.program)) {
-        let parts =
-            u32::try_from(optline_policy::segments::count(&sms.body).segments).unwrap_or(u32::MAX);
         if let Err(e) = pace(deps, program, parts).await {
             store.release_claim(&step.id, now).await?;
             return Err(e);
@@ -818,6 +841,7 @@ pub(crate) fn audit_record(
         consent_event_id: decided.consent_event_id.map(str::to_owned),
         template: Some(format!("{}@{}", step.template_id, step.template_version)),
         carrier_message_id: decided.carrier_message_id.map(str::to_owned),
+        arm: step.arm.clone(),
         detail,
     }
 }

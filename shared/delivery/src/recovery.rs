@@ -10,8 +10,8 @@ use optline_episodes::StepFacts;
 use optline_policy::{RuleOutcome, Verdict};
 use optline_ports::{
     AuditHead, ChainRead, Commit, Committed, ConsentEvent, Contact, ContactId, EventId,
-    NewAuditRecord, OutboundSms, Partition, PortError, SentLookup, Step, StepOutcome, StepStatus,
-    Write, COMMIT_ATTEMPTS,
+    NewAuditRecord, OutboundSms, Partition, PortError, SendHistoryEntry, SentLookup, Step,
+    StepOutcome, StepStatus, Tally, Write, COMMIT_ATTEMPTS,
 };
 use tracing::{info, warn};
 
@@ -211,12 +211,16 @@ pub(crate) async fn end_with_carrier_opt_out(
                 step: step.id.clone(),
                 outcome: outcome.clone(),
             });
+            if let Some(tally) = Tally::step_end(step, outcome) {
+                commit.push(Write::Tally(tally));
+            }
             if !recorded {
                 commit.push(Write::Consent {
                     event: event.clone(),
                     disclosure: None,
                     ledger: ledger.read,
                 });
+                commit.attribute_opt_outs(Some(&SendHistoryEntry::for_step(step, now)));
             }
             for id in &contacts {
                 let mut records = Vec::with_capacity(2);
@@ -293,6 +297,7 @@ fn carrier_revoke_record(
         consent_event_id: Some(event.id.as_str().to_owned()),
         template: None,
         carrier_message_id: None,
+        arm: None,
         detail: Some("carrier reports the number opted out".to_owned()),
     }
 }

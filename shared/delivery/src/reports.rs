@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use optline_ports::{
     ChainRead, Commit, Committed, ConsentEvent, DeliveryUpdate, EventId, Marker, NewAuditRecord,
-    Partition, PortError, StepId, Store, Write, COMMIT_ATTEMPTS,
+    Partition, PortError, SendHistoryEntry, StepId, Store, Tally, Write, COMMIT_ATTEMPTS,
 };
 use tracing::info;
 
@@ -100,6 +100,10 @@ pub async fn record_delivery(
                 update: update.clone(),
                 expected: current.clone(),
             });
+            // A message's final delivery state, counted once.
+            if let Some(tally) = Tally::delivery(&step, update) {
+                commit.push(Write::Tally(tally));
+            }
             // A text the number cannot take (a landline, no such handset,
             // an opt-out at the carrier): the message still matters, so a
             // person is asked to reach the patient another way.
@@ -132,6 +136,7 @@ pub async fn record_delivery(
             consent_event_id: None,
             template: None,
             carrier_message_id: Some(update.carrier_message_id.clone()),
+            arm: None,
             detail: (!moved).then(|| {
                 format!(
                     "reported after {}; the delivery state stays",
@@ -162,6 +167,9 @@ pub async fn record_delivery(
                         ledger: ledger.read,
                     });
                     opt_out = true;
+                    // Against the text the carrier refused (sent moments
+                    // before its report).
+                    commit.attribute_opt_outs(Some(&SendHistoryEntry::for_step(&step, update.at)));
                     let mut sharing = store.contacts_by_phone(&contact.phone).await?;
                     sharing.sort();
                     commit.announce_contacts(&event.id, &sharing);
@@ -179,6 +187,7 @@ pub async fn record_delivery(
                             consent_event_id: Some(event.id.as_str().to_owned()),
                             template: None,
                             carrier_message_id: Some(update.carrier_message_id.clone()),
+                            arm: None,
                             detail: Some("the carrier reports the number opted out".to_owned()),
                         };
                         match chains.iter_mut().find(|(c, _)| *c == id) {

@@ -17,7 +17,7 @@ use optline_policy::decision::Urgency;
 use optline_policy::template::review::ReviewPolicy;
 use optline_ports::{
     Audience, Commit, Committed, Contact, ContactId, EpisodeOutcome, Marker, OutboxEvent, Step,
-    StepExpect, StepId, StepStatus, Write, COMMIT_ATTEMPTS,
+    StepExpect, StepId, StepStatus, Tally, Write, COMMIT_ATTEMPTS,
 };
 
 use crate::intake::hl7;
@@ -310,14 +310,24 @@ async fn conclude(
     {
         return Ok(Vec::new());
     }
-    let first_text = episodes
+    let first = episodes
         .store
         .send_history(contact, now - Duration::days(FIRST_TEXT_HORIZON_DAYS))
         .await?
-        .iter()
+        .into_iter()
         .filter(|s| s.subject == subject)
-        .map(|s| s.at)
-        .min();
+        .min_by_key(|s| s.at);
+    let first_text = first.as_ref().map(|s| s.at);
+    // Counted against the episode's first text; an episode never texted
+    // counts under its contact's program.
+    let program = match &first {
+        Some(sent) => sent.program.clone(),
+        None => episodes
+            .store
+            .contact(contact)
+            .await?
+            .map_or_else(|| optline_ports::NO_KEY.to_owned(), |c| c.program),
+    };
     let outcome = EpisodeOutcome {
         subject: subject.to_owned(),
         kind: kind.to_owned(),
@@ -329,6 +339,7 @@ async fn conclude(
     };
     Ok(vec![
         Write::Outbox(OutboxEvent::outcome(&outcome)),
+        Write::Tally(Tally::outcome(&outcome, first.as_ref(), &program)),
         Write::Outcome(outcome),
     ])
 }
@@ -446,6 +457,8 @@ async fn pin(
         status: StepStatus::Pending,
         source_event: Some(planned.source_event),
         source_version: planned.source_version,
+        arm: None,
+        segments: None,
         audience: planned.audience,
     })
 }
@@ -543,6 +556,8 @@ async fn cancel(
                     step: Step {
                         status: StepStatus::Cancelled,
                         source_version: version.map(str::to_owned).or(step.source_version.clone()),
+                        arm: None,
+                        segments: None,
                         ..step.clone()
                     },
                     expect: StepExpect::In(vec![step.status]),
@@ -580,6 +595,8 @@ fn tombstone(id: &StepId, contact: &ContactId, version: Option<&str>, now: DateT
         status: StepStatus::Cancelled,
         source_event: Some("cancelled before its booking arrived".to_owned()),
         source_version: version.map(str::to_owned),
+        arm: None,
+        segments: None,
         audience: Audience::Everyone,
     }
 }

@@ -382,6 +382,7 @@ async fn admit(
                 consent_event_id: None,
                 template: Some(format!("{}@{}", step.template_id, step.template_version)),
                 carrier_message_id: None,
+                arm: None,
                 detail: Some("outside the program's audience; ended by the sweep".to_owned()),
             },
             head.as_ref(),

@@ -636,6 +636,7 @@ impl<'a> Library<'a> {
                 consent_event_id: None,
                 template: Some(stored.version.reference()),
                 carrier_message_id: None,
+                arm: None,
                 detail: Some(detail),
             })
             .await?;

@@ -15,6 +15,7 @@
 //! optline-ops template list | show ID [V] | create FILE | submit ID V
 //! optline-ops template approve ID V --role compliance | publish ID V | retire ID V --reason ...
 //! optline-ops programs show | check FILE | put FILE [--expect-version N]
+//! optline-ops report --from 2026-11-01 --to 2026-11-30 [--program clinic] [--format table|json|csv|html]
 //! ```
 
 #![allow(
@@ -96,6 +97,25 @@ enum Command {
     /// The programs document: show, check, put (`docs/programs.md`).
     #[command(subcommand)]
     Programs(programs::ProgramsCommand),
+    /// The KPIs from the rollups (`docs/outcomes.md`): overall, per
+    /// program, per template version and arm, and by day.
+    Report {
+        /// First day (UTC), inclusive.
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (UTC), inclusive.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// One program.
+        #[arg(long)]
+        program: Option<String>,
+        /// `table`, `json`, `csv` or `html` (a printable page with charts).
+        #[arg(long, default_value = "table")]
+        format: optline_outcomes::Format,
+        /// USD per SMS segment, for the cost line.
+        #[arg(long, default_value_t = optline_outcomes::DEFAULT_PRICE_PER_SEGMENT)]
+        price_per_segment: f64,
+    },
 }
 
 fn env(name: &'static str) -> Result<String, ConfigError> {
@@ -266,6 +286,35 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
         Command::Programs(command) => {
             let sts = aws_sdk_sts::Client::new(clients.shared());
             answer(programs::run(command, clients.dynamodb(), &sts).await)
+        }
+        Command::Report {
+            from,
+            to,
+            program,
+            format,
+            price_per_segment,
+        } => {
+            if to < from || (to - from).num_days() > 366 {
+                return Err("--to must be on or after --from, at most a year later".into());
+            }
+            let config = optline_aws::load_config(&clients).await?;
+            let store = DynamoStore::new(clients.dynamodb().clone(), config.table_name.clone());
+            let request = optline_outcomes::ReportRequest {
+                from,
+                to,
+                program,
+                price_per_segment,
+                no_show_baselines: config
+                    .programs
+                    .values()
+                    .filter_map(|p| {
+                        Some((p.id.clone(), f64::from(p.no_show_baseline_percent?) / 100.0))
+                    })
+                    .collect(),
+            };
+            let report = optline_outcomes::gather(&store, &request, chrono::Utc::now()).await?;
+            print!("{}", report.render(format));
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Redrive { max } => {
             let report = redrive(clients.sqs(), &env("DLQ_URL")?, &env("QUEUE_URL")?, max).await?;

@@ -16,6 +16,8 @@
 //! - [`audience`]: the sweep's segment rules (purpose, consent scope,
 //!   responders, urgency band, minors, region).
 //! - [`template`]: approved, versioned templates with typed variables.
+//! - [`experiment`]: A/B(/n) template experiments: deterministic assignment,
+//!   Beta-Binomial results and the opt-out guardrail (mSPRT).
 
 pub mod audience;
 pub mod caps;
@@ -23,6 +25,7 @@ pub mod classify;
 pub mod consent;
 pub mod decision;
 mod error;
+pub mod experiment;
 pub mod phone;
 pub mod quiet_hours;
 mod rule;

@@ -52,6 +52,9 @@ pub struct NewAuditRecord {
     /// Carrier and its message id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier_message_id: Option<String>,
+    /// The experiment arm the text carried (`experiment/arm`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
     /// Free detail for people (never PHI or a full number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

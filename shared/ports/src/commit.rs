@@ -11,6 +11,7 @@
 //! ends exactly where one clean run ends.
 
 use chrono::{DateTime, Utc};
+use optline_policy::consent::ConsentAction;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -413,6 +414,12 @@ pub enum Write {
         /// Its latest status.
         status: String,
     },
+    /// A fact's counts for the rollups (new; a repeat of its id changes
+    /// nothing: the counter counts each id once).
+    Tally(crate::Tally),
+    /// An experiment as it now stands: new at revision 0, else only while
+    /// it is still at the revision before this one.
+    Experiment(crate::Experiment),
 }
 
 /// The writes of one decision.
@@ -447,9 +454,46 @@ impl Commit {
             }
             _ => None,
         };
+        // Every opt-out is counted, with its commit; a use case that knows
+        // the text last sent attributes it ([`Commit::attribute_opt_outs`]).
+        let opt_out = match &write {
+            Write::Consent { event, .. } if event.action == ConsentAction::Revoke => {
+                Some(opt_out_tally(event, None))
+            }
+            _ => None,
+        };
         self.writes.push(write);
         if let Some(event) = announce {
             self.writes.push(Write::Outbox(event));
+        }
+        if let Some(tally) = opt_out {
+            self.writes.push(Write::Tally(tally));
+        }
+    }
+
+    /// Counts this commit's opt-outs against `last_send`, the text last
+    /// sent to the person before it (its program, version and arm, and
+    /// whether the opt-out came within 24 hours or 7 days of it).
+    pub fn attribute_opt_outs(&mut self, last_send: Option<&crate::SendHistoryEntry>) {
+        let events: Vec<ConsentEvent> = self
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Consent { event, .. } if event.action == ConsentAction::Revoke => {
+                    Some(event.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for event in events {
+            let tally = opt_out_tally(&event, last_send);
+            for write in &mut self.writes {
+                if let Write::Tally(existing) = write {
+                    if existing.id == tally.id {
+                        *existing = tally.clone();
+                    }
+                }
+            }
         }
     }
 
@@ -476,6 +520,18 @@ impl Commit {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+}
+
+/// The tally of an opt-out, with its arrival time (the counter measures
+/// the time to its commit).
+fn opt_out_tally(
+    event: &ConsentEvent,
+    last_send: Option<&crate::SendHistoryEntry>,
+) -> crate::Tally {
+    let program = event.program.as_deref().unwrap_or(crate::NO_KEY);
+    let mut tally = crate::Tally::opt_out(event, last_send, program);
+    tally.received_at = Some(event.recorded_at);
+    tally
 }
 
 /// What became of a commit.

@@ -8,7 +8,9 @@
 mod audit;
 mod commit;
 mod error;
+mod experiment;
 mod records;
+mod tally;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,7 +24,11 @@ pub use audit::{
 };
 pub use commit::*;
 pub use error::PortError;
+pub use experiment::*;
 pub use records::*;
+pub use tally::{
+    bucket_bound, bucket_metric, bucket_of, metric, RollupKey, Tally, BUCKETS, NONE as NO_KEY,
+};
 
 /// Contacts and the phone index.
 #[async_trait]
@@ -229,6 +235,48 @@ pub trait AuditTrail: Send + Sync {
     }
 }
 
+/// A rollup: what was counted under one key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollup {
+    /// Program × template version × arm × day.
+    pub key: Option<RollupKey>,
+    /// Metric name -> total.
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// What counting a batch of tallies did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    /// Tallies added to their rollups now.
+    pub counted: usize,
+    /// Tallies counted before (a redelivery): nothing was added.
+    pub repeats: usize,
+}
+
+/// The rollups: each tally counted once, read back for reports.
+#[async_trait]
+pub trait RollupStore: Send + Sync {
+    /// Adds each tally to its rollup and marks it counted, in one
+    /// transaction per group; a tally already marked adds nothing.
+    async fn count(&self, tallies: &[Tally], at: DateTime<Utc>) -> Result<Counted, PortError>;
+    /// The rollups of the days `from..=to`.
+    async fn rollups(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<Rollup>, PortError>;
+}
+
+/// Experiments among approved template versions (reads; an experiment is
+/// written by a [`Commit`]'s [`Write::Experiment`]).
+#[async_trait]
+pub trait ExperimentStore: Send + Sync {
+    /// Every experiment, running or not.
+    async fn experiments(&self) -> Result<Vec<Experiment>, PortError>;
+    /// One experiment.
+    async fn experiment(&self, id: &str) -> Result<Option<Experiment>, PortError>;
+}
+
 /// Work for people, and what carriers report (reads; the writes are a
 /// [`Commit`]'s).
 #[async_trait]
@@ -289,6 +337,8 @@ pub trait Store:
     + Committer
     + ComplianceLane
     + SendPacer
+    + RollupStore
+    + ExperimentStore
 {
 }
 impl<
@@ -301,7 +351,9 @@ impl<
             + TemplateStore
             + Committer
             + ComplianceLane
-            + SendPacer,
+            + SendPacer
+            + RollupStore
+            + ExperimentStore,
     > Store for T
 {
 }

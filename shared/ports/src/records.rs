@@ -232,6 +232,22 @@ pub enum CaptureChannel {
     Carrier,
 }
 
+impl CaptureChannel {
+    /// The snake_case name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebForm => "web_form",
+            Self::Paper => "paper",
+            Self::Ivr => "ivr",
+            Self::SmsKeyword => "sms_keyword",
+            Self::EhrImport => "ehr_import",
+            Self::Staff => "staff",
+            Self::Portal => "portal",
+            Self::Carrier => "carrier",
+        }
+    }
+}
+
 /// Evidence attached to a consent event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Evidence {
@@ -491,6 +507,13 @@ pub struct Step {
     /// change older than this is stale and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
+    /// As sent: the experiment arm whose version it carried
+    /// (`experiment/arm`), when the template family was under an experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    /// As sent: the message parts (segments) billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
 }
 
 /// A step's final state.
@@ -556,6 +579,9 @@ pub struct SendHistoryEntry {
     pub program: String,
     /// Relied on the healthcare exemption.
     pub healthcare_exempt: bool,
+    /// The experiment arm it carried (`experiment/arm`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 impl SendHistoryEntry {
@@ -568,6 +594,7 @@ impl SendHistoryEntry {
             subject: step.subject.clone(),
             program: step.program.clone(),
             healthcare_exempt: step.healthcare_exempt,
+            arm: step.arm.clone(),
         }
     }
 }

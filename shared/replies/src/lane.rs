@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use optline_config::{Config, ProgramConfig};
 use optline_ports::{
     ChainRead, Commit, Committed, ContactId, LaneStatus, LaneText, NewAuditRecord, OutboundSms,
-    Pace, PortError, SmsSender, Store, Write, COMMIT_ATTEMPTS,
+    Pace, PortError, SmsSender, Store, Tally, Write, COMMIT_ATTEMPTS,
 };
 use tracing::{info, warn};
 
@@ -227,6 +227,7 @@ async fn end(
             carrier_message_id: carrier_message_id.clone(),
             claimed,
         });
+        commit.push(Write::Tally(Tally::lane(text, status, now)));
         for contact in &text.contacts {
             let Some(head) = heads.get(contact) else {
                 continue;
@@ -301,6 +302,7 @@ fn lane_record(
         consent_event_id: None,
         template: None,
         carrier_message_id: carrier_message_id.map(str::to_owned),
+        arm: None,
         detail: Some(detail.to_owned()),
     }
 }

@@ -9,7 +9,7 @@ use optline_policy::consent::{ConsentAction, ConsentKind, ConsentScope, ConsentS
 use optline_ports::{
     CaptureChannel, Commit, ConsentEvent, ContactId, EpisodeOutcome, EventId, Evidence, LaneText,
     Marker, NewAuditRecord, OutboxEvent, PortError, ReviewItem, SendHistoryEntry, StepExpect,
-    StepId, StepStatus, Write,
+    StepId, StepStatus, Tally, Write,
 };
 
 use crate::read::ReplyFacts;
@@ -276,6 +276,24 @@ pub(crate) async fn plan(
             records.each(|c| reply_record(c, now, classification, None, "reply recorded"));
         }
     }
+    // The reply counted by intent, and an opt-out against the text that
+    // preceded it.
+    let latest = facts.latest.as_ref().map(|(_, sent)| sent);
+    let mut reply = Tally::reply(
+        &sms.lane_key(),
+        intent_name(intent),
+        latest,
+        &program.id,
+        now,
+    );
+    if intent == Intent::OptOut && answer.is_some() {
+        // Confirmed in the webhook's own answer (TwiML), at once.
+        reply
+            .add("lane.opt_out_confirmation.answered", 1)
+            .observe(optline_ports::metric::OPT_OUT_CONFIRMATION, 0);
+    }
+    commit.push(Write::Tally(reply));
+    commit.attribute_opt_outs(latest);
     let follow_ups = place_records(&mut commit, records, facts, sms, now);
     Ok(Plan {
         intent: intent_name(intent).to_owned(),
@@ -408,6 +426,11 @@ async fn two_way(
             after_first_text_seconds: Some((now - sent.at).num_seconds()),
         };
         commit.push(Write::Outbox(OutboxEvent::outcome(&outcome)));
+        commit.push(Write::Tally(Tally::outcome(
+            &outcome,
+            Some(sent),
+            &sent.program,
+        )));
         commit.push(Write::Outcome(outcome));
     }
     // The follow-up for non-responders is moot now.
@@ -525,6 +548,7 @@ fn reply_record(
         consent_event_id: event.map(|e| e.id.as_str().to_owned()),
         template: None,
         carrier_message_id: None,
+        arm: None,
         detail: Some(format!("{detail} (tier {:?})", classification.tier).to_lowercase()),
     }
 }

@@ -17,10 +17,12 @@ use crate::{html_response, refusal, Deps};
 
 mod casework_pages;
 mod contacts;
+mod outcomes;
 mod templates;
 
 pub use casework_pages::{complete_revocation, resolve, review_page as reviews, revocations};
 pub use contacts::{find_contact, go_to_contact, proof_json, proof_page};
+pub use outcomes::{experiments_page, report_page};
 pub use templates::{template_action, template_version, templates};
 
 pub(super) type Page = Response<Body>;
@@ -225,5 +227,6 @@ pub async fn overview(deps: &Deps, who: &Person, csrf: &str, now: DateTime<Utc>)
         })
         .collect();
     body.push_str(&table("waiting", &["version", "tier", "needs"], &rows));
+    body.push_str(&outcomes::overview_section(deps, now).await);
     ok(who, csrf, "Overview", &body)
 }

@@ -38,6 +38,8 @@ struct TxBuilder {
     /// Content-addressed items already in the transaction (one disclosure
     /// shown for several events is stored once).
     stored: std::collections::BTreeSet<String>,
+    /// Tally ids already in the transaction.
+    tallies: std::collections::BTreeSet<String>,
 }
 
 impl TxBuilder {
@@ -391,6 +393,20 @@ impl DynamoStore {
                     ("status".to_owned(), s(status)),
                 ]);
                 tx.push(self.put(item, None)?, "carrier attempt");
+            }
+            Write::Experiment(experiment) => {
+                tx.push(
+                    super::experiments::write(self, &experiment)?,
+                    "experiment moved",
+                );
+            }
+            Write::Tally(tally) => {
+                // A fact counted once: a second tally of the same id in
+                // one commit is the same fact.
+                if tx.tallies.insert(tally.id.clone()) {
+                    let item = super::rollups::tally_item(&tally)?;
+                    tx.push(self.put(item, None)?, "tally");
+                }
             }
         }
         Ok(())

@@ -190,6 +190,10 @@ pub(crate) mod key {
         format!("TRIGGER#{key}")
     }
 
+    pub(crate) fn tally(id: &str) -> String {
+        format!("TALLY#{id}")
+    }
+
     pub(crate) fn outbox(id: &str) -> String {
         format!("OUTBOX#{id}")
     }

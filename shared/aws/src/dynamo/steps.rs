@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use optline_ports::{
     AuditHead, AuditRecord, Claim, ConsentEvent, ContactId, ContactRecord, FinishBase,
     NewAuditRecord, PortError, SendHistoryEntry, Step, StepId, StepOutcome, StepStatus, StepStore,
-    Unclaimed, RECENT_SENDS_DAYS,
+    Tally, Unclaimed, RECENT_SENDS_DAYS,
 };
 
 use super::io::Tx;
@@ -53,6 +53,14 @@ enum Held<'a> {
     Claimed,
     /// As read, unclaimed.
     Unclaimed(Unclaimed<'a>),
+}
+
+/// The tally item of a step's end, when it is a dispatch fact.
+fn tally_of_end(step: &Step, outcome: &StepOutcome) -> Result<Vec<Item>, PortError> {
+    Tally::step_end(step, outcome)
+        .map(|tally| super::rollups::tally_item(&tally))
+        .into_iter()
+        .collect()
 }
 
 impl DynamoStore {
@@ -426,7 +434,11 @@ impl StepStore for DynamoStore {
         let ending = Ending {
             update,
             held: Held::Unclaimed(expected),
-            extra: self.fallback_items(step, outcome)?,
+            extra: [
+                self.fallback_items(step, outcome)?,
+                tally_of_end(step, outcome)?,
+            ]
+            .concat(),
             sends: None,
         };
         self.end_with_record(step, ending, record, head).await
@@ -557,9 +569,31 @@ impl StepStore for DynamoStore {
                 None => SendsChange::Append(entry),
             }
         });
-        let update = self.end_update(&step.id, outcome)?;
+        let mut update = self.end_update(&step.id, outcome)?;
+        if outcome.status == StepStatus::Sent {
+            // The step as sent: the version and arm it carried, its parts.
+            update = update
+                .set("#data = :data")
+                .name("#data", "data")
+                .value(":data", s(to_json(step)?));
+        }
         let mut extra = self.send_records(step, outcome)?;
         extra.extend(self.fallback_items(step, outcome)?);
+        // A send whose episode has no earlier send among the contact's
+        // recent ones is the episode's first text.
+        let first_of_episode = outcome.status == StepStatus::Sent
+            && base.and_then(|b| b.facts).is_some_and(|facts| {
+                !facts
+                    .sends
+                    .iter()
+                    .any(|s| s.subject == step.subject && s.step_id.as_ref() != Some(&step.id))
+            });
+        if let Some(mut tally) = Tally::step_end(step, outcome) {
+            if first_of_episode {
+                tally.add(optline_ports::metric::EPISODES, 1);
+            }
+            extra.push(super::rollups::tally_item(&tally)?);
+        }
         let ending = Ending {
             update,
             held: Held::Claimed,
@@ -595,10 +629,11 @@ impl StepStore for DynamoStore {
             .value(":due_pk", s(key::due_pk(&step.id)))
             .value(":due_sk", s(key::due_sk(&step.id, until)))
             .value(":data", s(to_json(&planned)?));
+        let deferral = super::rollups::tally_item(&Tally::deferral(step, record.at))?;
         let ending = Ending {
             update,
             held: Held::Claimed,
-            extra: Vec::new(),
+            extra: vec![deferral],
             sends: None,
         };
         self.end_with_record(step, ending, record, head)
