@@ -12,13 +12,14 @@
 //!
 //! The experiment splits `appointment_reminder` three ways: `a` the
 //! standard wording (v1), `b` a clearer one (v2, more confirmations) and
-//! `c` a pushy one (v3, many more opt-outs), with a 10% holdout who keep
+//! `c` a pushy one (v3: a quarter of its readers reply STOP), with a 10% holdout who keep
 //! the standard wording. The guardrail stops `c`; `b` wins on
 //! confirmations.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::StreamExt;
 use optline_delivery::Outcome;
 use optline_policy::template::review::Action;
 use optline_ports::{DeliveryUpdate, StepId, StepStore};
@@ -98,7 +99,7 @@ fn phone(n: u32) -> String {
 fn answers(arm: Option<&str>, follow_up: bool) -> [f64; 4] {
     let base = match arm.and_then(|a| a.rsplit('/').next()) {
         Some("b") => [0.58, 0.05, 0.01, 0.04],
-        Some("c") => [0.42, 0.05, 0.15, 0.05],
+        Some("c") => [0.42, 0.05, 0.25, 0.05],
         _ => [0.40, 0.05, 0.01, 0.04],
     };
     if follow_up {
@@ -138,11 +139,13 @@ async fn publish_variant(h: &Harness, body: &str, reason: &str, at: DateTime<Utc
         segment_budget: t.segment_budget,
         change_reason: reason.to_owned(),
     };
+    // Rae writes it; the people its tier names approve; Olu publishes.
+    let author = h.actor("rae.desk").await;
     let ops = h.actor("olu.ops").await;
-    let created = library.create(draft, &ops, at).await.expect("a draft");
+    let created = library.create(draft, &author, at).await.expect("a draft");
     let version = created.stored.version.version;
     let submitted = library
-        .act(&t.id, version, &Action::Submit, &ops, at)
+        .act(&t.id, version, &Action::Submit, &author, at)
         .await
         .expect("submitted");
     for role in submitted.missing_approvals.clone() {
@@ -210,6 +213,174 @@ struct Episode {
     rescheduled: bool,
 }
 
+/// Requests in flight at once: the emulator answers a few at a time.
+const CONCURRENCY: usize = 6;
+
+/// One patient: a contact, a consent from the web form, a booking three
+/// days out.
+async fn book(h: &Harness, n: u32, morning: DateTime<Utc>) -> Option<Episode> {
+    let patient = format!("sim-{n:05}");
+    let phone = phone(n);
+    let created = optline_consent_api::handle(
+        h.api_request(
+            "POST",
+            "/contacts",
+            Some(json!({"id": patient, "phone": phone, "time_zone": "America/New_York", "address_state": "NY"})),
+        ),
+        &h.consent_api(),
+        morning - Duration::hours(2),
+    )
+    .await;
+    if !created.status().is_success() {
+        return None;
+    }
+    optline_consent_api::handle(
+        h.api_request(
+            "POST",
+            &format!("/contacts/{patient}/consent"),
+            Some(json!({
+                "action": "grant",
+                "categories": ["appointments"],
+                "kind": "express",
+                "channel": "web_form",
+                "source_system": "portal",
+                "source_record_id": format!("form-{n}"),
+                "disclosure_text": "I agree to receive appointment reminders by text from Riverside Clinic. Up to 3 msgs per appointment. Msg & data rates may apply. Reply STOP to opt out, HELP for help.",
+                "disclosure_version": "2026-10",
+                "evidence": {"form_id": "intake-v3"}
+            })),
+        ),
+        &h.consent_api(),
+        morning - Duration::hours(2),
+    )
+    .await;
+    let appointment = format!("sim-appt-{n:05}");
+    let start = morning + Duration::days(3) + Duration::hours(2);
+    let booked = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &fixtures::appointment(
+                &appointment,
+                "booked",
+                &start.to_rfc3339(),
+                None,
+                Some(&format!("Patient/{patient}")),
+            )
+            .to_string(),
+            morning.timestamp(),
+        ),
+        &h.ehr_events(),
+        morning,
+    )
+    .await;
+    booked.status().is_success().then_some(Episode {
+        patient,
+        phone,
+        appointment,
+        start,
+        confirmed: false,
+        rescheduled: false,
+    })
+}
+
+/// What the carrier and the recipient of one text do.
+#[derive(Debug, Clone)]
+struct Response {
+    index: usize,
+    carrier: String,
+    patient: String,
+    phone: String,
+    delivery: f64,
+    answers: [f64; 4],
+    answer: f64,
+}
+
+/// The carrier's report, then the recipient's answer (if any).
+async fn respond(
+    h: &Harness,
+    plan: Response,
+    day: u32,
+    at: DateTime<Utc>,
+) -> (String, Option<&'static str>) {
+    let (status, code) = if plan.delivery < 0.96 {
+        ("delivered", None)
+    } else if plan.delivery < 0.98 {
+        ("undelivered", Some("30006"))
+    } else {
+        ("undelivered", Some("30003"))
+    };
+    let _ = optline_delivery::reports::record_delivery(
+        h.store.as_ref(),
+        &DeliveryUpdate {
+            carrier_message_id: plan.carrier.clone(),
+            status: status.to_owned(),
+            error_code: code.map(str::to_owned),
+            at,
+        },
+        None,
+        at,
+    )
+    .await;
+    if code.is_some() {
+        return (plan.patient, None);
+    }
+    let p = plan.answers;
+    let roll = plan.answer;
+    let reply = if roll < p[0] {
+        ("confirm", "C")
+    } else if roll < p[0] + p[1] {
+        ("reschedule", "R")
+    } else if roll < p[0] + p[1] + p[2] {
+        ("stop", "STOP")
+    } else if roll < p[0] + p[1] + p[2] + p[3] {
+        ("other", "who is this?")
+    } else {
+        return (plan.patient, None);
+    };
+    let answered = optline_inbound::handle(
+        twilio_inbound_request(
+            &format!("SM{:032x}", (u128::from(day) << 64) | plan.index as u128),
+            &plan.phone,
+            reply.1,
+        ),
+        &h.inbound(),
+        at + Duration::minutes(8),
+    )
+    .await;
+    (
+        plan.patient,
+        answered.status().is_success().then_some(reply.0),
+    )
+}
+
+/// The EHR reports an appointment fulfilled or missed, an hour after it
+/// started.
+async fn conclude(h: &Harness, episode: Episode, roll: f64) -> Option<&'static str> {
+    let p_show = if episode.confirmed { 0.95 } else { 0.78 };
+    let status = if roll < p_show { "fulfilled" } else { "noshow" };
+    let at = episode.start + Duration::hours(1);
+    let done = optline_ehr_events::handle(
+        signed_ehr_request(
+            "/ehr/fhir/Appointment",
+            "application/fhir+json",
+            &fixtures::appointment(
+                &episode.appointment,
+                status,
+                &episode.start.to_rfc3339(),
+                None,
+                Some(&format!("Patient/{}", episode.patient)),
+            )
+            .to_string(),
+            at.timestamp(),
+        ),
+        &h.ehr_events(),
+        at,
+    )
+    .await;
+    done.status().is_success().then_some(status)
+}
+
 /// Runs the month on `h`'s stack.
 pub async fn run(h: &Harness, options: Options) -> Month {
     let mut month = Month::default();
@@ -247,8 +418,8 @@ pub async fn run(h: &Harness, options: Options) -> Month {
                 ],
                 "holdout_basis_points": 1000,
                 "primary_metric": "confirmation",
-                "min_sample_per_arm": 80,
-                "guardrail": {"alpha": 0.05, "tau": 0.05, "min_sends": 100}
+                "min_sample_per_arm": 50,
+                "guardrail": {"alpha": 0.05, "tau": 0.05, "min_sends": 50}
             })),
         ),
         &h.templates(),
@@ -263,82 +434,21 @@ pub async fn run(h: &Harness, options: Options) -> Month {
     let mut episodes: Vec<Episode> = Vec::new();
     let mut stopped = std::collections::BTreeSet::new();
     let mut n = 0u32;
-    let total_days = options.days + 4;
+    // The last bookings' appointments conclude three days later.
+    let total_days = options.days + 3;
     for day in 0..total_days {
         let morning = t0 + Duration::days(i64::from(day));
-        // New patients and bookings.
+        // New patients and bookings, a few at a time (as a front desk
+        // and an EHR would: independent people).
         if day < options.days {
-            for _ in 0..options.episodes_per_day {
-                n += 1;
-                let patient = format!("sim-{n:05}");
-                let phone = phone(n);
-                let created = optline_consent_api::handle(
-                    h.api_request(
-                        "POST",
-                        "/contacts",
-                        Some(json!({"id": patient, "phone": phone, "time_zone": "America/New_York", "address_state": "NY"})),
-                    ),
-                    &h.consent_api(),
-                    morning - Duration::hours(2),
-                )
+            let first = n + 1;
+            n += options.episodes_per_day;
+            let booked: Vec<Option<Episode>> = futures_util::stream::iter(first..=n)
+                .map(|k| book(h, k, morning))
+                .buffered(CONCURRENCY)
+                .collect()
                 .await;
-                if !created.status().is_success() {
-                    month
-                        .lines
-                        .push(format!("contact {patient}: {}", created.status()));
-                    continue;
-                }
-                optline_consent_api::handle(
-                    h.api_request(
-                        "POST",
-                        &format!("/contacts/{patient}/consent"),
-                        Some(json!({
-                            "action": "grant",
-                            "categories": ["appointments"],
-                            "kind": "express",
-                            "channel": "web_form",
-                            "source_system": "portal",
-                            "source_record_id": format!("form-{n}"),
-                            "disclosure_text": "I agree to receive appointment reminders by text from Riverside Clinic. Up to 3 msgs per appointment. Msg & data rates may apply. Reply STOP to opt out, HELP for help.",
-                            "disclosure_version": "2026-10",
-                            "evidence": {"form_id": "intake-v3"}
-                        })),
-                    ),
-                    &h.consent_api(),
-                    morning - Duration::hours(2),
-                )
-                .await;
-                let appointment = format!("sim-appt-{n:05}");
-                let start = morning + Duration::days(3) + Duration::hours(2);
-                let booked = optline_ehr_events::handle(
-                    signed_ehr_request(
-                        "/ehr/fhir/Appointment",
-                        "application/fhir+json",
-                        &fixtures::appointment(
-                            &appointment,
-                            "booked",
-                            &start.to_rfc3339(),
-                            None,
-                            Some(&format!("Patient/{patient}")),
-                        )
-                        .to_string(),
-                        morning.timestamp(),
-                    ),
-                    &h.ehr_events(),
-                    morning,
-                )
-                .await;
-                if booked.status().is_success() {
-                    episodes.push(Episode {
-                        patient,
-                        phone,
-                        appointment,
-                        start,
-                        confirmed: false,
-                        rescheduled: false,
-                    });
-                }
-            }
+            episodes.extend(booked.into_iter().flatten());
         }
 
         // 10:00 in New York: reminders and follow-ups go out.
@@ -346,112 +456,62 @@ pub async fn run(h: &Harness, options: Options) -> Month {
         let sent = send_due(h, ten).await;
         let ids: Vec<StepId> = sent.iter().map(|(s, _)| s.clone()).collect();
         let steps = h.store.steps(&ids).await.unwrap_or_default();
+        // What each recipient's carrier and the recipient do, drawn in
+        // order so the same seed gives the same month.
+        let mut plans = Vec::new();
         for (i, (step_id, carrier)) in sent.iter().enumerate() {
             month
                 .sent
                 .insert(step_id.as_str().to_owned(), carrier.clone());
-            let at = ten + Duration::minutes(2);
-            // The carrier's report: most delivered, some not.
-            let roll = rng.next();
-            let (status, code) = if roll < 0.96 {
-                ("delivered", None)
-            } else if roll < 0.98 {
-                ("undelivered", Some("30006"))
-            } else {
-                ("undelivered", Some("30003"))
-            };
-            let _ = optline_delivery::reports::record_delivery(
-                h.store.as_ref(),
-                &DeliveryUpdate {
-                    carrier_message_id: carrier.clone(),
-                    status: status.to_owned(),
-                    error_code: code.map(str::to_owned),
-                    at,
-                },
-                None,
-                at,
-            )
-            .await;
-            if code.is_some() {
-                continue;
-            }
-            // The patient answers.
+            let delivery = rng.next();
+            let answer = rng.next();
             let Some(step) = steps.get(step_id) else {
                 continue;
             };
             let Some(episode) = episodes
-                .iter_mut()
+                .iter()
                 .find(|e| e.patient == step.contact_id.as_str())
             else {
                 continue;
             };
             let follow_up = step_id.as_str().ends_with("-followup");
-            let p = answers(step.arm.as_deref(), follow_up);
-            let roll = rng.next();
-            let reply = if roll < p[0] {
-                Some(("confirm", "C"))
-            } else if roll < p[0] + p[1] {
-                Some(("reschedule", "R"))
-            } else if roll < p[0] + p[1] + p[2] {
-                Some(("stop", "STOP"))
-            } else if roll < p[0] + p[1] + p[2] + p[3] {
-                Some(("other", "who is this?"))
-            } else {
-                None
-            };
-            let Some((kind, body)) = reply else { continue };
-            let answered = optline_inbound::handle(
-                twilio_inbound_request(
-                    &format!("SM{:032x}", (u128::from(day) << 64) | i as u128),
-                    &episode.phone,
-                    body,
-                ),
-                &h.inbound(),
-                at + Duration::minutes(8),
-            )
+            plans.push(Response {
+                index: i,
+                carrier: carrier.clone(),
+                patient: episode.patient.clone(),
+                phone: episode.phone.clone(),
+                delivery,
+                answers: answers(step.arm.as_deref(), follow_up),
+                answer,
+            });
+        }
+        let answered: Vec<(String, Option<&'static str>)> = futures_util::stream::iter(plans)
+            .map(|plan| respond(h, plan, day, ten + Duration::minutes(2)))
+            .buffered(CONCURRENCY)
+            .collect()
             .await;
-            if answered.status().is_success() {
-                *month.replies.entry(kind.to_owned()).or_default() += 1;
+        for (patient, kind) in answered {
+            let Some(kind) = kind else { continue };
+            *month.replies.entry(kind.to_owned()).or_default() += 1;
+            if let Some(episode) = episodes.iter_mut().find(|e| e.patient == patient) {
                 episode.confirmed |= kind == "confirm";
                 episode.rescheduled |= kind == "reschedule";
             }
         }
 
         // Appointments that started today conclude an hour later.
-        let concluded: Vec<Episode> = episodes
+        let concluding: Vec<(Episode, f64)> = episodes
             .iter()
             .filter(|e| e.start.date_naive() == morning.date_naive() && !e.rescheduled)
-            .cloned()
+            .map(|e| (e.clone(), rng.next()))
             .collect();
-        for episode in concluded {
-            let p_show = if episode.confirmed { 0.95 } else { 0.78 };
-            let status = if rng.next() < p_show {
-                "fulfilled"
-            } else {
-                "noshow"
-            };
-            let at = episode.start + Duration::hours(1);
-            let done = optline_ehr_events::handle(
-                signed_ehr_request(
-                    "/ehr/fhir/Appointment",
-                    "application/fhir+json",
-                    &fixtures::appointment(
-                        &episode.appointment,
-                        status,
-                        &episode.start.to_rfc3339(),
-                        None,
-                        Some(&format!("Patient/{}", episode.patient)),
-                    )
-                    .to_string(),
-                    at.timestamp(),
-                ),
-                &h.ehr_events(),
-                at,
-            )
+        let concluded: Vec<Option<&'static str>> = futures_util::stream::iter(concluding)
+            .map(|(episode, roll)| conclude(h, episode, roll))
+            .buffered(CONCURRENCY)
+            .collect()
             .await;
-            if done.status().is_success() {
-                *month.concluded.entry(status.to_owned()).or_default() += 1;
-            }
+        for status in concluded.into_iter().flatten() {
+            *month.concluded.entry(status.to_owned()).or_default() += 1;
         }
 
         // Overnight: the drain counts the day and checks the guardrail.

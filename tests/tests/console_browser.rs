@@ -214,6 +214,9 @@ async fn people_sign_in_as_themselves_resolve_reviews_approve_in_their_roles_and
         now,
     )
     .await;
+    // The drain counts the day's facts (the doubtful revocation is an
+    // opt-out) into the rollups the overview reads.
+    h.drain_outbox().await;
     // Bo (compliance) writes a new version of a high-risk template.
     let draft = json!({
         "id": "results_ready", "program": "*", "purpose": "results_ready",
@@ -249,6 +252,27 @@ async fn people_sign_in_as_themselves_resolve_reviews_approve_in_their_roles_and
     assert_eq!(text(&c, "#who").await, "Sam Diaz");
     assert_eq!(text(&c, "#open-reviews .n").await, "1");
     shot(&c, "01-overview").await;
+    let kpis = text(&c, "#kpis").await;
+    assert!(kpis.contains("opt-outs"), "{kpis}");
+    assert!(
+        kpis.contains("1 (0 within 24 h"),
+        "the doubtful revocation counts: {kpis}"
+    );
+    c.goto(&format!("{base}/console/report")).await.unwrap();
+    let charts = c.find_all(Locator::Css("figure svg")).await.unwrap();
+    assert!(
+        charts.len() >= 2,
+        "the report draws its charts on the server"
+    );
+    assert!(text(&c, "#versions").await.contains("opt-outs"));
+    shot(&c, "01b-report").await;
+    click_through(&c, c.find(Locator::Css("#take-census")).await.unwrap()).await;
+    let coverage = text(&c, "#coverage").await;
+    assert!(coverage.contains("appointments"), "{coverage}");
+    c.goto(&format!("{base}/console/experiments"))
+        .await
+        .unwrap();
+    assert!(text(&c, "main").await.contains("No experiments yet"));
     c.goto(&format!("{base}/console/reviews")).await.unwrap();
     let row = text(&c, "#reviews tbody").await;
     assert!(row.contains("+1******0177"), "{row}");

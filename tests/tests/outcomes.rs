@@ -18,7 +18,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, TimeZone, Utc};
 use optline_outcomes::{Format, ReportRequest};
 use optline_ports::{
-    bucket_metric, metric, ExperimentStore, Rollup, RollupKey, RollupStore, StepOutcome, Tally,
+    bucket_metric, metric, ExperimentStore, Rollup, RollupKey, RollupStore, StepOutcome, StepStore,
+    Tally,
 };
 use optline_tests::faults::{Fault, FaultPlan};
 use optline_tests::simulate::{self, Options, EXPERIMENT};
@@ -177,8 +178,8 @@ async fn a_simulated_month_reports_what_the_raw_records_hold_and_its_experiment_
     let month = simulate::run(
         &h,
         Options {
-            days: 7,
-            episodes_per_day: 48,
+            days: 6,
+            episodes_per_day: 40,
             seed: 11,
         },
     )
@@ -264,7 +265,7 @@ async fn a_simulated_month_reports_what_the_raw_records_hold_and_its_experiment_
         }
     }
     let k = &report.overall;
-    assert!(k.sent > 300, "a month's worth of texts: {}", k.sent);
+    assert!(k.sent > 250, "a month's worth of texts: {}", k.sent);
     assert_eq!(k.sent, sent_by_version.values().sum::<u64>(), "texts sent");
     assert_eq!(k.segments, segments, "segments billed");
     assert_eq!(k.episodes, episodes.len() as u64, "episodes texted");
@@ -352,4 +353,222 @@ async fn a_simulated_month_reports_what_the_raw_records_hold_and_its_experiment_
     assert!(sent_by_version
         .keys()
         .all(|(t, arm)| !arm.ends_with("/c") || t != "appointment_reminder@1"));
+}
+
+#[tokio::test]
+async fn only_compliance_starts_an_experiment_and_only_on_published_approved_versions() {
+    let h = Harness::new("outcomes-experiments").await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 2, 13, 0, 0).unwrap();
+    let deps = h.templates();
+    let start = |user: &'static str, arms: serde_json::Value| {
+        let request = h.request_as(
+            user,
+            "POST",
+            "/experiments",
+            Some(serde_json::json!({
+                "id": "wording",
+                "template_id": "appointment_reminder",
+                "arms": arms,
+                "primary_metric": "confirmation"
+            })),
+        );
+        let deps = deps.clone();
+        async move { optline_templates::handle(request, &deps, now).await }
+    };
+    // A draft version 2 of the reminder, written but never approved.
+    let v1 =
+        optline_ports::TemplateStore::template_version(h.store.as_ref(), "appointment_reminder", 1)
+            .await
+            .unwrap()
+            .unwrap();
+    let draft = optline_templates::handle(
+        h.request_as(
+            "rae.desk",
+            "POST",
+            "/templates",
+            Some(serde_json::json!({
+                "id": "appointment_reminder",
+                "program": "*",
+                "purpose": "appointment_reminder",
+                "category": "appointments",
+                "class": "transactional",
+                "locale": "en-US",
+                "body": "{{program}}: appointment {{date}} at {{time}}. Reply C to confirm or R to reschedule. Reply STOP to opt out.",
+                "variables": v1.version.variables,
+                "confirm_codes": v1.version.confirm_codes,
+                "reschedule_codes": v1.version.reschedule_codes,
+                "change_reason": "shorter"
+            })),
+        ),
+        &deps,
+        now,
+    )
+    .await;
+    assert_eq!(draft.status(), 201, "{}", optline_tests::body_text(&draft));
+    let two_arms = serde_json::json!([{"name": "a", "version": 1}, {"name": "b", "version": 2}]);
+
+    let staff = start("rae.desk", two_arms.clone()).await;
+    assert_eq!(staff.status(), 403, "operations cannot start one");
+    let drafted = start("ana.compliance", two_arms.clone()).await;
+    assert_eq!(drafted.status(), 422, "a draft is never an arm");
+    assert!(optline_tests::body_text(&drafted).contains("arm b"));
+    let missing = start(
+        "ana.compliance",
+        serde_json::json!([{"name": "a", "version": 1}, {"name": "b", "version": 9}]),
+    )
+    .await;
+    assert_eq!(missing.status(), 422);
+
+    // Once the reminder's second version is approved and published, it
+    // may be an arm.
+    let lint = optline_policy::template::lint::LintConfig::embedded().unwrap();
+    let library = optline_library::Library::new(
+        h.store.as_ref(),
+        optline_policy::template::review::ReviewPolicy::default(),
+        lint,
+    );
+    let author = h.actor("rae.desk").await;
+    let submitted = library
+        .act(
+            "appointment_reminder",
+            2,
+            &optline_policy::template::review::Action::Submit,
+            &author,
+            now,
+        )
+        .await
+        .unwrap();
+    for role in submitted.missing_approvals.clone() {
+        let reviewer = h.actor(optline_tests::reviewer_for(role)).await;
+        library
+            .act(
+                "appointment_reminder",
+                2,
+                &optline_policy::template::review::Action::Approve { role },
+                &reviewer,
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    library
+        .act(
+            "appointment_reminder",
+            2,
+            &optline_policy::template::review::Action::Publish,
+            &h.actor("olu.ops").await,
+            now,
+        )
+        .await
+        .unwrap();
+
+    let started = start("ana.compliance", two_arms.clone()).await;
+    assert_eq!(
+        started.status(),
+        201,
+        "{}",
+        optline_tests::body_text(&started)
+    );
+    let again = start("bo.compliance", two_arms).await;
+    assert_eq!(again.status(), 409, "one experiment per family at a time");
+    let experiment = h.store.experiment("wording").await.unwrap().unwrap();
+    assert!(experiment.running);
+    assert!(
+        experiment.history[0].by.starts_with("Ana"),
+        "{:?}",
+        experiment.history
+    );
+
+    // A queued reminder carries its contact's arm: the audit record, the
+    // send record and the step as sent all name it.
+    let step = h
+        .seed_step(
+            "exp-1",
+            "+13325559001",
+            "exp-1-reminder",
+            now - Duration::minutes(1),
+        )
+        .await;
+    let outcome = optline_dispatch::dispatch_step(&step, &h.dispatch(), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, optline_delivery::Outcome::Sent(_)),
+        "{outcome:?}"
+    );
+    let sent = h.store.step(&step).await.unwrap().unwrap();
+    let arm = sent.arm.clone().expect("the step as sent names its arm");
+    let expected = match optline_outcomes::experiments::arm_for(
+        std::slice::from_ref(&experiment),
+        &optline_ports::Step {
+            arm: None,
+            template_version: 1,
+            ..sent.clone()
+        },
+    ) {
+        optline_outcomes::experiments::ArmChoice::Arm { arm, version } => {
+            assert_eq!(sent.template_version, version);
+            arm
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        arm, expected,
+        "the hash of contact and experiment picks the arm"
+    );
+    let chain = optline_ports::AuditTrail::audit_chain(
+        h.store.as_ref(),
+        &optline_ports::ContactId::parse("exp-1").unwrap(),
+    )
+    .await
+    .unwrap();
+    let record = chain
+        .iter()
+        .rev()
+        .find(|r| r.content.action == "send")
+        .unwrap();
+    assert_eq!(record.content.arm.as_deref(), Some(arm.as_str()));
+    assert_eq!(
+        record.content.template.as_deref(),
+        Some(format!("appointment_reminder@{}", sent.template_version).as_str())
+    );
+
+    let results = optline_templates::handle(
+        h.request_as("lee.legal", "GET", "/experiments/wording", None),
+        &deps,
+        now,
+    )
+    .await;
+    assert_eq!(results.status(), 200);
+    assert_eq!(
+        optline_tests::body_json(&results)["call"]["not_enough_data"]["min_sample"],
+        200
+    );
+    let stop = optline_templates::handle(
+        h.request_as(
+            "lee.legal",
+            "POST",
+            "/experiments/wording/stop",
+            Some(serde_json::json!({"reason": "done"})),
+        ),
+        &deps,
+        now,
+    )
+    .await;
+    assert_eq!(stop.status(), 403, "legal cannot stop one");
+    let stop = optline_templates::handle(
+        h.request_as(
+            "bo.compliance",
+            "POST",
+            "/experiments/wording/stop",
+            Some(serde_json::json!({"reason": "b adopted"})),
+        ),
+        &deps,
+        now,
+    )
+    .await;
+    assert_eq!(stop.status(), 200, "{}", optline_tests::body_text(&stop));
+    let experiment = h.store.experiment("wording").await.unwrap().unwrap();
+    assert!(!experiment.running);
+    assert_eq!(experiment.revision, 1);
 }

@@ -195,6 +195,7 @@ async fn route(request: Request, deps: &Deps, now: DateTime<Utc>) -> Response<Bo
                 query.first("from"),
                 query.first("to"),
                 query.first("program"),
+                query.first("coverage"),
             );
             pages::report_page(deps, who, csrf, q, now).await
         }

@@ -15,7 +15,7 @@
 //! optline-ops template list | show ID [V] | create FILE | submit ID V
 //! optline-ops template approve ID V --role compliance | publish ID V | retire ID V --reason ...
 //! optline-ops programs show | check FILE | put FILE [--expect-version N]
-//! optline-ops report --from 2026-11-01 --to 2026-11-30 [--program clinic] [--format table|json|csv|html]
+//! optline-ops report --from 2026-11-01 --to 2026-11-30 [--program clinic] [--format table|json|csv|html] [--coverage]
 //! ```
 
 #![allow(
@@ -115,6 +115,9 @@ enum Command {
         /// USD per SMS segment, for the cost line.
         #[arg(long, default_value_t = optline_outcomes::DEFAULT_PRICE_PER_SEGMENT)]
         price_per_segment: f64,
+        /// Also take the consent coverage census (reads every contact).
+        #[arg(long)]
+        coverage: bool,
     },
 }
 
@@ -293,6 +296,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
             program,
             format,
             price_per_segment,
+            coverage,
         } => {
             if to < from || (to - from).num_days() > 366 {
                 return Err("--to must be on or after --from, at most a year later".into());
@@ -312,7 +316,20 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
                     })
                     .collect(),
             };
-            let report = optline_outcomes::gather(&store, &request, chrono::Utc::now()).await?;
+            let now = chrono::Utc::now();
+            let mut report = optline_outcomes::gather(&store, &request, now).await?;
+            if coverage {
+                let categories = optline_outcomes::coverage::categories(&store).await?;
+                report.coverage = Some(
+                    optline_outcomes::coverage::coverage(
+                        &store,
+                        &categories,
+                        request.program.as_deref(),
+                        now,
+                    )
+                    .await?,
+                );
+            }
             print!("{}", report.render(format));
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -3,8 +3,9 @@
 //!
 //! - An experiment names a template family and two to five arms, each a
 //!   version that is published and approved now (never a draft), an
-//!   optional persistent holdout (who keeps the family's standard version,
-//!   measured apart), a primary metric and the guardrail's settings.
+//!   optional persistent holdout (who get the control, the first arm's
+//!   version, however the arms change, measured apart), a primary metric
+//!   and the guardrail's settings.
 //! - Dispatch asks [`arm_for`] which version a step carries: a stable hash
 //!   of the contact and the experiment ([`optline_policy::experiment::assign`]);
 //!   the send's audit record, send record and tally carry the arm.
@@ -292,14 +293,15 @@ pub enum ArmChoice {
         /// The arm's version.
         version: u32,
         /// `experiment/arm` (`experiment/holdout` for the holdout, who
-        /// keep the planned version).
+        /// get the control: the first arm's version).
         arm: String,
     },
 }
 
 /// Which version `step` carries: a running experiment on its family
 /// assigns its contact an arm (stable for the contact), or the holdout,
-/// who keep the planned version.
+/// who get the control (the first arm's version) whatever happens to the
+/// arms, measured apart.
 pub fn arm_for(experiments: &[Experiment], step: &Step) -> ArmChoice {
     let Some(experiment) = experiments
         .iter()
@@ -321,7 +323,10 @@ pub fn arm_for(experiments: &[Experiment], step: &Step) -> ArmChoice {
             None => ArmChoice::Unchanged,
         },
         Assignment::Holdout => ArmChoice::Arm {
-            version: step.template_version,
+            version: experiment
+                .arms
+                .first()
+                .map_or(step.template_version, |control| control.version),
             arm: format!("{}/holdout", experiment.id),
         },
         Assignment::NoArm => ArmChoice::Unchanged,
@@ -634,7 +639,7 @@ mod tests {
             "class": "transactional",
             "purpose": "appointment_reminder",
             "template_id": template,
-            "template_version": 1,
+            "template_version": 3,
             "subject": "appt-1",
             "due_at": "2026-11-02T15:00:00Z",
             "status": "queued"
@@ -659,6 +664,14 @@ mod tests {
             .iter()
             .filter(|c| matches!(c, ArmChoice::Arm { arm, version: 1 } if arm == "wording/holdout"))
             .count();
+        let holdout_any = first
+            .iter()
+            .filter(|c| matches!(c, ArmChoice::Arm { arm, .. } if arm == "wording/holdout"))
+            .count();
+        assert_eq!(
+            holdout, holdout_any,
+            "the holdout gets the control's version"
+        );
         assert!(
             (20..=60).contains(&holdout),
             "about a tenth held out: {holdout}"

@@ -7,10 +7,12 @@
 //!   the fact, counted once into its rollup (program × template version ×
 //!   experiment arm × day) from the table's stream;
 //! - [`kpi`]: the KPIs defined on the rollups (`docs/outcomes.md`);
+//! - [`coverage`]: consent coverage per category, a census of the contacts;
 //! - [`report`]: one report for the ops CLI and the console, as a table,
 //!   JSON, CSV or printable HTML with charts.
 
 pub mod count;
+pub mod coverage;
 pub mod experiments;
 pub mod kpi;
 pub mod report;

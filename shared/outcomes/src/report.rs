@@ -121,6 +121,9 @@ pub struct Report {
     pub days: Vec<Day>,
     /// Off-SMS revocation requests open past their deadline now.
     pub revocations_past_deadline: usize,
+    /// Consent coverage per category now, when the census was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::Coverage>,
 }
 
 const DAILY: [&str; 8] = [
@@ -221,6 +224,7 @@ pub fn build(
             .map(|(day, counts)| Day { day, counts })
             .collect(),
         revocations_past_deadline,
+        coverage: None,
     }
 }
 
@@ -241,6 +245,28 @@ fn duration(seconds: Option<f64>) -> String {
         Some(s) if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
         Some(s) => format!("{:.1} d", s / 86_400.0),
     }
+}
+
+/// The coverage census as an HTML table (`#coverage`).
+pub fn coverage_html(coverage: &crate::coverage::Coverage) -> String {
+    let mut out = format!(
+        "<h2>Consent coverage now</h2><p>{} contacts; consent in force per category (the contact's ledger and its number's).</p><table id=\"coverage\"><thead><tr><th>category</th><th>in force</th><th>rate</th><th>revoked</th><th>lapsed</th><th>none</th></tr></thead><tbody>",
+        coverage.contacts
+    );
+    for (category, c) in &coverage.by_category {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(category),
+            c.covered,
+            pct(c.rate()),
+            c.revoked,
+            c.lapsed,
+            c.none
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
 }
 
 /// The headline KPIs, as (name, value) lines.
@@ -383,6 +409,24 @@ impl Report {
                 duration(k.time_to_complete.median_seconds)
             );
         }
+        if let Some(coverage) = &self.coverage {
+            let _ = writeln!(
+                out,
+                "\nconsent coverage now ({} contacts)",
+                coverage.contacts
+            );
+            for (category, c) in &coverage.by_category {
+                let _ = writeln!(
+                    out,
+                    "  {category:<24} {:>7} in force ({}), {} revoked, {} lapsed, {} none",
+                    c.covered,
+                    pct(c.rate()),
+                    c.revoked,
+                    c.lapsed,
+                    c.none
+                );
+            }
+        }
         if !self.overall.suppressed_by_reason.is_empty() {
             out.push_str("\nsuppressed by reason\n");
             for (reason, n) in &self.overall.suppressed_by_reason {
@@ -524,6 +568,9 @@ impl Report {
             "<dt>revocations overdue now</dt><dd>{}</dd></dl>",
             self.revocations_past_deadline
         );
+        if let Some(coverage) = &self.coverage {
+            out.push_str(&coverage_html(coverage));
+        }
         for chart in self.charts() {
             let _ = write!(out, "<figure>{chart}</figure>");
         }

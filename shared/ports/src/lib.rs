@@ -44,6 +44,18 @@ pub trait ContactDirectory: Send + Sync {
         &self,
         identifier: &PersonIdentifier,
     ) -> Result<Option<ContactId>, PortError>;
+    /// One page of every contact's id, in no particular order, and where
+    /// the next page starts (`None`: the last). A pass over the whole
+    /// directory: for censuses (consent coverage), not for decisions.
+    async fn contact_ids_page(
+        &self,
+        after: Option<String>,
+    ) -> Result<(Vec<ContactId>, Option<String>), PortError> {
+        let _ = after;
+        Err(PortError::Invalid(
+            "this directory cannot list its contacts".to_owned(),
+        ))
+    }
 }
 
 /// The append-only consent ledger (reads; events are appended by a

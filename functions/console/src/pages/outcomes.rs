@@ -33,7 +33,7 @@ async fn report_of(
 }
 
 fn kpis(report: &Report) -> String {
-    let mut out = String::from(r#"<dl class="kpis">"#);
+    let mut out = String::from(r#"<dl class="kpis" id="kpis">"#);
     for (name, value) in headline(&report.overall) {
         out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(name), esc(&value)));
     }
@@ -71,12 +71,14 @@ pub(crate) async fn overview_section(deps: &Deps, now: DateTime<Utc>) -> String 
     }
 }
 
-/// `GET /console/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&program=]`.
+/// `GET /console/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&program=][&coverage=1]`
+/// (`coverage=1` adds the consent coverage census, which reads every
+/// contact).
 pub async fn report_page(
     deps: &Deps,
     who: &Person,
     csrf: &str,
-    query: (Option<&str>, Option<&str>, Option<&str>),
+    query: (Option<&str>, Option<&str>, Option<&str>, Option<&str>),
     now: DateTime<Utc>,
 ) -> Page {
     let today = now.date_naive();
@@ -104,7 +106,33 @@ pub async fn report_page(
         );
     }
     let program = query.2.filter(|p| !p.is_empty()).map(str::to_owned);
+    let census = query.3 == Some("1");
     let report = match report_of(deps, from, to, program, now).await {
+        Ok(mut r) if census => {
+            let store = deps.store.as_ref();
+            let taken = match optline_outcomes::coverage::categories(store).await {
+                Ok(categories) => {
+                    optline_outcomes::coverage::coverage(
+                        store,
+                        &categories,
+                        r.program.as_deref(),
+                        now,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match taken {
+                Ok(c) => {
+                    r.coverage = Some(c);
+                    r
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "coverage census failed");
+                    r
+                }
+            }
+        }
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "rollups unavailable");
@@ -121,6 +149,12 @@ pub async fn report_page(
         report.revocations_past_deadline,
         kpis(&report)
     );
+    match &report.coverage {
+        Some(coverage) => body.push_str(&optline_outcomes::report::coverage_html(coverage)),
+        None => body.push_str(&format!(
+            r#"<p><a id="take-census" href="/console/report?from={from}&amp;to={to}&amp;coverage=1">Consent coverage now</a> (reads every contact)</p>"#
+        )),
+    }
     for chart in report.charts() {
         body.push_str(&format!("<figure>{chart}</figure>"));
     }
