@@ -297,6 +297,7 @@ pub fn test_program() -> ProgramConfig {
         audience: optline_policy::audience::AudienceRules::default(),
         time_zone: None,
         no_show_baseline_percent: Some(18),
+        daily_cap: None,
     }
 }
 
@@ -1188,6 +1189,7 @@ impl Harness {
             event,
             &self.outbox_publisher(),
             self.outbox_rollups().as_ref(),
+            Default::default(),
         )
         .await
     }

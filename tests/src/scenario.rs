@@ -277,9 +277,13 @@ pub async fn run(h: &Harness) -> ScenarioReport {
                 .unwrap_or(false)
         })
         .count();
-    let drained =
-        optline_outbox_drain::handle(stream, &h.outbox_publisher(), h.outbox_rollups().as_ref())
-            .await;
+    let drained = optline_outbox_drain::handle(
+        stream,
+        &h.outbox_publisher(),
+        h.outbox_rollups().as_ref(),
+        Default::default(),
+    )
+    .await;
     report.say(format!(
         "inbound POST /twilio/inbound \"C\" -> {}; outcome \"confirmed\" recorded with its outbox event in one commit, published on the outcome bus by the outbox drain ({} event{}, {} to retry); answer: {}",
         confirm.status(),

@@ -184,6 +184,7 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
         h.stream_event().await,
         &publisher,
         h.outbox_rollups().as_ref(),
+        Default::default(),
     )
     .await;
     assert!(
@@ -244,6 +245,7 @@ async fn an_opt_out_is_announced_on_the_bus_and_delivered_as_a_signed_webhook() 
         h.stream_event().await,
         &publisher,
         h.outbox_rollups().as_ref(),
+        Default::default(),
     )
     .await;
     assert_eq!(
@@ -306,8 +308,13 @@ async fn consent_changes_are_written_back_to_the_ehr_as_fhir_consent_once() {
     };
     let publisher = optline_aws::Fanout(vec![Arc::new(h.outbox_publisher()), Arc::new(writer)]);
     let stream = h.stream_event().await;
-    let drained =
-        optline_outbox_drain::handle(stream.clone(), &publisher, h.outbox_rollups().as_ref()).await;
+    let drained = optline_outbox_drain::handle(
+        stream.clone(),
+        &publisher,
+        h.outbox_rollups().as_ref(),
+        Default::default(),
+    )
+    .await;
     assert!(drained.batch_item_failures.is_empty());
     let created = ehr.created();
     assert_eq!(
@@ -323,7 +330,13 @@ async fn consent_changes_are_written_back_to_the_ehr_as_fhir_consent_once() {
         .iter()
         .all(|c| c["patient"]["reference"] == "Patient/cw-1"));
     // The stream delivering the batch again writes nothing new.
-    optline_outbox_drain::handle(stream, &publisher, h.outbox_rollups().as_ref()).await;
+    optline_outbox_drain::handle(
+        stream,
+        &publisher,
+        h.outbox_rollups().as_ref(),
+        Default::default(),
+    )
+    .await;
     assert_eq!(
         ehr.created().len(),
         2,

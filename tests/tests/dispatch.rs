@@ -16,8 +16,8 @@ use optline_dispatch::Outcome;
 use optline_policy::consent::{standing, ConsentStanding};
 use optline_policy::phone::E164;
 use optline_ports::{
-    consent_facts, verify_chain, AuditTrail, ConsentLedger, ContactId, StepId, StepStatus,
-    StepStore,
+    consent_facts, verify_chain, AuditTrail, ConsentLedger, ContactId, DecisionReads, StepId,
+    StepStatus, StepStore,
 };
 use optline_tests::twilio_standin::{Scripted, TwilioStandIn};
 use optline_tests::{
@@ -1001,6 +1001,13 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_even_when_the_chai
         carrier_message_id: Some("sns:ft-msg-1".to_owned()),
         reasons: Vec::new(),
     };
+    // With the facts the decision read (a send from a recovery, without
+    // them, first reads the contact's recent sends to count its episode).
+    let facts = h
+        .store
+        .contact_facts(std::slice::from_ref(&contact), noon())
+        .await
+        .unwrap();
     let before = h.calls.snapshot();
     let first = h
         .store
@@ -1010,7 +1017,7 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_even_when_the_chai
             decision_record(&step, "send"),
             Some(FinishBase {
                 head: &genesis,
-                facts: None,
+                facts: facts.get(&contact),
             }),
         )
         .await
@@ -1084,4 +1091,52 @@ async fn a_step_ends_in_one_transaction_with_its_audit_record_even_when_the_chai
     assert_eq!(chain.len(), 2);
     assert!(verify_chain(&chain, h.store.chain_key()).is_ok());
     assert_eq!(chain[1].content.action, "suppress");
+}
+
+#[tokio::test]
+async fn a_sender_over_its_daily_cap_holds_scheduled_texts_until_the_carriers_next_day() {
+    let mut h = Harness::new("daily-cap").await;
+    let mut config = (*h.config).clone();
+    for program in config.programs.values_mut() {
+        program.daily_cap = Some(3);
+    }
+    h.config = std::sync::Arc::new(config);
+    // Monday 2026-12-07 09:00 in Los Angeles (noon in New York).
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
+    let mut outcomes = Vec::new();
+    for n in 0..4 {
+        let id = h
+            .seed_step(
+                &format!("cap-{n}"),
+                &format!("+1332555{:04}", 8200 + n),
+                &format!("cap-{n}"),
+                now - Duration::minutes(1),
+            )
+            .await;
+        outcomes.push(
+            optline_dispatch::dispatch_step(&id, &h.dispatch(), now)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        outcomes[..3].iter().all(|o| matches!(o, Outcome::Sent(_))),
+        "{outcomes:?}"
+    );
+    // The fourth waits for midnight Pacific, when the carrier's day turns.
+    let midnight = Utc.with_ymd_and_hms(2026, 12, 8, 8, 0, 0).unwrap();
+    assert_eq!(outcomes[3], Outcome::Deferred(midnight));
+    let chain = h
+        .store
+        .audit_chain(&ContactId::parse("cap-3").unwrap())
+        .await
+        .unwrap();
+    let deferral = chain.last().unwrap();
+    assert_eq!(deferral.content.action, "defer");
+    assert_eq!(deferral.content.reasons, ["caps.brand_daily"]);
+    assert!(deferral
+        .content
+        .rules
+        .iter()
+        .any(|r| r.id == "caps.brand_daily"));
 }

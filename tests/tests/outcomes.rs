@@ -138,6 +138,7 @@ async fn a_fact_is_counted_once_however_often_the_stream_delivers_it_or_the_coun
             event.clone(),
             &faulty.outbox_publisher(),
             faulty.outbox_rollups().as_ref(),
+            Default::default(),
         )
         .await;
         let calls = plan.calls();
@@ -159,6 +160,7 @@ async fn a_fact_is_counted_once_however_often_the_stream_delivers_it_or_the_coun
                 event.clone(),
                 &h.outbox_publisher(),
                 h.outbox_rollups().as_ref(),
+                Default::default(),
             )
             .await;
             assert!(again.batch_item_failures.is_empty());
@@ -571,4 +573,159 @@ async fn only_compliance_starts_an_experiment_and_only_on_published_approved_ver
     let experiment = h.store.experiment("wording").await.unwrap().unwrap();
     assert!(!experiment.running);
     assert_eq!(experiment.revision, 1);
+}
+
+#[tokio::test]
+async fn a_template_whose_opt_outs_spike_is_paused_until_a_person_in_compliance_resumes_it() {
+    use optline_outcomes::pauses::PausePolicy;
+    use optline_ports::PauseStore;
+    let h = Harness::new("outcomes-pause").await;
+    // Monday 2026-12-07, noon in New York.
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
+    h.stream_event().await;
+    let send = |n: u32| {
+        let h = h.clone();
+        async move {
+            let id = h
+                .seed_step(
+                    &format!("spike-{n}"),
+                    &format!("+1332555{:04}", 7100 + n),
+                    &format!("spike-{n}"),
+                    now - Duration::minutes(5),
+                )
+                .await;
+            optline_dispatch::dispatch_step(&id, &h.dispatch(), now)
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..6 {
+        assert!(matches!(send(n).await, optline_delivery::Outcome::Sent(_)));
+    }
+    // Half of them reply STOP.
+    for n in 0..3 {
+        let stop = optline_inbound::handle(
+            optline_tests::twilio_inbound_request(
+                &format!("SM000000000000000000000000000spik{n}"),
+                &format!("+1332555{:04}", 7100 + n),
+                "STOP",
+            ),
+            &h.inbound(),
+            now + Duration::minutes(5),
+        )
+        .await;
+        assert_eq!(stop.status(), 200);
+    }
+    let policy = PausePolicy {
+        per_1000: 100.0,
+        min_sends: 5,
+    };
+    let drained = optline_outbox_drain::handle(
+        h.stream_event().await,
+        &h.outbox_publisher(),
+        h.outbox_rollups().as_ref(),
+        policy,
+    )
+    .await;
+    assert!(drained.batch_item_failures.is_empty());
+    let pauses = h.store.pauses().await.unwrap();
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0].template, "appointment_reminder@1");
+    assert!(pauses[0].paused);
+    assert!(pauses[0].history[0]
+        .detail
+        .starts_with("3 opt-outs within 7 days of its 6 texts"));
+    let reviews = optline_ports::Casework::reviews(h.store.as_ref())
+        .await
+        .unwrap();
+    assert!(reviews.iter().any(|r| r.kind == "template_paused"));
+    let trail = optline_ports::AuditTrail::audit_chain(
+        h.store.as_ref(),
+        &optline_ports::ContactId::template_trail("appointment_reminder").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(trail.iter().any(|r| r.content.action == "paused"));
+
+    // Its next step waits, and says why.
+    let held = send(10).await;
+    assert!(
+        matches!(held, optline_delivery::Outcome::Deferred(_)),
+        "{held:?}"
+    );
+    let chain = optline_ports::AuditTrail::audit_chain(
+        h.store.as_ref(),
+        &optline_ports::ContactId::parse("spike-10").unwrap(),
+    )
+    .await
+    .unwrap();
+    let deferral = chain.last().unwrap();
+    assert_eq!(deferral.content.action, "defer");
+    assert_eq!(deferral.content.reasons, ["template.paused"]);
+
+    // Only a person in compliance resumes it, with a reason.
+    let resume = |user: &'static str, body: serde_json::Value| {
+        let request = h.request_as(
+            user,
+            "POST",
+            "/templates/appointment_reminder/versions/1/resume",
+            Some(body),
+        );
+        let deps = h.templates();
+        async move { optline_templates::handle(request, &deps, now + Duration::hours(1)).await }
+    };
+    assert_eq!(
+        resume("rae.desk", serde_json::json!({"reason": "fine"}))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        resume("ana.compliance", serde_json::json!({}))
+            .await
+            .status(),
+        400
+    );
+    let resumed = resume(
+        "ana.compliance",
+        serde_json::json!({"reason": "the STOPs came from one family's shared phone test"}),
+    )
+    .await;
+    assert_eq!(
+        resumed.status(),
+        200,
+        "{}",
+        optline_tests::body_text(&resumed)
+    );
+    assert_eq!(
+        resume("ana.compliance", serde_json::json!({"reason": "again"}))
+            .await
+            .status(),
+        409,
+        "not paused any more"
+    );
+    assert!(matches!(send(11).await, optline_delivery::Outcome::Sent(_)));
+    // The same day's figures do not pause it again right after a person
+    // resumed it.
+    optline_inbound::handle(
+        optline_tests::twilio_inbound_request(
+            "SM000000000000000000000000000spik5",
+            &format!("+1332555{:04}", 7100 + 5),
+            "STOP",
+        ),
+        &h.inbound(),
+        now + Duration::hours(2),
+    )
+    .await;
+    optline_outbox_drain::handle(
+        h.stream_event().await,
+        &h.outbox_publisher(),
+        h.outbox_rollups().as_ref(),
+        policy,
+    )
+    .await;
+    let pauses = h.store.pauses().await.unwrap();
+    assert!(!pauses[0].paused, "{pauses:?}");
+    assert_eq!(pauses[0].history.len(), 2);
+    assert!(pauses[0].history[1].by.starts_with("Ana"));
 }

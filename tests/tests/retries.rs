@@ -995,6 +995,7 @@ async fn the_outbox_drain_retried_after_any_failed_call_delivers_each_event_by_i
                 records.clone(),
                 &faulty.outbox_publisher(),
                 faulty.outbox_rollups().as_ref(),
+                Default::default(),
             )
             .await;
             plan.disarm();
@@ -1004,6 +1005,7 @@ async fn the_outbox_drain_retried_after_any_failed_call_delivers_each_event_by_i
                     records,
                     &faulty.outbox_publisher(),
                     faulty.outbox_rollups().as_ref(),
+                    Default::default(),
                 )
                 .await;
                 assert!(again.batch_item_failures.is_empty());

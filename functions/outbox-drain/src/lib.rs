@@ -5,7 +5,9 @@
 //! - each new outbox item (`OUTBOX#…`, an `INSERT`) becomes an EventBridge
 //!   event ([`optline_outbox::drain`]);
 //! - each new tally item (`TALLY#…`) is counted into its rollup, once
-//!   ([`optline_outcomes::count`]).
+//!   ([`optline_outcomes::count`]); opt-outs counted against an experiment's
+//!   arm check its guardrail, and a template version whose opt-outs spike
+//!   today is paused ([`optline_outcomes::pauses`]).
 //!
 //! Other records are skipped (the template's event source mapping filters
 //! them out in the cloud too). A record that cannot be published or
@@ -17,8 +19,9 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use optline_outbox::{drain, event_from_data, Pending, OUTBOX_PREFIX};
-use optline_outcomes::count::{opt_out_rates, BatchMetrics};
+use optline_outcomes::count::{opt_out_counts, opt_out_rates, BatchMetrics};
 use optline_outcomes::experiments::enforce_guardrails;
+use optline_outcomes::pauses::{pause_spikes, PausePolicy};
 use optline_outcomes::{count, tally_from_data, Arrived, TALLY_PREFIX};
 use optline_ports::{metric, EventPublisher, Store, NO_KEY};
 use tracing::warn;
@@ -83,6 +86,7 @@ pub async fn handle(
     event: Event,
     publisher: &dyn EventPublisher,
     store: &dyn Store,
+    pause: PausePolicy,
 ) -> DynamoDbEventResponse {
     let pending: Vec<Pending> = event.records.iter().filter_map(pending).collect();
     let drained = drain(publisher, &pending).await;
@@ -111,10 +115,30 @@ pub async fn handle(
             Ok(counted) => {
                 metrics.counted = counted.counted;
                 metrics.repeats = counted.repeats;
-                if metrics.opt_outs > 0 {
-                    match opt_out_rates(store, now).await {
-                        Ok(rates) => metrics.opt_out_rates = rates,
-                        Err(e) => warn!(error = %e, "today's opt-out rates could not be read"),
+                // The day's opt-outs per version, for each day the batch
+                // counted opt-outs on (today, unless a batch is replayed):
+                // the alarm's figure, and a version whose opt-outs spike is
+                // paused at once.
+                let days: std::collections::BTreeSet<chrono::NaiveDate> = batch
+                    .iter()
+                    .filter(|t| t.counts.get(metric::OPT_OUTS).is_some_and(|n| *n > 0))
+                    .map(|t| t.key.day)
+                    .collect();
+                for day in days {
+                    match opt_out_counts(store, day).await {
+                        Ok(counts) => {
+                            metrics.opt_out_rates = opt_out_rates(&counts);
+                            match pause_spikes(store, &counts, pause, now).await {
+                                Ok(paused) if !paused.is_empty() => {
+                                    warn!(versions = ?paused, "template versions paused: their opt-outs spiked");
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    warn!(error = %e, "an opt-out spike could not be paused; the next opt-out looks again")
+                                }
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "the day's opt-out rates could not be read"),
                     }
                 }
                 metrics.emit(now);

@@ -72,9 +72,28 @@ async fn main() -> Result<(), Error> {
         .ok_or(ConfigError::Missing("TABLE_NAME"))?;
     let rollups = optline_aws::DynamoStore::new(clients.dynamodb().clone(), table);
     let rollups = &rollups;
+    // When a template version's opt-outs are a spike (template parameters
+    // TemplatePauseOptOutsPer1000 and TemplatePauseMinSends).
+    let mut pause = optline_outcomes::pauses::PausePolicy::default();
+    if let Some(v) = std::env::var("TEMPLATE_PAUSE_OPT_OUTS_PER_1000")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        pause.per_1000 = v
+            .parse()
+            .map_err(|_| "TEMPLATE_PAUSE_OPT_OUTS_PER_1000 is a number")?;
+    }
+    if let Some(v) = std::env::var("TEMPLATE_PAUSE_MIN_SENDS")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        pause.min_sends = v
+            .parse()
+            .map_err(|_| "TEMPLATE_PAUSE_MIN_SENDS is a whole number")?;
+    }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<_, std::convert::Infallible>(
-            optline_outbox_drain::handle(event.payload, publisher, rollups).await,
+            optline_outbox_drain::handle(event.payload, publisher, rollups, pause).await,
         )
     }))
     .await

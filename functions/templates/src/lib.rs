@@ -20,6 +20,7 @@
 //! | POST | `/templates/{id}/versions/{v}/reject` | `{"reason": "..."}` → draft |
 //! | POST | `/templates/{id}/versions/{v}/publish` | approved → published |
 //! | POST | `/templates/{id}/versions/{v}/retire` | `{"reason": "..."}` → retired |
+//! | POST | `/templates/{id}/versions/{v}/resume` | `{"reason": "..."}`: lift the pause an opt-out spike put on it (compliance) |
 //! | GET | `/templates/{id}/diff?from=1&to=2` | what changed between two versions |
 //! | GET, POST | `/experiments…` | experiments among published versions ([`experiments`]) |
 //!
@@ -196,6 +197,9 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
                 Err(e) => Err(e),
             }
         }
+        (Method::POST, ["templates", id, "versions", v, "resume"]) => {
+            return resume(&request, &person, deps, id, v, now).await;
+        }
         (Method::POST, ["templates", id, "versions", v, verb]) => {
             let v = match parse_version(v) {
                 Ok(v) => v,
@@ -235,6 +239,46 @@ pub async fn handle(request: Request, deps: &Deps, now: DateTime<Utc>) -> Respon
         _ => return error(StatusCode::NOT_FOUND, "no such route"),
     };
     result.unwrap_or_else(|e| library_error(&e))
+}
+
+/// `POST /templates/{id}/versions/{v}/resume`: a person in compliance lifts
+/// the pause an opt-out spike put on the version, with a reason.
+async fn resume(
+    request: &Request,
+    person: &Person,
+    deps: &Deps,
+    id: &str,
+    v: &str,
+    now: DateTime<Utc>,
+) -> Response<Body> {
+    use optline_outcomes::pauses::ResumeError;
+    if let Err(denied) = require(person, &[Group::Compliance]) {
+        return denied;
+    }
+    let v = match parse_version(v) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = match json_body::<ActionBody>(request) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reference = format!("{id}@{v}");
+    match optline_outcomes::pauses::resume(
+        deps.store.as_ref(),
+        &reference,
+        &person.label(),
+        body.reason.as_deref().unwrap_or_default(),
+        now,
+    )
+    .await
+    {
+        Ok(pause) => json(StatusCode::OK, &pause),
+        Err(e @ ResumeError::Invalid(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e @ ResumeError::NotPaused) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ ResumeError::Conflict) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(ResumeError::Port(p)) => port_error(&p),
+    }
 }
 
 #[allow(clippy::result_large_err, reason = "the error is the response to send")]

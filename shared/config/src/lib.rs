@@ -103,6 +103,13 @@ pub struct ProgramConfig {
     /// of their own. Quiet hours never use it: they follow the recipient.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Most message parts a day from this program's sender: the carrier's
+    /// daily cap where one applies (T-Mobile caps each 10DLC brand's daily
+    /// messages by its trust score, from 2,000 up). Counted per carrier day
+    /// (midnight to midnight Pacific); a scheduled text over it waits for
+    /// the next day. None: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_cap: Option<u32>,
     /// The program's no-show rate before it texted, in whole percent: the
     /// baseline the report compares the no-show rate with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,6 +346,7 @@ impl Config {
                     audience: audience_from_env()?,
                     time_zone: var("PROGRAM_TIME_ZONE"),
                     no_show_baseline_percent: None,
+                    daily_cap: None,
                     reminder_lead_hours: hours(
                         "REMINDER_LEAD_HOURS",
                         default_reminder_lead_hours(),

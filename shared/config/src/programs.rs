@@ -130,6 +130,12 @@ fn check_program(program: &ProgramConfig, at: &dyn Fn(&str) -> String, out: &mut
             at("messages_per_second")
         ));
     }
+    if program.daily_cap == Some(0) {
+        out.push(format!(
+            "{}: at least 1 message part a day (leave it out for no cap)",
+            at("daily_cap")
+        ));
+    }
     if program.no_show_baseline_percent.is_some_and(|p| p > 100) {
         out.push(format!(
             "{}: a percentage from 0 to 100",

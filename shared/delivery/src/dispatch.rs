@@ -65,6 +65,8 @@ pub struct Warm {
     pub templates: optline_library::TemplateCache,
     /// Running experiments.
     pub experiments: optline_outcomes::experiments::ExperimentCache,
+    /// Template versions paused for an opt-out spike.
+    pub pauses: optline_outcomes::pauses::PauseCache,
     /// Send slots taken but not used yet, by sender: (epoch second, count).
     slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
     /// One taker of slots at a time: the texts of a batch, handled
@@ -182,6 +184,23 @@ async fn pace(
             Pace::Full { .. } => return Err(DispatchError::Paced),
         }
     }
+}
+
+/// The carrier's day (`YYYY-MM-DD`, midnight to midnight Pacific: when
+/// T-Mobile resets its daily caps) holding `now`, and when the next begins.
+fn carrier_day(now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    let local = now.with_timezone(&chrono_tz::America::Los_Angeles);
+    let day = local.date_naive();
+    let next = day
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| {
+            midnight
+                .and_local_timezone(chrono_tz::America::Los_Angeles)
+                .earliest()
+        })
+        .map_or(now + Duration::days(1), |t| t.with_timezone(&Utc));
+    (day.to_string(), next)
 }
 
 /// What dispatch reads for a whole SQS batch before it handles any message:
@@ -473,6 +492,19 @@ async fn conclude(
             &tagged
         }
     };
+    // A version paused for an opt-out spike sends nothing until a person
+    // resumes it: its steps wait.
+    if deps.warm.pauses.paused(store, step).await? {
+        let rules = vec![RuleOutcome::new(
+            "template.paused",
+            "1",
+            optline_policy::Verdict::Defer,
+            "the template version is paused: its opt-outs spiked; a person in compliance resumes it",
+        )];
+        let until = now + optline_outcomes::pauses::PAUSED_RETRY;
+        let reasons = vec!["template.paused".to_owned()];
+        return defer(step, hold, facts, deps, now, until, rules, reasons).await;
+    }
     let assessment = assess_with(step, facts.as_deref(), answered, deps, now).await?;
     let (body, template_sha256, legal_basis, consent_event_id, rules) = match assessment {
         Assessment::Refused { reasons, rules } => {
@@ -487,32 +519,8 @@ async fn conclude(
                 return suppress(deps, step, hold, facts, now, reasons, rules).await;
             }
             Decision::Defer { until, rules } => {
-                if let Some(moved) = claim(step, hold, facts.as_deref(), deps, now).await? {
-                    return Ok(moved);
-                }
                 let until = until.unwrap_or(now + UNKNOWN_WINDOW_RETRY);
-                // Back in the due index with its audit record, in one write.
-                let head = facts.as_ref().and_then(|f| f.audit_head.clone());
-                let record = store
-                    .defer_audited(
-                        step,
-                        until,
-                        audit_record(
-                            step,
-                            now,
-                            "defer",
-                            rules,
-                            Vec::new(),
-                            Decided::default(),
-                            Some(format!("deferred until {}", until.to_rfc3339())),
-                        ),
-                        head.as_ref(),
-                    )
-                    .await?;
-                if let Some(facts) = facts {
-                    facts.audit_head = Some(head_of(&record));
-                }
-                return Ok(Concluded::Done(Outcome::Deferred(until)));
+                return defer(step, hold, facts, deps, now, until, rules, Vec::new()).await;
             }
             Decision::Send {
                 legal_basis,
@@ -546,6 +554,37 @@ async fn conclude(
     };
     let step = &sent_step;
     if let Some(program) = deps.config.program(Some(&step.program)) {
+        // The sender's daily cap (the carrier's, per brand) first: a text
+        // over it waits for the carrier's next day.
+        if let Some(cap) = program.daily_cap {
+            let (day, next) = carrier_day(now);
+            if !deps
+                .pacer
+                .acquire_daily(program.sender_key(), &day, cap, parts)
+                .await?
+            {
+                let rules = vec![RuleOutcome::new(
+                    "caps.brand_daily",
+                    "1",
+                    optline_policy::Verdict::Defer,
+                    format!(
+                        "the sender's daily cap of {cap} message parts is used up until midnight Pacific"
+                    ),
+                )];
+                let reasons = vec!["caps.brand_daily".to_owned()];
+                return defer(
+                    step,
+                    Hold::Claimed,
+                    Some(facts),
+                    deps,
+                    now,
+                    next,
+                    rules,
+                    reasons,
+                )
+                .await;
+            }
+        }
         if let Err(e) = pace(deps, program, parts).await {
             store.release_claim(&step.id, now).await?;
             return Err(e);
@@ -817,6 +856,46 @@ async fn suppress(
         facts.audit_head = Some(head_of(&record));
     }
     Ok(Concluded::Done(Outcome::Suppressed(reasons)))
+}
+
+/// Claims the step (when held unclaimed) and puts it back in the due
+/// index until `until` with its audit record, in one write.
+#[allow(clippy::too_many_arguments, reason = "one deferral's whole context")]
+async fn defer(
+    step: &Step,
+    hold: Hold<'_>,
+    facts: Option<&mut ContactFacts>,
+    deps: &Deps,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    rules: Vec<RuleOutcome>,
+    reasons: Vec<String>,
+) -> Result<Concluded, DispatchError> {
+    if let Some(moved) = claim(step, hold, facts.as_deref(), deps, now).await? {
+        return Ok(moved);
+    }
+    let head = facts.as_ref().and_then(|f| f.audit_head.clone());
+    let record = deps
+        .store
+        .defer_audited(
+            step,
+            until,
+            audit_record(
+                step,
+                now,
+                "defer",
+                rules,
+                reasons,
+                Decided::default(),
+                Some(format!("deferred until {}", until.to_rfc3339())),
+            ),
+            head.as_ref(),
+        )
+        .await?;
+    if let Some(facts) = facts {
+        facts.audit_head = Some(head_of(&record));
+    }
+    Ok(Concluded::Done(Outcome::Deferred(until)))
 }
 
 pub(crate) fn audit_record(

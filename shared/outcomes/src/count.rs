@@ -150,13 +150,12 @@ impl BatchMetrics {
     }
 }
 
-/// Today's opt-out rate per 1,000 sends of each template version with
-/// enough sends (the alarm's input).
-pub async fn opt_out_rates(
+/// A day's texts and opt-outs within 7 days of them, per template version
+/// (all programs and arms together).
+pub async fn opt_out_counts(
     store: &dyn RollupStore,
-    now: DateTime<Utc>,
-) -> Result<BTreeMap<String, f64>, PortError> {
-    let today = now.date_naive();
+    today: chrono::NaiveDate,
+) -> Result<BTreeMap<String, (u64, u64)>, PortError> {
     let mut by_version: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for rollup in store.rollups(today, today).await? {
         let Some(key) = rollup.key else { continue };
@@ -167,11 +166,17 @@ pub async fn opt_out_rates(
         entry.0 += rollup.counts.get(metric::SENT).copied().unwrap_or(0);
         entry.1 += rollup.counts.get(metric::OPT_OUTS_7D).copied().unwrap_or(0);
     }
-    Ok(by_version
-        .into_iter()
+    Ok(by_version)
+}
+
+/// The opt-out rate per 1,000 texts of each version with at least
+/// [`BatchMetrics::RATE_MIN_SENDS`] texts (the alarm's input).
+pub fn opt_out_rates(counts: &BTreeMap<String, (u64, u64)>) -> BTreeMap<String, f64> {
+    counts
+        .iter()
         .filter(|(_, (sent, _))| *sent >= BatchMetrics::RATE_MIN_SENDS)
-        .map(|(t, (sent, out))| (t, out as f64 * 1000.0 / sent as f64))
-        .collect())
+        .map(|(t, (sent, out))| (t.clone(), *out as f64 * 1000.0 / *sent as f64))
+        .collect()
 }
 
 #[cfg(test)]

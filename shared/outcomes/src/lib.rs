@@ -15,6 +15,7 @@ pub mod count;
 pub mod coverage;
 pub mod experiments;
 pub mod kpi;
+pub mod pauses;
 pub mod report;
 mod svg;
 

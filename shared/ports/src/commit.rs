@@ -420,6 +420,9 @@ pub enum Write {
     /// An experiment as it now stands: new at revision 0, else only while
     /// it is still at the revision before this one.
     Experiment(crate::Experiment),
+    /// A template version's pause as it now stands: new at revision 0,
+    /// else only while it is still at the revision before this one.
+    Pause(crate::TemplatePause),
 }
 
 /// The writes of one decision.

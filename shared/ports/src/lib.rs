@@ -9,6 +9,7 @@ mod audit;
 mod commit;
 mod error;
 mod experiment;
+mod pause;
 mod records;
 mod tally;
 
@@ -25,6 +26,7 @@ pub use audit::{
 pub use commit::*;
 pub use error::PortError;
 pub use experiment::*;
+pub use pause::*;
 pub use records::*;
 pub use tally::{
     bucket_bound, bucket_metric, bucket_of, metric, RollupKey, Tally, BUCKETS, NONE as NO_KEY,
@@ -289,6 +291,14 @@ pub trait ExperimentStore: Send + Sync {
     async fn experiment(&self, id: &str) -> Result<Option<Experiment>, PortError>;
 }
 
+/// Template versions paused by an opt-out spike (reads; a pause is
+/// written by a [`Commit`]'s [`Write::Pause`]).
+#[async_trait]
+pub trait PauseStore: Send + Sync {
+    /// Every pause, lifted or not.
+    async fn pauses(&self) -> Result<Vec<TemplatePause>, PortError>;
+}
+
 /// Work for people, and what carriers report (reads; the writes are a
 /// [`Commit`]'s).
 #[async_trait]
@@ -351,6 +361,7 @@ pub trait Store:
     + SendPacer
     + RollupStore
     + ExperimentStore
+    + PauseStore
 {
 }
 impl<
@@ -365,7 +376,8 @@ impl<
             + ComplianceLane
             + SendPacer
             + RollupStore
-            + ExperimentStore,
+            + ExperimentStore
+            + PauseStore,
     > Store for T
 {
 }
@@ -471,6 +483,15 @@ pub trait SendPacer: Send + Sync {
         want: u32,
         need: u32,
     ) -> Result<Pace, PortError>;
+    /// Takes `parts` of the sender's daily cap for `day` (the carrier's
+    /// day, e.g. `2026-12-07`): `false` when fewer than `parts` are left.
+    async fn acquire_daily(
+        &self,
+        sender: &str,
+        day: &str,
+        cap: u32,
+        parts: u32,
+    ) -> Result<bool, PortError>;
 }
 
 /// What a [`SendPacer`] grants.

@@ -400,6 +400,9 @@ impl DynamoStore {
                     "experiment moved",
                 );
             }
+            Write::Pause(pause) => {
+                tx.push(super::pauses::write(self, &pause)?, "pause moved");
+            }
             Write::Tally(tally) => {
                 // A fact counted once: a second tally of the same id in
                 // one commit is the same fact.

@@ -15,6 +15,7 @@ mod io;
 mod item;
 mod lane;
 mod pacing;
+mod pauses;
 mod reads;
 mod rollups;
 mod state;

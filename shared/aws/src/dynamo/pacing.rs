@@ -58,4 +58,36 @@ impl SendPacer for DynamoStore {
             wait: std::time::Duration::from_millis(1000_u64.saturating_sub(into_second).max(1)),
         })
     }
+
+    async fn acquire_daily(
+        &self,
+        sender: &str,
+        day: &str,
+        cap: u32,
+        parts: u32,
+    ) -> Result<bool, PortError> {
+        // One counter item per sender and carrier day, kept three days.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PACE#{sender}")))
+            .key("sk", s(format!("DAY#{day}")))
+            .update_expression("ADD used :n SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(used) OR used <= :room")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":n", AttributeValue::N(parts.to_string()))
+            .expression_attribute_values(
+                ":room",
+                AttributeValue::N((i64::from(cap) - i64::from(parts)).to_string()),
+            )
+            .expression_attribute_values(":ttl", ttl_at(Utc::now() + chrono::Duration::days(3)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(unavailable("daily cap", e)),
+        }
+    }
 }

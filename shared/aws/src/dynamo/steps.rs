@@ -571,23 +571,37 @@ impl StepStore for DynamoStore {
         });
         let mut update = self.end_update(&step.id, outcome)?;
         if outcome.status == StepStatus::Sent {
-            // The step as sent: the version and arm it carried, its parts.
+            // The step as sent: the version and arm it carried, its parts
+            // (in the state it ends in, however it was held meanwhile).
+            let sent = Step {
+                status: outcome.status,
+                ..step.clone()
+            };
             update = update
                 .set("#data = :data")
                 .name("#data", "data")
-                .value(":data", s(to_json(step)?));
+                .value(":data", s(to_json(&sent)?));
         }
         let mut extra = self.send_records(step, outcome)?;
         extra.extend(self.fallback_items(step, outcome)?);
         // A send whose episode has no earlier send among the contact's
         // recent ones is the episode's first text.
+        // Without the facts (a send recovered after its invocation died),
+        // the contact's recent sends are read, so a retried send counts its
+        // episode as a clean run does.
+        let earlier = |sends: &[SendHistoryEntry]| {
+            sends
+                .iter()
+                .any(|s| s.subject == step.subject && s.step_id.as_ref() != Some(&step.id))
+        };
         let first_of_episode = outcome.status == StepStatus::Sent
-            && base.and_then(|b| b.facts).is_some_and(|facts| {
-                !facts
-                    .sends
-                    .iter()
-                    .any(|s| s.subject == step.subject && s.step_id.as_ref() != Some(&step.id))
-            });
+            && match base.and_then(|b| b.facts) {
+                Some(facts) => !earlier(&facts.sends),
+                None => {
+                    let since = outcome.at - chrono::Duration::days(RECENT_SENDS_DAYS);
+                    !earlier(&self.send_history(&step.contact_id, since).await?)
+                }
+            };
         if let Some(mut tally) = Tally::step_end(step, outcome) {
             if first_of_episode {
                 tally.add(optline_ports::metric::EPISODES, 1);
