@@ -275,6 +275,11 @@ async fn a_simulated_month_reports_what_the_raw_records_hold_and_its_experiment_
     assert_eq!(k.delivered, delivered, "delivered");
     assert_eq!(k.undelivered, undelivered, "undelivered");
     assert_eq!(k.replies, replies, "replies");
+    assert!(
+        k.responded <= k.sent && k.responded > 0,
+        "texts answered: {}",
+        k.responded
+    );
     assert_eq!(k.opt_outs, revocations, "opt-outs");
     assert_eq!(k.confirmed, outcomes.get("confirmed").copied().unwrap_or(0));
     assert_eq!(k.no_shows, outcomes.get("noshow").copied().unwrap_or(0));

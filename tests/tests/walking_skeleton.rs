@@ -69,6 +69,8 @@ async fn the_whole_loop_sends_once_then_honours_stop_please_and_audits_everythin
         "C and STOP; the retried STOP is not a reply: {story}"
     );
     assert_eq!(kpis.replies_by_intent.get("opt_out"), Some(&1), "{story}");
+    assert_eq!(kpis.responded, 1, "one text, answered (twice): {story}");
+    assert_eq!(kpis.response_rate, Some(1.0), "{story}");
     assert!(kpis.suppressed >= 1, "{story}");
     assert!(story.contains("texts sent: 1 (1 segment)"), "{story}");
 

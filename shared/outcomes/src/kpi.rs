@@ -50,7 +50,9 @@ pub struct Kpis {
     pub replies: u64,
     /// ... by intent.
     pub replies_by_intent: BTreeMap<String, u64>,
-    /// replies / sent.
+    /// Texts answered (the first reply after each).
+    pub responded: u64,
+    /// texts answered / texts sent.
     pub response_rate: Option<f64>,
     /// Confirmations.
     pub confirmed: u64,
@@ -173,7 +175,8 @@ pub fn kpis(totals: &BTreeMap<String, u64>, price_per_segment: f64, baseline: Op
         deferred: n(metric::DEFERRED),
         replies,
         replies_by_intent: under(totals, metric::REPLIES),
-        response_rate: ratio(replies, sent),
+        responded: n(metric::RESPONDED),
+        response_rate: ratio(n(metric::RESPONDED), sent),
         confirmed,
         reschedule_requested: n("outcome.reschedule_requested"),
         completed,
@@ -217,7 +220,8 @@ mod tests {
             ("undelivered", 50),
             ("undelivered.30006", 30),
             ("undelivered.30003", 20),
-            ("replies", 400),
+            ("replies", 450),
+            ("responded", 400),
             ("replies.confirm", 300),
             ("outcome.confirmed", 300),
             ("outcome.completed", 600),

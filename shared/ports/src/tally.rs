@@ -78,6 +78,8 @@ pub mod metric {
     pub const UNDELIVERED: &str = "undelivered";
     /// Replies (each is also `replies.<intent>`).
     pub const REPLIES: &str = "replies";
+    /// Texts answered: the first reply after a text counts it once.
+    pub const RESPONDED: &str = "responded";
     /// Opt-outs (revocations recorded, any channel).
     pub const OPT_OUTS: &str = "opt_outs";
     /// Opt-outs within 24 hours of a text of this version and arm.
@@ -254,6 +256,18 @@ impl Tally {
             .add(metric::REPLIES, 1)
             .add(&format!("{}.{intent}", metric::REPLIES), 1);
         tally
+    }
+
+    /// A text answered: the first reply after it counts it (a second
+    /// reply to the same text is the same fact, by its id).
+    pub fn responded(sent: &SendHistoryEntry, at: DateTime<Utc>) -> Option<Self> {
+        let step = sent.step_id.as_ref()?;
+        let mut tally = Self::new(
+            format!("responded:{}", step.as_str()),
+            Self::key_of_send(Some(sent), &sent.program, at),
+        );
+        tally.add(metric::RESPONDED, 1);
+        Some(tally)
     }
 
     /// An episode outcome, counted against the episode's first text (its

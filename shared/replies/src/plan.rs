@@ -293,6 +293,9 @@ pub(crate) async fn plan(
             .observe(optline_ports::metric::OPT_OUT_CONFIRMATION, 0);
     }
     commit.push(Write::Tally(reply));
+    if let Some(answered) = latest.and_then(|sent| Tally::responded(sent, now)) {
+        commit.push(Write::Tally(answered));
+    }
     commit.attribute_opt_outs(latest);
     let follow_ups = place_records(&mut commit, records, facts, sms, now);
     Ok(Plan {
