@@ -98,7 +98,7 @@ fn phone(n: u32) -> String {
 /// How people answer a text of an arm: (confirm, reschedule, stop, other).
 fn answers(arm: Option<&str>, follow_up: bool) -> [f64; 4] {
     let base = match arm.and_then(|a| a.rsplit('/').next()) {
-        Some("b") => [0.58, 0.05, 0.01, 0.04],
+        Some("b") => [0.66, 0.05, 0.01, 0.04],
         Some("c") => [0.42, 0.05, 0.30, 0.05],
         _ => [0.40, 0.05, 0.01, 0.04],
     };
