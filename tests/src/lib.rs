@@ -298,6 +298,7 @@ pub fn test_program() -> ProgramConfig {
         time_zone: None,
         no_show_baseline_percent: Some(18),
         daily_cap: None,
+        numbers: Vec::new(),
     }
 }
 

@@ -1140,3 +1140,61 @@ async fn a_sender_over_its_daily_cap_holds_scheduled_texts_until_the_carriers_ne
         .iter()
         .any(|r| r.id == "caps.brand_daily"));
 }
+
+/// A program with a pool of numbers: each contact hears from its own number
+/// of the pool (recorded in the send's audit record), and each number is
+/// paced at its type's default rate, less the lane's reserve, on its own.
+#[tokio::test]
+async fn a_pool_sends_each_contact_from_its_number_at_that_numbers_rate() {
+    let mut h = Harness::new("pool").await;
+    let mut config = (*h.config).clone();
+    let pool: Vec<optline_config::PoolNumber> = serde_json::from_value(serde_json::json!([
+        {"number": "+18885557001", "type": "toll_free"},
+        {"number": "+18335557002", "type": "toll_free"}
+    ]))
+    .unwrap();
+    for program in config.programs.values_mut() {
+        program.from_number = None;
+        program.numbers = pool.clone();
+    }
+    h.config = std::sync::Arc::new(config);
+    let program = h.config.program(None).unwrap().clone();
+    // Two parts a second for scheduled texts on each toll-free number (3,
+    // one held for the compliance lane).
+    assert_eq!(program.scheduled_rate(), 4);
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
+    let mut froms = std::collections::BTreeMap::new();
+    for n in 0..10 {
+        let phone = format!("+1332555{:04}", 8300 + n);
+        let id = h
+            .seed_step(&format!("pool-{n}"), &phone, &format!("pool-{n}"), now)
+            .await;
+        let outcome = optline_dispatch::dispatch_step(&id, &h.dispatch(), now)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Sent(_)), "{outcome:?}");
+        let chain = h
+            .store
+            .audit_chain(&ContactId::parse(&format!("pool-{n}")).unwrap())
+            .await
+            .unwrap();
+        let send = chain.last().unwrap();
+        assert_eq!(send.content.action, "send");
+        let from = send.content.evidence.get("from").cloned().unwrap();
+        // The same number every time for this contact.
+        assert_eq!(Some(from.as_str()), program.sender_for(&phone).from);
+        *froms.entry(from).or_insert(0) += 1;
+    }
+    assert_eq!(froms.len(), 2, "both numbers send: {froms:?}");
+    // Each number's own counters, never over its scheduled rate in a
+    // second; nothing counted under the program's former single sender.
+    for number in ["+18885557001", "+18335557002"] {
+        let used = h.pace_used(number).await;
+        assert!(!used.is_empty(), "{number} paced");
+        assert!(used.iter().all(|u| *u <= 2), "{number}: {used:?}");
+        assert!(
+            used.iter().sum::<u64>() >= froms[number],
+            "{number}: {used:?}"
+        );
+    }
+}

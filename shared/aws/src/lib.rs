@@ -22,7 +22,7 @@ pub mod webhooks;
 
 pub use audit::{audit_key_from_env, load_audit_key, KmsSigner, S3Anchors};
 pub use dynamo::{
-    due_shard, DynamoStore, DUE_SHARDS, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
+    due_shard, due_shards, DynamoStore, MARKER_DAYS, MIN_RETENTION_DAYS, QUEUE_LEASE, SENDING_LEASE,
 };
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
 pub use fhir_consent::{consent_resource, FhirConsentWriter};

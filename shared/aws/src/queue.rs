@@ -39,42 +39,70 @@ impl SqsStepQueue {
 #[async_trait]
 impl StepQueue for SqsStepQueue {
     async fn enqueue(&self, steps: &[StepId]) -> Result<Vec<StepId>, PortError> {
-        let mut failed = Vec::new();
-        for chunk in steps.chunks(SQS_BATCH) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, step) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(&DispatchMessage {
-                    step_id: step.clone(),
-                })
-                .map_err(|e| PortError::Invalid(e.to_string()))?;
-                entries.push(
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| PortError::Invalid(e.to_string()))?,
-                );
-            }
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| {
-                    PortError::Unavailable(format!(
-                        "send message batch: {}",
-                        DisplayErrorContext(e)
-                    ))
-                })?;
-            for entry in out.failed() {
-                if let Some(step) = entry.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
-                    failed.push(step.clone());
-                }
+        use futures_util::StreamExt;
+        // The batches go out concurrently: a page of a thousand steps is a
+        // hundred calls, which one after the other would cost a second at
+        // SQS's latency. A batch whose call fails comes back whole as
+        // failed (its steps go back to pending); the others stand.
+        // Owned chunks: a stream of borrowed ones is not `Send` for every
+        // lifetime, which the trait's boxed future needs.
+        let chunks: Vec<Vec<StepId>> = steps.chunks(SQS_BATCH).map(<[StepId]>::to_vec).collect();
+        let results: Vec<Vec<StepId>> = futures_util::stream::iter(chunks)
+            .map(|chunk| self.send_or_fail(chunk))
+            .buffer_unordered(ENQUEUE_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(results.into_iter().flatten().collect())
+    }
+}
+
+/// Batches of ten sent to the queue at once by one enqueue.
+pub const ENQUEUE_CONCURRENCY: usize = 10;
+
+impl SqsStepQueue {
+    /// One batch: the steps not enqueued (all of them when the call failed).
+    async fn send_or_fail(&self, chunk: Vec<StepId>) -> Vec<StepId> {
+        match self.send_chunk(&chunk).await {
+            Ok(refused) => refused,
+            Err(e) => {
+                tracing::warn!(error = %e, "a dispatch batch was not enqueued");
+                chunk
             }
         }
-        Ok(failed)
+    }
+
+    /// One `SendMessageBatch`: the chunk's steps SQS refused.
+    async fn send_chunk(&self, chunk: &[StepId]) -> Result<Vec<StepId>, PortError> {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (i, step) in chunk.iter().enumerate() {
+            let body = serde_json::to_string(&DispatchMessage {
+                step_id: step.clone(),
+            })
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| PortError::Invalid(e.to_string()))?,
+            );
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                PortError::Unavailable(format!("send message batch: {}", DisplayErrorContext(e)))
+            })?;
+        Ok(out
+            .failed()
+            .iter()
+            .filter_map(|entry| entry.id().parse::<usize>().ok().and_then(|i| chunk.get(i)))
+            .cloned()
+            .collect())
     }
 }
 

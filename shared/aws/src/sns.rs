@@ -63,7 +63,11 @@ impl SmsSender for SnsSender {
             .phone_number(sms.to.as_str())
             .message(&sms.body)
             .message_attributes("AWS.SNS.SMS.SMSType", attribute(sms_type(sms.class))?);
-        if let Some(number) = self.origination.get(&sms.program) {
+        if let Some(number) = sms
+            .from
+            .as_ref()
+            .or_else(|| self.origination.get(&sms.program))
+        {
             request =
                 request.message_attributes("AWS.MM.SMS.OriginationNumber", attribute(number)?);
         }

@@ -166,7 +166,10 @@ impl SmsSender for TwilioSender {
             ));
         }
         let mut form: Vec<(&str, &str)> = vec![("To", sms.to.as_str()), ("Body", &sms.body)];
-        match (&self.messaging_service_sid, &self.from) {
+        match (
+            &self.messaging_service_sid,
+            sms.from.as_ref().or(self.from.as_ref()),
+        ) {
             (Some(service), _) => form.push(("MessagingServiceSid", service)),
             (None, Some(from)) => form.push(("From", from)),
             (None, None) => {

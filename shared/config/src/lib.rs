@@ -14,6 +14,7 @@ use optline_policy::audience::AudienceRules;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub mod limits;
 mod programs;
 pub use programs::{
     parse_programs, validate_programs, ProgramsError, MAX_PROGRAMS, MAX_PROGRAMS_DOCUMENT,
@@ -114,6 +115,130 @@ pub struct ProgramConfig {
     /// baseline the report compares the no-show rate with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_show_baseline_percent: Option<u8>,
+    /// A pool of sending numbers, each with its type and rate. A contact
+    /// always hears from the same number of the pool (its replies thread,
+    /// and it answers STOP to the number that texted it); each number is
+    /// paced at its own rate, and `daily_cap` counts across the pool.
+    /// Empty: the program sends from its one sender at
+    /// `messages_per_second`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbers: Vec<PoolNumber>,
+}
+
+/// What kind of number sends: it sets the number's default throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberType {
+    /// A registered 10DLC long code. Its throughput is its campaign's,
+    /// set by The Campaign Registry's vetting (AT&T's tiers run from 75 to
+    /// 4,500 message parts a minute); the default is 1 a second, under the
+    /// lowest standard tier, until the deployer states the campaign's.
+    TenDlc,
+    /// A verified toll-free number: 3 message parts a second by default.
+    TollFree,
+    /// A short code: 100 message parts a second.
+    ShortCode,
+}
+
+impl NumberType {
+    /// Message parts a second a number of this type sends when its own rate
+    /// is not stated (the carriers' and AWS End User Messaging's defaults
+    /// for US numbers).
+    pub fn default_parts_per_second(self) -> u32 {
+        match self {
+            Self::TenDlc => 1,
+            Self::TollFree => 3,
+            Self::ShortCode => 100,
+        }
+    }
+
+    /// The type as the programs document writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TenDlc => "ten_dlc",
+            Self::TollFree => "toll_free",
+            Self::ShortCode => "short_code",
+        }
+    }
+}
+
+/// One number of a program's sending pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolNumber {
+    /// E.164 for 10DLC and toll-free numbers; 5 or 6 digits for a short code.
+    pub number: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: NumberType,
+    /// Its throughput in message parts a second, when it differs from its
+    /// type's default (a 10DLC campaign's tier, a raised toll-free limit,
+    /// or what the provider publishes for it: `optline-ops limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts_per_second: Option<u32>,
+}
+
+impl PoolNumber {
+    /// The number's rate: its own, else its type's default.
+    pub fn rate(&self) -> u32 {
+        self.parts_per_second
+            .unwrap_or_else(|| self.kind.default_parts_per_second())
+    }
+}
+
+/// Where one text goes out from and how fast that sender may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendingIdentity<'a> {
+    /// What its rate is counted under: the number, Messaging Service or
+    /// program.
+    pub key: &'a str,
+    /// The number it is sent from, when a pool chose one (else the
+    /// carrier's configured sender).
+    pub from: Option<&'a str>,
+    /// Message parts a second.
+    pub rate: u32,
+}
+
+impl SendingIdentity<'_> {
+    /// Parts a second held back from scheduled texts for the compliance
+    /// lane: a tenth of the rate, at least one when the rate is 2 or more.
+    pub fn lane_reserve(&self) -> u32 {
+        lane_reserve_of(self.rate)
+    }
+
+    /// The rate scheduled texts pace at: the rate less the lane's reserve.
+    pub fn scheduled_rate(&self) -> u32 {
+        self.rate.saturating_sub(self.lane_reserve()).max(1)
+    }
+}
+
+fn lane_reserve_of(rate: u32) -> u32 {
+    if rate >= 2 {
+        (rate / 10).max(1)
+    } else {
+        0
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a, then mixed) for choosing a contact's pool number:
+/// the same in every process and release.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in *part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // SplitMix64's finalizer: FNV alone spreads near-identical numbers
+    // unevenly over the pool.
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
 }
 
 fn default_reminder_lead_hours() -> u32 {
@@ -144,23 +269,67 @@ impl ProgramConfig {
     }
 
     /// Message parts per second held back from scheduled texts for the
-    /// compliance lane (opt-out confirmations, HELP answers): a tenth of
-    /// the rate, at least one when the rate is 2 or more. Scheduled texts
-    /// pace at the rest; the lane may use the whole rate, so a busy number
-    /// always has room for a confirmation.
+    /// compliance lane (opt-out confirmations, HELP answers) on the
+    /// program's one sender: a tenth of the rate, at least one when the
+    /// rate is 2 or more. Scheduled texts pace at the rest; the lane may
+    /// use the whole rate, so a busy number always has room for a
+    /// confirmation. A pool holds the reserve on each number
+    /// ([`SendingIdentity::lane_reserve`]).
     pub fn lane_reserve(&self) -> u32 {
-        if self.messages_per_second >= 2 {
-            (self.messages_per_second / 10).max(1)
+        lane_reserve_of(self.messages_per_second)
+    }
+
+    /// The rate scheduled texts pace at: the rate less the lane's reserve;
+    /// for a pool, the sum over its numbers.
+    pub fn scheduled_rate(&self) -> u32 {
+        if self.numbers.is_empty() {
+            self.messages_per_second
+                .saturating_sub(self.lane_reserve())
+                .max(1)
         } else {
-            0
+            self.numbers
+                .iter()
+                .map(|n| {
+                    SendingIdentity {
+                        key: &n.number,
+                        from: Some(&n.number),
+                        rate: n.rate(),
+                    }
+                    .scheduled_rate()
+                })
+                .fold(0u32, u32::saturating_add)
         }
     }
 
-    /// The rate scheduled texts pace at: the rate less the lane's reserve.
-    pub fn scheduled_rate(&self) -> u32 {
-        self.messages_per_second
-            .saturating_sub(self.lane_reserve())
-            .max(1)
+    /// The sender of a text to `recipient`: with a pool, the contact's own
+    /// number of it (rendezvous hashing, so adding or removing a number
+    /// moves only the contacts of that number), paced at that number's
+    /// rate; without one, the program's sender.
+    pub fn sender_for(&self, recipient: &str) -> SendingIdentity<'_> {
+        let chosen = self
+            .numbers
+            .iter()
+            .max_by_key(|n| fnv1a(&[recipient.as_bytes(), n.number.as_bytes()]));
+        match chosen {
+            Some(number) => SendingIdentity {
+                key: &number.number,
+                from: Some(&number.number),
+                rate: number.rate(),
+            },
+            None => SendingIdentity {
+                key: self.sender_key(),
+                from: None,
+                rate: self.messages_per_second,
+            },
+        }
+    }
+
+    /// Whether `number` is one this program sends from (a reply to it is a
+    /// reply to this program).
+    pub fn sends_from(&self, number: &str) -> bool {
+        self.from_number.as_deref() == Some(number)
+            || self.origination_number.as_deref() == Some(number)
+            || self.numbers.iter().any(|n| n.number == number)
     }
 
     /// The CTIA HELP reply: brand, support contact, frequency, rates, STOP.
@@ -244,6 +413,109 @@ fn var(name: &'static str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The due index's shard counts (`docs/scale.md`): step writers hash a
+/// step into one of `write` shards; the sweep reads shards `0..read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueShards {
+    /// Shards new and rescheduled steps are written to (`DUE_SHARDS`).
+    pub write: u32,
+    /// Shards the sweep reads: `write`, or the earlier count while steps
+    /// written under it are still pending (`DUE_SHARDS_PREVIOUS`).
+    pub read: u32,
+}
+
+/// The default number of due shards.
+pub const DEFAULT_DUE_SHARDS: u32 = 4;
+
+/// The most due shards a deployment may have.
+pub const MAX_DUE_SHARDS: u32 = 64;
+
+impl Default for DueShards {
+    fn default() -> Self {
+        Self {
+            write: DEFAULT_DUE_SHARDS,
+            read: DEFAULT_DUE_SHARDS,
+        }
+    }
+}
+
+/// Reads `DUE_SHARDS` (default 4) and `DUE_SHARDS_PREVIOUS` (default none),
+/// each a whole number from 1 to 64. Raising the count needs nothing more:
+/// every pending step sits in a shard below the old count, which the sweep
+/// still reads. Lowering it leaves steps in shards the new count no longer
+/// names, so the old count goes in `DUE_SHARDS_PREVIOUS` until the last
+/// of them has come due.
+pub fn due_shards_from_env() -> Result<DueShards, ConfigError> {
+    due_shards_from(var)
+}
+
+/// [`due_shards_from_env`] over any lookup of variables.
+pub fn due_shards_from(
+    lookup: impl Fn(&'static str) -> Option<String>,
+) -> Result<DueShards, ConfigError> {
+    let count = |name: &'static str, least: u32| -> Result<Option<u32>, ConfigError> {
+        match lookup(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (least..=MAX_DUE_SHARDS).contains(n))
+                .map(Some)
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: format!("a whole number from {least} to {MAX_DUE_SHARDS}"),
+                }),
+        }
+    };
+    let write = count("DUE_SHARDS", 1)?.unwrap_or(DEFAULT_DUE_SHARDS);
+    // 0: no earlier count (what the template passes by default).
+    let previous = count("DUE_SHARDS_PREVIOUS", 0)?.unwrap_or(0);
+    Ok(DueShards {
+        write,
+        read: write.max(previous),
+    })
+}
+
+#[cfg(test)]
+mod due_shard_tests {
+    use super::*;
+
+    fn with(vars: &[(&'static str, &'static str)]) -> Result<DueShards, ConfigError> {
+        due_shards_from(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn due_shards_default_to_four_and_read_the_higher_of_two_counts() {
+        assert_eq!(with(&[]).unwrap(), DueShards { write: 4, read: 4 });
+        assert_eq!(
+            with(&[("DUE_SHARDS", "16"), ("DUE_SHARDS_PREVIOUS", "0")]).unwrap(),
+            DueShards {
+                write: 16,
+                read: 16
+            }
+        );
+        // Lowering from 16 to 4: the sweep keeps reading all sixteen.
+        assert_eq!(
+            with(&[("DUE_SHARDS", "4"), ("DUE_SHARDS_PREVIOUS", "16")]).unwrap(),
+            DueShards { write: 4, read: 16 }
+        );
+        for (name, bad) in [
+            ("DUE_SHARDS", "0"),
+            ("DUE_SHARDS", "65"),
+            ("DUE_SHARDS", "four"),
+            ("DUE_SHARDS_PREVIOUS", "-1"),
+        ] {
+            let err = with(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("whole number"), "{err}");
+        }
+    }
+}
+
 fn hours(name: &'static str, default: u32) -> Result<u32, ConfigError> {
     match var(name) {
         None => Ok(default),
@@ -319,7 +591,11 @@ impl Config {
     /// - `PUBLIC_BASE_URL` (EHR sources: `EHR_SOURCES`, read by ehr-events;
     ///   people: `USER_POOL_ID`, `USER_POOL_CLIENT_ID`, read by `optline_identity`)
     /// - `APPROVAL_VALID_DAYS`, `TEMPLATE_LINT_CONFIG`, `RETENTION_DAYS`
+    /// - `DUE_SHARDS`, `DUE_SHARDS_PREVIOUS` ([`due_shards_from_env`])
     pub fn from_env() -> Result<Self, ConfigError> {
+        // Checked here so a function with a bad count fails at start, with
+        // the reason; the store reads the counts itself.
+        due_shards_from_env()?;
         let programs: Vec<ProgramConfig> = match var("PROGRAMS_JSON") {
             Some(json) => parse_programs(&json)?,
             None => {
@@ -347,6 +623,7 @@ impl Config {
                     time_zone: var("PROGRAM_TIME_ZONE"),
                     no_show_baseline_percent: None,
                     daily_cap: None,
+                    numbers: Vec::new(),
                     reminder_lead_hours: hours(
                         "REMINDER_LEAD_HOURS",
                         default_reminder_lead_hours(),

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{ProgramConfig, SenderKind};
+use crate::{NumberType, ProgramConfig, SenderKind};
 
 /// The largest programs document, in bytes (a DynamoDB item holds 400 KB).
 pub const MAX_PROGRAMS_DOCUMENT: usize = 64 * 1024;
@@ -192,12 +192,14 @@ fn check_program(program: &ProgramConfig, at: &dyn Fn(&str) -> String, out: &mut
             ));
         }
     }
+    check_pool(program, at, out);
     if program.sender == SenderKind::Twilio
         && program.messaging_service_sid.is_none()
         && program.from_number.is_none()
+        && program.numbers.is_empty()
     {
         out.push(format!(
-            "{}: a Twilio program needs messaging_service_sid or from_number",
+            "{}: a Twilio program needs messaging_service_sid, from_number or numbers",
             at("sender")
         ));
     }
@@ -227,6 +229,86 @@ fn check_program(program: &ProgramConfig, at: &dyn Fn(&str) -> String, out: &mut
     }
 }
 
+/// Most numbers in one program's pool.
+pub const MAX_POOL_NUMBERS: usize = 400;
+
+/// US toll-free area codes (NANP 8XX).
+const TOLL_FREE_AREA_CODES: [&str; 7] = ["800", "833", "844", "855", "866", "877", "888"];
+
+fn check_pool(program: &ProgramConfig, at: &dyn Fn(&str) -> String, out: &mut Vec<String>) {
+    if program.numbers.is_empty() {
+        return;
+    }
+    if program.numbers.len() > MAX_POOL_NUMBERS {
+        out.push(format!(
+            "{}: at most {MAX_POOL_NUMBERS} numbers",
+            at("numbers")
+        ));
+    }
+    // A pool is the program's sender: a second, single sender beside it
+    // would be paced apart and break the contact's one number.
+    for (field, set) in [
+        (
+            "messaging_service_sid",
+            program.messaging_service_sid.is_some(),
+        ),
+        ("from_number", program.from_number.is_some()),
+        ("origination_number", program.origination_number.is_some()),
+    ] {
+        if set {
+            out.push(format!(
+                "{}: leave it out when the program has numbers (a Twilio Messaging Service is a pool of its own)",
+                at(field)
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (j, number) in program.numbers.iter().enumerate() {
+        let here = format!("numbers[{j}]");
+        if !seen.insert(number.number.as_str()) {
+            out.push(format!("{}: listed twice", at(&here)));
+        }
+        let toll_free_code = number
+            .number
+            .strip_prefix("+1")
+            .and_then(|d| d.get(..3))
+            .is_some_and(|area| TOLL_FREE_AREA_CODES.contains(&area));
+        let fits = match number.kind {
+            NumberType::ShortCode => {
+                (5..=6).contains(&number.number.len())
+                    && number.number.bytes().all(|b| b.is_ascii_digit())
+            }
+            NumberType::TollFree => is_e164(&number.number) && toll_free_code,
+            NumberType::TenDlc => {
+                is_e164(&number.number) && number.number.starts_with("+1") && !toll_free_code
+            }
+        };
+        if !fits {
+            let want = match number.kind {
+                NumberType::ShortCode => "5 or 6 digits",
+                NumberType::TollFree => {
+                    "an E.164 toll-free number (+1 800, 833, 844, 855, 866, 877 or 888)"
+                }
+                NumberType::TenDlc => "an E.164 US number outside the toll-free codes",
+            };
+            out.push(format!(
+                "{}: a {} number is {want}",
+                at(&format!("{here}.number")),
+                number.kind.as_str()
+            ));
+        }
+        if number
+            .parts_per_second
+            .is_some_and(|r| !(1..=MAX_MESSAGES_PER_SECOND).contains(&r))
+        {
+            out.push(format!(
+                "{}: a whole number from 1 to {MAX_MESSAGES_PER_SECOND}",
+                at(&format!("{here}.parts_per_second"))
+            ));
+        }
+    }
+}
+
 fn is_e164(number: &str) -> bool {
     number
         .strip_prefix('+')
@@ -245,6 +327,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use crate::PoolNumber;
 
     const GOOD: &str = r#"[
       {"id": "clinic", "name": "Riverside Clinic", "support_contact": "555-0100",
@@ -318,5 +401,85 @@ mod tests {
         let many = vec![one; MAX_PROGRAMS + 1].join(",");
         let err = parse_programs(&format!("[{many}]")).unwrap_err();
         assert!(err.0.iter().any(|p| p.contains("at most 50")), "{err}");
+    }
+
+    #[test]
+    fn a_pool_paces_each_number_at_its_type_and_keeps_a_contact_on_one_number() {
+        let doc = r#"[{"id": "clinic", "name": "Clinic", "support_contact": "555-0100",
+          "daily_cap": 6000,
+          "numbers": [
+            {"number": "+18885550100", "type": "toll_free"},
+            {"number": "+18335550101", "type": "toll_free", "parts_per_second": 25},
+            {"number": "+12125550102", "type": "ten_dlc"},
+            {"number": "+12125550103", "type": "ten_dlc", "parts_per_second": 40},
+            {"number": "55501", "type": "short_code"}
+          ]}]"#;
+        let programs = parse_programs(doc).unwrap();
+        let p = &programs[0];
+        let rates: Vec<u32> = p.numbers.iter().map(PoolNumber::rate).collect();
+        assert_eq!(rates, [3, 25, 1, 40, 100]);
+        // Scheduled texts leave a tenth of each number to the lane:
+        // 3-1, 25-2, 1-0, 40-4, 100-10.
+        assert_eq!(p.scheduled_rate(), 2 + 23 + 1 + 36 + 90);
+        // The same contact always gets the same number; contacts spread
+        // over every number of the pool.
+        let mut used = std::collections::BTreeMap::new();
+        for i in 0..2000 {
+            let to = format!("+1415555{i:04}");
+            let sender = p.sender_for(&to);
+            assert_eq!(sender, p.sender_for(&to));
+            assert_eq!(Some(sender.key), sender.from);
+            *used.entry(sender.key.to_owned()).or_insert(0) += 1;
+        }
+        assert_eq!(used.len(), 5, "{used:?}");
+        assert!(used.values().all(|n| *n > 300), "{used:?}");
+        // Dropping a number moves only that number's contacts.
+        let mut fewer = p.clone();
+        fewer.numbers.remove(4);
+        for i in 0..2000 {
+            let to = format!("+1415555{i:04}");
+            let before = p.sender_for(&to);
+            if before.key != "55501" {
+                assert_eq!(fewer.sender_for(&to).key, before.key);
+            }
+        }
+        assert!(p.sends_from("+18335550101") && !p.sends_from("+18335550199"));
+        // Without a pool: the program's one sender at its rate.
+        let single = &parse_programs(GOOD).unwrap()[0];
+        let sender = single.sender_for("+14155550100");
+        assert_eq!(
+            (sender.key, sender.from, sender.rate),
+            ("+15555550100", None, 20)
+        );
+    }
+
+    #[test]
+    fn a_pool_number_must_match_its_type_and_stand_alone() {
+        let doc = r#"[{"id": "clinic", "name": "Clinic", "support_contact": "555-0100",
+          "origination_number": "+15555550100",
+          "numbers": [
+            {"number": "+12125550102", "type": "toll_free"},
+            {"number": "+18885550100", "type": "ten_dlc"},
+            {"number": "+1212", "type": "short_code"},
+            {"number": "+12125550103", "type": "ten_dlc", "parts_per_second": 0},
+            {"number": "+12125550103", "type": "ten_dlc"}
+          ]}]"#;
+        let err = parse_programs(doc).unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "programs[0].origination_number",
+                "programs[0].numbers[0].number",
+                "programs[0].numbers[1].number",
+                "programs[0].numbers[2].number",
+                "programs[0].numbers[3].parts_per_second",
+                "programs[0].numbers[4]",
+            ]
+        );
+        assert!(!err.to_string().contains("5550102"), "{err}");
+        let unknown = r#"[{"id": "c", "name": "C", "support_contact": "555-0100",
+          "numbers": [{"number": "+12125550102", "type": "long_code"}]}]"#;
+        assert!(parse_programs(unknown).is_err());
     }
 }

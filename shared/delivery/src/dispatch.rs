@@ -151,13 +151,14 @@ pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15
 /// takes the whole second.
 async fn pace(
     deps: &Deps,
-    program: &optline_config::ProgramConfig,
+    sender: optline_config::SendingIdentity<'_>,
     parts: u32,
 ) -> Result<(), DispatchError> {
-    // The rate belongs to the sending number (or Messaging Service), which
-    // programs may share; scheduled texts leave the lane's reserve free.
-    let key = program.sender_key();
-    let rate = program.scheduled_rate();
+    // The rate belongs to the sending number (a pool's number, or the
+    // Messaging Service or number programs may share); scheduled texts
+    // leave the lane's reserve free.
+    let key = sender.key;
+    let rate = sender.scheduled_rate();
     let parts = parts.clamp(1, rate);
     if deps.warm.take_slots(key, parts) {
         return Ok(());
@@ -538,11 +539,15 @@ async fn conclude(
     if let Some(moved) = claim(step, hold, Some(facts), deps, now).await? {
         return Ok(moved);
     }
+    let program = deps.config.program(Some(&step.program));
     let sms = OutboundSms {
         to: facts.contact.phone.clone(),
         body,
         class: step.class,
         program: step.program.clone(),
+        from: program
+            .and_then(|p| p.sender_for(facts.contact.phone.as_str()).from)
+            .map(str::to_owned),
         idempotency_key: step.id.as_str().to_owned(),
     };
     let parts =
@@ -553,7 +558,7 @@ async fn conclude(
         ..step.clone()
     };
     let step = &sent_step;
-    if let Some(program) = deps.config.program(Some(&step.program)) {
+    if let Some(program) = program {
         // The sender's daily cap (the carrier's, per brand) first: a text
         // over it waits for the carrier's next day.
         if let Some(cap) = program.daily_cap {
@@ -585,7 +590,7 @@ async fn conclude(
                 .await;
             }
         }
-        if let Err(e) = pace(deps, program, parts).await {
+        if let Err(e) = pace(deps, program.sender_for(sms.to.as_str()), parts).await {
             store.release_claim(&step.id, now).await?;
             return Err(e);
         }
@@ -601,6 +606,10 @@ async fn conclude(
         "rendered".to_owned(),
         optline_ports::sha256_hex(sms.body.as_bytes()),
     );
+    if let Some(from) = &sms.from {
+        // Which of the pool's numbers texted the person.
+        evidence.insert("from".to_owned(), from.clone());
+    }
     let decided = Decided {
         legal_basis: Some(legal_basis.as_str()),
         consent_event_id: consent_event_id.as_deref(),

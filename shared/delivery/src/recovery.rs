@@ -60,6 +60,11 @@ pub(crate) async fn recover(
                 body,
                 class: step.class,
                 program: step.program.clone(),
+                from: deps
+                    .config
+                    .program(Some(&step.program))
+                    .and_then(|p| p.sender_for(facts.contact.phone.as_str()).from)
+                    .map(str::to_owned),
                 idempotency_key: step.id.as_str().to_owned(),
             }),
             Err(_) => None,

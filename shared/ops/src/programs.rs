@@ -17,6 +17,18 @@ pub enum ProgramsCommand {
         /// The document (a JSON array of programs).
         file: std::path::PathBuf,
     },
+    /// Check a document's numbers against the provider's published limits:
+    /// the answer of `aws pinpoint-sms-voice-v2 describe-phone-numbers`
+    /// (AWS End User Messaging SMS `MessagingLimits`). Prints the findings
+    /// and the document with each rate set to the published one; fails
+    /// when a number is paced faster than published or has another type.
+    Limits {
+        /// The document (a JSON array of programs).
+        file: std::path::PathBuf,
+        /// The `DescribePhoneNumbers` answer (JSON).
+        #[arg(long)]
+        published: std::path::PathBuf,
+    },
     /// Check a document and store it as the next version. Functions read
     /// it when they start (`docs/programs.md`).
     Put {
@@ -45,6 +57,35 @@ pub async fn run(
                 })),
                 Err(e) => Err(e.to_string().into()),
             }
+        }
+        ProgramsCommand::Limits { file, published } => {
+            use optline_config::limits;
+            let mut programs = optline_config::parse_programs(&read(&file)?)?;
+            let published = limits::parse_describe_phone_numbers(&read_at_most(
+                &published,
+                limits::MAX_PUBLISHED_BYTES,
+            )?)?;
+            let findings = limits::check_published(&programs, &published);
+            let changed = limits::apply_published(&mut programs, &published);
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == limits::Severity::Error)
+                .count();
+            let answer = serde_json::json!({
+                "findings": findings,
+                "errors": errors,
+                "rates_changed": changed,
+                "document_with_published_rates": programs,
+            });
+            if errors > 0 {
+                // The findings first, so the reasons are on screen.
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Err(format!(
+                    "{errors} number(s) contradict the provider's published limits"
+                )
+                .into());
+            }
+            Ok(answer)
         }
         ProgramsCommand::Show => {
             let config = optline_config::Config::from_env()?;
@@ -97,13 +138,16 @@ pub async fn run(
 }
 
 fn read(file: &std::path::Path) -> Result<String, PortError> {
+    read_at_most(file, optline_config::MAX_PROGRAMS_DOCUMENT)
+}
+
+fn read_at_most(file: &std::path::Path, max: usize) -> Result<String, PortError> {
     let meta = std::fs::metadata(file)
         .map_err(|e| PortError::Invalid(format!("{}: {e}", file.display())))?;
-    if meta.len() > optline_config::MAX_PROGRAMS_DOCUMENT as u64 {
+    if meta.len() > max as u64 {
         return Err(PortError::Invalid(format!(
-            "{} is larger than {} bytes",
-            file.display(),
-            optline_config::MAX_PROGRAMS_DOCUMENT
+            "{} is larger than {max} bytes",
+            file.display()
         )));
     }
     std::fs::read_to_string(file)

@@ -610,6 +610,9 @@ pub struct OutboundSms {
     pub class: MessageClass,
     /// Program, which picks the origination identity.
     pub program: String,
+    /// The number to send from, when the program's pool chose one; else
+    /// the program's configured sender.
+    pub from: Option<String>,
     /// Idempotency key (the step id or the confirmation's key).
     pub idempotency_key: String,
 }

@@ -18,7 +18,7 @@
 //! slot a few seconds, then its trigger is retried until the deadline.
 
 use chrono::{DateTime, Utc};
-use optline_config::{Config, ProgramConfig};
+use optline_config::{Config, SendingIdentity};
 use optline_ports::{
     ChainRead, Commit, Committed, ContactId, LaneStatus, LaneText, NewAuditRecord, OutboundSms,
     Pace, PortError, SmsSender, Store, Tally, Write, COMMIT_ATTEMPTS,
@@ -113,9 +113,11 @@ pub async fn send_owed(
         warn!(purpose = %text.purpose, "an owed compliance text missed its deadline; skipped");
         return Ok(LaneOutcome::Skipped);
     }
-    if let Some(program) = config.program(Some(&text.program)) {
+    let program = config.program(Some(&text.program));
+    if let Some(program) = program {
         let parts = optline_policy::segments::count(&text.body).segments;
-        if !lane_slots(store, program, parts, text.not_after).await? {
+        let sender = program.sender_for(text.to.as_str());
+        if !lane_slots(store, sender, parts, text.not_after).await? {
             return Err(LaneError::NotTaken("the number's rate is full".to_owned()));
         }
     }
@@ -127,6 +129,10 @@ pub async fn send_owed(
         body: text.body.clone(),
         class: optline_policy::MessageClass::Transactional,
         program: text.program.clone(),
+        // The contact's own number of the pool: the one they wrote to.
+        from: program
+            .and_then(|p| p.sender_for(text.to.as_str()).from)
+            .map(str::to_owned),
         idempotency_key: format!("lane-{key}"),
     };
     match sender.send(&sms).await {
@@ -173,18 +179,15 @@ pub async fn send_owed(
 /// second while that stays within [`LANE_PACE_WAIT`] and the deadline.
 async fn lane_slots(
     store: &dyn Store,
-    program: &ProgramConfig,
+    sender: SendingIdentity<'_>,
     parts: usize,
     not_after: DateTime<Utc>,
 ) -> Result<bool, PortError> {
-    let rate = program.messages_per_second.max(1);
+    let rate = sender.rate.max(1);
     let parts = u32::try_from(parts).unwrap_or(u32::MAX).clamp(1, rate);
     let started = std::time::Instant::now();
     loop {
-        match store
-            .acquire(program.sender_key(), rate, parts, parts)
-            .await?
-        {
+        match store.acquire(sender.key, rate, parts, parts).await? {
             Pace::Granted { .. } => return Ok(true),
             Pace::Full { wait }
                 if started.elapsed() + wait <= LANE_PACE_WAIT

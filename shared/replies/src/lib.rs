@@ -133,9 +133,7 @@ pub fn program_for<'c>(config: &'c Config, to: &str) -> Option<&'c ProgramConfig
     config
         .programs
         .values()
-        .find(|p| {
-            p.from_number.as_deref() == Some(to) || p.origination_number.as_deref() == Some(to)
-        })
+        .find(|p| p.sends_from(to))
         .or_else(|| config.program(None))
 }
 

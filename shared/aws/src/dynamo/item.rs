@@ -19,8 +19,14 @@ use sha2::{Digest, Sha256};
 /// One item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// Number of shards of the due index. Each sweep queries every shard.
-pub const DUE_SHARDS: u32 = 4;
+/// The due index's shard counts in this process: `DUE_SHARDS` and
+/// `DUE_SHARDS_PREVIOUS` ([`optline_config::due_shards_from_env`]), read
+/// once. A function's start (`Config::from_env`) refuses a bad count, so
+/// the default here only serves processes without that check.
+pub fn due_shards() -> optline_config::DueShards {
+    static SHARDS: std::sync::OnceLock<optline_config::DueShards> = std::sync::OnceLock::new();
+    *SHARDS.get_or_init(|| optline_config::due_shards_from_env().unwrap_or_default())
+}
 
 /// The sort key of the state item kept in a contact's partition and in a
 /// phone number's: the digest a decision reads (see `docs/data-model.md`).
@@ -219,7 +225,7 @@ pub(crate) mod key {
     pub(crate) fn due_shard(id: &StepId) -> u32 {
         let digest = Sha256::digest(id.as_str().as_bytes());
         let first = digest.first().copied().unwrap_or(0);
-        u32::from(first) % DUE_SHARDS
+        u32::from(first) % due_shards().write.max(1)
     }
 
     pub(crate) fn due_pk(id: &StepId) -> String {

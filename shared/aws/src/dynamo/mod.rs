@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::Client;
 use optline_ports::{PortError, StepId};
 
 pub use commit::MARKER_DAYS;
-pub use item::DUE_SHARDS;
+pub use item::due_shards;
 pub use steps::{QUEUE_LEASE, SENDING_LEASE};
 
 /// The due-index partition of a step: a stable hash of its id.

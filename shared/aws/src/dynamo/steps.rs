@@ -345,40 +345,13 @@ impl StepStore for DynamoStore {
     async fn due_steps(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Step>, PortError> {
         // Each shard is read oldest first, up to `limit`; the oldest `limit`
         // of all shards are among those, so a backlog in one shard never
-        // holds back older steps in another.
+        // holds back older steps in another. The shards are read at once.
         let upper = format!("{}#~", ts(now));
-        let mut steps: Vec<Step> = Vec::new();
-        for shard in 0..super::DUE_SHARDS {
-            let mut start: Option<Item> = None;
-            let mut from_shard = 0usize;
-            loop {
-                let remaining = limit.saturating_sub(from_shard);
-                if remaining == 0 {
-                    break;
-                }
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("due")
-                    .key_condition_expression("due_pk = :shard AND due_sk <= :upper")
-                    .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
-                    .expression_attribute_values(":upper", s(upper.clone()))
-                    .limit(i32::try_from(remaining.min(100)).unwrap_or(100))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("query due index", e))?;
-                for item in out.items() {
-                    steps.push(step_from_item(item)?);
-                    from_shard += 1;
-                }
-                match out.last_evaluated_key() {
-                    Some(key) if !key.is_empty() => start = Some(key.clone()),
-                    _ => break,
-                }
-            }
-        }
+        let shards = futures_util::future::try_join_all(
+            (0..super::due_shards().read).map(|shard| self.due_in_shard(shard, &upper, limit)),
+        )
+        .await?;
+        let mut steps: Vec<Step> = shards.into_iter().flatten().collect();
         steps.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.id.cmp(&b.id)));
         steps.truncate(limit);
         Ok(steps)
@@ -739,5 +712,46 @@ impl StepStore for DynamoStore {
             sends,
             audit_head: Some(audit_head.unwrap_or_else(AuditHead::genesis)),
         }))
+    }
+}
+
+impl DynamoStore {
+    /// One due shard's steps due by `upper`, oldest first, at most `limit`
+    /// (pages of 100).
+    async fn due_in_shard(
+        &self,
+        shard: u32,
+        upper: &str,
+        limit: usize,
+    ) -> Result<Vec<Step>, PortError> {
+        let mut steps = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let remaining = limit.saturating_sub(steps.len());
+            if remaining == 0 {
+                break;
+            }
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("due")
+                .key_condition_expression("due_pk = :shard AND due_sk <= :upper")
+                .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":upper", s(upper.to_owned()))
+                .limit(i32::try_from(remaining.min(100)).unwrap_or(100))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("query due index", e))?;
+            for item in out.items() {
+                steps.push(step_from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(steps)
     }
 }
