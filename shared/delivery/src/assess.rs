@@ -136,6 +136,44 @@ pub async fn assess_with(
 /// Why a step's text cannot be rendered: the rule ids and the rules.
 type RenderRefusal = (Vec<String>, Vec<RuleOutcome>);
 
+/// Fills the warm caches a batch's texts read (their template versions,
+/// the running experiments, the paused versions) once, before its contacts
+/// are handled at once: concurrent misses would each read the same item.
+/// A failed read is left to the text that needs it, which reads again.
+pub(crate) async fn warm_caches<'s>(
+    deps: &Deps,
+    steps: impl Iterator<Item = &'s Step>,
+    now: DateTime<Utc>,
+) {
+    let library = Library::new(
+        deps.store.as_ref(),
+        ReviewPolicy {
+            approval_valid_days: deps.config.approval_valid_days,
+        },
+        &deps.lint,
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut first = None;
+    for step in steps {
+        first.get_or_insert(step);
+        if seen.insert((step.template_id.as_str(), step.template_version)) {
+            let _ = library
+                .sendable_cached(
+                    &deps.warm.templates,
+                    &step.template_id,
+                    step.template_version,
+                    now,
+                )
+                .await;
+        }
+    }
+    if let Some(step) = first {
+        let store = deps.store.as_ref();
+        let _ = deps.warm.experiments.running(store).await;
+        let _ = deps.warm.pauses.paused(store, step).await;
+    }
+}
+
 /// The text a step sends: only the published, approved version it pins,
 /// rendered with its variables and the program's, then linted again
 /// (values can add words, links and length).

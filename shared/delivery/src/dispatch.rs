@@ -25,12 +25,13 @@ use optline_policy::template::lint::LintConfig;
 use optline_policy::RuleOutcome;
 use optline_ports::{
     AuditHead, AuditRecord, CheckedClaim, Claim, ContactFacts, ContactId, FailureKind, FinishBase,
-    NewAuditRecord, OutboundSms, Pace, PortError, SendHistoryEntry, SendPacer, SmsSender, Step,
-    StepId, StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed,
+    NewAuditRecord, OutboundSms, PortError, SendHistoryEntry, SendPacer, SmsSender, Step, StepId,
+    StepOutcome, StepSnapshot, StepStatus, Store, Unclaimed,
 };
 use tracing::{info, warn, Instrument};
 
-use crate::assess::{assess_with, Assessment};
+use crate::assess::{assess_with, warm_caches, Assessment};
+use crate::pacing::{carrier_day, pace};
 use crate::recovery::{deps_head, end_with_carrier_opt_out, recover, recover_with, Recovered};
 
 /// How long a step waits when no next allowed time is known (no zone known).
@@ -68,40 +69,12 @@ pub struct Warm {
     /// Template versions paused for an opt-out spike.
     pub pauses: optline_outcomes::pauses::PauseCache,
     /// Send slots taken but not used yet, by sender: (epoch second, count).
-    slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    pub(crate) slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
     /// One taker of slots at a time: the texts of a batch, handled
     /// concurrently, share one counter update per ten rather than each
     /// making its own.
-    taking: tokio::sync::Mutex<()>,
+    pub(crate) taking: tokio::sync::Mutex<()>,
 }
-
-impl Warm {
-    /// Uses `parts` slots taken earlier in this wall-clock second, if that
-    /// many are left.
-    fn take_slots(&self, key: &str, parts: u32) -> bool {
-        let second = Utc::now().timestamp();
-        let Ok(mut slots) = self.slots.lock() else {
-            return false;
-        };
-        match slots.get_mut(key) {
-            Some((s, n)) if *s == second && *n >= parts => {
-                *n -= parts;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn keep_slots(&self, key: &str, second: i64, count: u32) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.insert(key.to_owned(), (second, count));
-        }
-    }
-}
-
-/// Slots taken per call to the shared counter: a batch's worth, so that a
-/// busy sender costs one counter update per batch rather than per text.
-pub const SLOTS_PER_TAKE: u32 = 10;
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,69 +112,6 @@ pub enum DispatchError {
     /// The sender's rate stayed full for the whole wait.
     #[error("the sender's rate is full; retry later")]
     Paced,
-}
-
-/// The longest dispatch waits for a send slot before handing the message
-/// back to SQS (the function times out after 30 s).
-pub const PACE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Waits for the text's slots in the sender's shared per-second rate: one
-/// per message part (a two-part text takes two), since carriers meter a
-/// number's throughput in parts. A text longer than one second's rate
-/// takes the whole second.
-async fn pace(
-    deps: &Deps,
-    sender: optline_config::SendingIdentity<'_>,
-    parts: u32,
-) -> Result<(), DispatchError> {
-    // The rate belongs to the sending number (a pool's number, or the
-    // Messaging Service or number programs may share); scheduled texts
-    // leave the lane's reserve free.
-    let key = sender.key;
-    let rate = sender.scheduled_rate();
-    let parts = parts.clamp(1, rate);
-    if deps.warm.take_slots(key, parts) {
-        return Ok(());
-    }
-    // The concurrent texts of this invocation wait here for the one taking
-    // slots, then use what it kept.
-    let _taking = deps.warm.taking.lock().await;
-    if deps.warm.take_slots(key, parts) {
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let want = SLOTS_PER_TAKE.max(parts).min(rate);
-    loop {
-        match deps.pacer.acquire(key, rate, want, parts).await? {
-            Pace::Granted { second, slots } => {
-                // This text's parts; the rest for the next ones this second.
-                deps.warm
-                    .keep_slots(key, second, slots.saturating_sub(parts));
-                return Ok(());
-            }
-            Pace::Full { wait } if started.elapsed() + wait <= PACE_MAX_WAIT => {
-                tokio::time::sleep(wait).await;
-            }
-            Pace::Full { .. } => return Err(DispatchError::Paced),
-        }
-    }
-}
-
-/// The carrier's day (`YYYY-MM-DD`, midnight to midnight Pacific: when
-/// T-Mobile resets its daily caps) holding `now`, and when the next begins.
-fn carrier_day(now: DateTime<Utc>) -> (String, DateTime<Utc>) {
-    let local = now.with_timezone(&chrono_tz::America::Los_Angeles);
-    let day = local.date_naive();
-    let next = day
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .and_then(|midnight| {
-            midnight
-                .and_local_timezone(chrono_tz::America::Los_Angeles)
-                .earliest()
-        })
-        .map_or(now + Duration::days(1), |t| t.with_timezone(&Utc));
-    (day.to_string(), next)
 }
 
 /// What dispatch reads for a whole SQS batch before it handles any message:
@@ -261,6 +171,9 @@ pub async fn dispatch_steps(
             None
         }
     };
+    if let Some(batch) = &batch {
+        warm_caches(deps, batch.steps.values().map(|s| &s.step), now).await;
+    }
     let groups = by_contact(ids, batch);
     let mut done: Vec<(usize, Result<Outcome, DispatchError>)> = futures_util::stream::iter(groups)
         .map(|(positions, mut part)| async move {

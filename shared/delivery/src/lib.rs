@@ -16,12 +16,14 @@ pub mod assess;
 pub mod dispatch;
 pub mod dry_run;
 pub mod metrics;
+mod pacing;
 mod recovery;
 pub mod reports;
 
 pub use assess::{assess, assess_with, Assessment};
 pub use dispatch::{
     dispatch_step, dispatch_steps, outcome_kind, Deps, DispatchError, Outcome, Warm, CLAIM_LEASE,
-    PACE_MAX_WAIT, SLOTS_PER_TAKE, UNKNOWN_WINDOW_RETRY,
+    UNKNOWN_WINDOW_RETRY,
 };
 pub use dry_run::{dry_run, DryRun, DryRunStep};
+pub use pacing::{PACE_MAX_WAIT, SLOTS_PER_TAKE};

@@ -9,10 +9,10 @@
 //!
 //! (`OPTLINE_METRICS=off` keeps dispatch's metric lines out of the table.)
 //!
-//! Then, in the same run: the emulator's raw rate for the same call mix
-//! (the sweep's `UpdateItem` per step, 16 at once; dispatch's two
-//! `TransactWriteItems` and one `Publish` per text, 10 at once) with no
-//! logic around it, and a STOP storm (signed Twilio webhooks, 20 at once)
+//! Then, in the same run: the emulator's raw rate for the same operations
+//! (the same calls per step and per text, in the same order and with the
+//! same concurrency, on items of the same sizes, in a table of the same
+//! size) with no logic around them, and a STOP storm (signed Twilio webhooks, 20 at once)
 //! timed from request to the answer, which comes after the opt-out is
 //! committed.
 //!
@@ -45,6 +45,9 @@ async fn main() {
     // Monday 2026-12-07 12:00 in New York: inside every window.
     let now = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
     let h = Harness::new("bench").await;
+    // The raw runs' items first, so both runs meet a table of one size.
+    seed_raw(&h, "RAWS", steps, true).await;
+    seed_raw(&h, "RAWD", steps, false).await;
     for i in 0..steps {
         // One contact per step, so frequency caps never hold a send back.
         h.seed_step_in(
@@ -102,8 +105,8 @@ async fn main() {
         handled += size - failed.len();
     }
     let sent = total(&function_calls, "SNS.Publish");
-    let raw_sweep = raw_sweep_rate(&h, enqueued.max(100)).await;
-    let raw_dispatch = raw_dispatch_rate(&h, sent.max(100) as usize).await;
+    let raw_sweep = raw_sweep_rate(&h, "RAWS").await;
+    let raw_dispatch = raw_dispatch_rate(&h, "RAWD", steps).await;
     let storm = stop_storm(&h, 400).await;
 
     println!("# optline dispatch benchmark: {steps} steps, local emulator\n");
@@ -165,115 +168,398 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     sorted.get(rank).copied().unwrap_or(0.0)
 }
 
-/// The emulator's rate for the sweep's call per step, with nothing around
-/// it: `n` conditional `UpdateItem`s of 2 KB items, 16 at once.
-async fn raw_sweep_rate(h: &Harness, n: usize) -> f64 {
+/// Raw items for the emulator's raw rate, seeded before anything is timed
+/// so the real run and the raw one meet a table of the same size: per step
+/// a 2 KB step item (in the sweep's raw due shards when `due`), its
+/// contact's profile and state items and its number's state item.
+async fn seed_raw(h: &Harness, prefix: &str, n: usize, due: bool) {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let item = |pk: String, sk: &str, bytes: usize| {
+        let mut item = std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(pk)),
+            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+            ("padding".to_owned(), AttributeValue::S("x".repeat(bytes))),
+        ]);
+        item.insert("status".to_owned(), AttributeValue::S("pending".to_owned()));
+        item
+    };
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let mut step = item(format!("{prefix}S#{i}"), "STEP", 2000);
+        if due {
+            step.insert(
+                "due_pk".to_owned(),
+                AttributeValue::S(format!("{prefix}DUE#{}", i % 4)),
+            );
+            step.insert(
+                "due_sk".to_owned(),
+                AttributeValue::S(format!("2026-12-07T16:55:00.000Z#{i:06}")),
+            );
+        }
+        for it in [
+            step,
+            item(format!("{prefix}C#{i}"), "PROFILE", 300),
+            item(format!("{prefix}C#{i}"), "STATE", 1000),
+            item(format!("{prefix}N#{i}"), "STATE", 300),
+        ] {
+            requests.push(
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(it)).build().unwrap())
+                    .build(),
+            );
+        }
+    }
+    for chunk in requests.chunks(25) {
+        h.dynamodb
+            .batch_write_item()
+            .request_items(&h.resources.table_name, chunk.to_vec())
+            .send()
+            .await
+            .expect("seed raw items");
+    }
+}
+
+fn raw_key(
+    pk: String,
+    sk: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+/// `BatchGetItem`s of `keys`, 100 to a call, the calls at once (as the
+/// store reads).
+async fn raw_batch_get(
+    h: &Harness,
+    keys: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let table = h.resources.table_name.clone();
+    futures_util::future::join_all(keys.chunks(100).map(|chunk| {
+        let client = h.dynamodb.clone();
+        let table = table.clone();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.to_vec()))
+            .consistent_read(true)
+            .build()
+            .unwrap();
+        async move {
+            client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .expect("raw batch get");
+        }
+    }))
+    .await;
+}
+
+/// The emulator's rate for the sweep's calls, with no logic around them:
+/// page by page, the four due shards queried at once (100 items a call),
+/// the page's contacts and numbers read (`BatchGetItem`, 100 keys a call),
+/// each step moved with a conditional `UpdateItem` (16 at once) and the
+/// page enqueued (`SendMessageBatch` of ten, ten at once), until a page
+/// comes back empty. Steps a second.
+async fn raw_sweep_rate(h: &Harness, prefix: &str) -> f64 {
     use aws_sdk_dynamodb::types::AttributeValue;
     use futures_util::StreamExt;
     let table = h.resources.table_name.clone();
-    let padding = "x".repeat(2000);
+    let queue = h
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-raw", h.resources.table_name))
+        .send()
+        .await
+        .expect("raw queue")
+        .queue_url
+        .unwrap_or_default();
     let started = Instant::now();
-    futures_util::stream::iter(0..n)
-        .map(|i| {
+    let mut moved = 0usize;
+    loop {
+        // The due index, four shards at once.
+        let shards = futures_util::future::join_all((0..4).map(|shard| {
             let client = h.dynamodb.clone();
             let table = table.clone();
-            let padding = padding.clone();
             async move {
-                client
-                    .update_item()
-                    .table_name(table)
-                    .key("pk", AttributeValue::S(format!("RAW#{i}")))
-                    .key("sk", AttributeValue::S("STEP".to_owned()))
-                    .update_expression("SET #s = :queued, padding = :p")
-                    .condition_expression("attribute_not_exists(#s) OR #s = :pending")
-                    .expression_attribute_names("#s", "status")
-                    .expression_attribute_values(":queued", AttributeValue::S("queued".to_owned()))
-                    .expression_attribute_values(
-                        ":pending",
-                        AttributeValue::S("pending".to_owned()),
-                    )
-                    .expression_attribute_values(":p", AttributeValue::S(padding))
-                    .send()
-                    .await
-                    .expect("raw update");
+                let mut ids: Vec<String> = Vec::new();
+                let mut start = None;
+                loop {
+                    let out = client
+                        .query()
+                        .table_name(&table)
+                        .index_name("due")
+                        .key_condition_expression("due_pk = :shard AND due_sk <= :upper")
+                        .expression_attribute_values(
+                            ":shard",
+                            AttributeValue::S(format!("{prefix}DUE#{shard}")),
+                        )
+                        .expression_attribute_values(
+                            ":upper",
+                            AttributeValue::S("2026-12-07T17:00:00.000Z#~".to_owned()),
+                        )
+                        .limit(100)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .expect("raw due query");
+                    for item in out.items() {
+                        if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                            ids.push(pk.trim_start_matches(&format!("{prefix}S#")).to_owned());
+                        }
+                    }
+                    match out.last_evaluated_key() {
+                        Some(key) if !key.is_empty() && ids.len() < 1000 => {
+                            start = Some(key.clone());
+                        }
+                        _ => break,
+                    }
+                }
+                ids
             }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
+        }))
         .await;
-    n as f64 / started.elapsed().as_secs_f64()
+        let mut page: Vec<String> = shards.into_iter().flatten().collect();
+        page.truncate(1000);
+        if page.is_empty() {
+            break;
+        }
+        // The page's contacts, then their numbers.
+        raw_batch_get(
+            h,
+            page.iter()
+                .flat_map(|i| {
+                    [
+                        raw_key(format!("{prefix}C#{i}"), "PROFILE"),
+                        raw_key(format!("{prefix}C#{i}"), "STATE"),
+                    ]
+                })
+                .collect(),
+        )
+        .await;
+        raw_batch_get(
+            h,
+            page.iter()
+                .map(|i| raw_key(format!("{prefix}N#{i}"), "STATE"))
+                .collect(),
+        )
+        .await;
+        // Pending → queued, out of the due range.
+        futures_util::stream::iter(page.iter())
+            .map(|i| {
+                let client = h.dynamodb.clone();
+                let table = table.clone();
+                async move {
+                    client
+                        .update_item()
+                        .table_name(table)
+                        .key("pk", AttributeValue::S(format!("{prefix}S#{i}")))
+                        .key("sk", AttributeValue::S("STEP".to_owned()))
+                        .update_expression("SET #s = :queued, queued_at = :at, due_sk = :lease")
+                        .condition_expression("#s = :pending")
+                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_values(
+                            ":queued",
+                            AttributeValue::S("queued".to_owned()),
+                        )
+                        .expression_attribute_values(
+                            ":pending",
+                            AttributeValue::S("pending".to_owned()),
+                        )
+                        .expression_attribute_values(
+                            ":at",
+                            AttributeValue::S("2026-12-07T17:00:00.000Z".to_owned()),
+                        )
+                        .expression_attribute_values(
+                            ":lease",
+                            AttributeValue::S(format!("2026-12-07T17:15:00.000Z#{i}")),
+                        )
+                        .send()
+                        .await
+                        .expect("raw update");
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        // The page to the queue.
+        futures_util::stream::iter(page.chunks(10))
+            .map(|chunk| {
+                let sqs = h.sqs.clone();
+                let queue = queue.clone();
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, i)| {
+                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                            .id(j.to_string())
+                            .message_body(format!("{{\"step_id\":\"raw-{i}\"}}"))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                async move {
+                    sqs.send_message_batch()
+                        .queue_url(queue)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                        .expect("raw enqueue");
+                }
+            })
+            .buffer_unordered(10)
+            .collect::<Vec<()>>()
+            .await;
+        moved += page.len();
+    }
+    let rate = moved as f64 / started.elapsed().as_secs_f64();
+    let _ = h.sqs.delete_queue().queue_url(queue).send().await;
+    rate
 }
 
-/// The emulator's rate for dispatch's calls per text, with nothing around
-/// them: two `TransactWriteItems` (a conditional update and a check; then
-/// three puts) and one SNS `Publish`, 10 texts at once.
-async fn raw_dispatch_rate(h: &Harness, n: usize) -> f64 {
+/// The emulator's rate for dispatch's calls, with no logic around them, one
+/// invocation at a time: per batch of ten, its steps, its contacts and its
+/// numbers read (three `BatchGetItem`s, one after the other, as dispatch
+/// reads them), then its ten texts at once, each a claim (a transaction:
+/// the step's conditional update and a check on each state item), a send
+/// slot counter update for one text in ten, the `Publish`, and the finish
+/// (a transaction of six items: send record, carrier-id mapping, step
+/// outcome, audit record, state and tally). Texts a second.
+async fn raw_dispatch_rate(h: &Harness, prefix: &str, n: usize) -> f64 {
     use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
     use futures_util::StreamExt;
     let table = h.resources.table_name.clone();
     let padding = "x".repeat(1500);
     let started = Instant::now();
-    futures_util::stream::iter(0..n)
-        .map(|i| {
-            let client = h.dynamodb.clone();
-            let sns = h.sns.clone();
-            let table = table.clone();
-            let padding = padding.clone();
-            async move {
-                let key = |pk: String, sk: &str| {
-                    std::collections::HashMap::from([
-                        ("pk".to_owned(), AttributeValue::S(pk)),
-                        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
-                    ])
-                };
-                let claim = Update::builder()
-                    .table_name(&table)
-                    .set_key(Some(key(format!("RAWD#{i}"), "STEP")))
-                    .update_expression("SET #s = :sending, padding = :p")
-                    .expression_attribute_names("#s", "status")
-                    .expression_attribute_values(
-                        ":sending",
-                        AttributeValue::S("sending".to_owned()),
-                    )
-                    .expression_attribute_values(":p", AttributeValue::S(padding.clone()))
-                    .build()
-                    .expect("update");
-                let check = ConditionCheck::builder()
-                    .table_name(&table)
-                    .set_key(Some(key(format!("RAWC#{i}"), "STATE")))
-                    .condition_expression("attribute_not_exists(rev)")
-                    .build()
-                    .expect("check");
-                client
-                    .transact_write_items()
-                    .transact_items(TransactWriteItem::builder().update(claim).build())
-                    .transact_items(TransactWriteItem::builder().condition_check(check).build())
-                    .send()
-                    .await
-                    .expect("raw claim");
-                sns.publish()
-                    .phone_number(format!("+1332556{:04}", i % 10_000))
-                    .message("raw rate")
-                    .send()
-                    .await
-                    .expect("raw publish");
-                let mut finish = client.transact_write_items();
-                for sk in ["SEND", "AUDIT", "STATE"] {
-                    let mut item = key(format!("RAWD#{i}"), sk);
-                    item.insert("padding".to_owned(), AttributeValue::S(padding.clone()));
-                    let put = Put::builder()
-                        .table_name(&table)
-                        .set_item(Some(item))
-                        .build()
-                        .expect("put");
-                    finish = finish.transact_items(TransactWriteItem::builder().put(put).build());
-                }
-                finish.send().await.expect("raw finish");
-            }
-        })
-        .buffer_unordered(10)
-        .collect::<Vec<()>>()
+    for batch in (0..n).collect::<Vec<_>>().chunks(10) {
+        raw_batch_get(
+            h,
+            batch
+                .iter()
+                .map(|i| raw_key(format!("{prefix}S#{i}"), "STEP"))
+                .collect(),
+        )
         .await;
+        raw_batch_get(
+            h,
+            batch
+                .iter()
+                .flat_map(|i| {
+                    [
+                        raw_key(format!("{prefix}C#{i}"), "PROFILE"),
+                        raw_key(format!("{prefix}C#{i}"), "STATE"),
+                    ]
+                })
+                .collect(),
+        )
+        .await;
+        raw_batch_get(
+            h,
+            batch
+                .iter()
+                .map(|i| raw_key(format!("{prefix}N#{i}"), "STATE"))
+                .collect(),
+        )
+        .await;
+        futures_util::stream::iter(batch.iter().copied())
+            .map(|i| {
+                let client = h.dynamodb.clone();
+                let sns = h.sns.clone();
+                let table = table.clone();
+                let padding = padding.clone();
+                async move {
+                    let claim = Update::builder()
+                        .table_name(&table)
+                        .set_key(Some(raw_key(format!("{prefix}S#{i}"), "STEP")))
+                        .update_expression("SET #s = :sending, claimed_at = :at")
+                        .condition_expression("#s = :pending")
+                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_values(
+                            ":sending",
+                            AttributeValue::S("sending".to_owned()),
+                        )
+                        .expression_attribute_values(
+                            ":pending",
+                            AttributeValue::S("pending".to_owned()),
+                        )
+                        .expression_attribute_values(
+                            ":at",
+                            AttributeValue::S("2026-12-07T17:00:00.000Z".to_owned()),
+                        )
+                        .build()
+                        .unwrap();
+                    let mut transaction = client
+                        .transact_write_items()
+                        .transact_items(TransactWriteItem::builder().update(claim).build());
+                    for pk in [format!("{prefix}C#{i}"), format!("{prefix}N#{i}")] {
+                        let check = ConditionCheck::builder()
+                            .table_name(&table)
+                            .set_key(Some(raw_key(pk, "STATE")))
+                            .condition_expression("attribute_exists(padding)")
+                            .build()
+                            .unwrap();
+                        transaction = transaction.transact_items(
+                            TransactWriteItem::builder().condition_check(check).build(),
+                        );
+                    }
+                    transaction.send().await.expect("raw claim");
+                    if i % 10 == 0 {
+                        client
+                            .update_item()
+                            .table_name(&table)
+                            .key("pk", AttributeValue::S(format!("{prefix}PACE")))
+                            .key("sk", AttributeValue::S(format!("{i}")))
+                            .update_expression("ADD used :n")
+                            .condition_expression("attribute_not_exists(used) OR used <= :max")
+                            .expression_attribute_values(":n", AttributeValue::N("10".to_owned()))
+                            .expression_attribute_values(":max", AttributeValue::N("40".to_owned()))
+                            .send()
+                            .await
+                            .expect("raw slot");
+                    }
+                    sns.publish()
+                        .phone_number(format!("+1332556{:04}", i % 10_000))
+                        .message("raw rate")
+                        .send()
+                        .await
+                        .expect("raw publish");
+                    let mut finish = client.transact_write_items();
+                    for sk in ["SEND", "CARRIER", "AUDIT", "TALLY"] {
+                        let mut item = raw_key(format!("{prefix}S#{i}"), sk);
+                        item.insert("padding".to_owned(), AttributeValue::S(padding.clone()));
+                        let put = Put::builder()
+                            .table_name(&table)
+                            .set_item(Some(item))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .unwrap();
+                        finish =
+                            finish.transact_items(TransactWriteItem::builder().put(put).build());
+                    }
+                    for (pk, sk) in [
+                        (format!("{prefix}S#{i}"), "STEP"),
+                        (format!("{prefix}C#{i}"), "STATE"),
+                    ] {
+                        let update = Update::builder()
+                            .table_name(&table)
+                            .set_key(Some(raw_key(pk, sk)))
+                            .update_expression("SET rev = :rev")
+                            .expression_attribute_values(":rev", AttributeValue::N("1".to_owned()))
+                            .build()
+                            .unwrap();
+                        finish = finish
+                            .transact_items(TransactWriteItem::builder().update(update).build());
+                    }
+                    finish.send().await.expect("raw finish");
+                }
+            })
+            .buffer_unordered(10)
+            .collect::<Vec<()>>()
+            .await;
+    }
     n as f64 / started.elapsed().as_secs_f64()
 }
 

@@ -177,63 +177,79 @@ impl DynamoStore {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), Item>, PortError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut unique: Vec<&(String, String)> = keys.iter().collect();
         unique.sort();
         unique.dedup();
+        // The chunks of 100 keys are read at once: a sweep page's facts are
+        // up to 30 of them, which one after the other would cost 30 round
+        // trips.
+        let chunks: Vec<Vec<Item>> = unique
+            .chunks(100)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|(pk, sk)| {
+                        HashMap::from([
+                            ("pk".to_owned(), s(pk.clone())),
+                            ("sk".to_owned(), s(sk.clone())),
+                        ])
+                    })
+                    .collect()
+            })
+            .collect();
+        let read = futures_util::future::try_join_all(
+            chunks.into_iter().map(|keys| self.batch_get_chunk(keys)),
+        )
+        .await?;
         let mut found = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    HashMap::from([
-                        ("pk".to_owned(), s(pk.clone())),
-                        ("sk".to_owned(), s(sk.clone())),
-                    ])
-                })
-                .collect();
-            for attempt in 0..8u32 {
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Invalid(e.to_string()))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("batch get", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
-                    if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
-                        (item.get("pk"), item.get("sk"))
-                    {
-                        found.insert((pk.clone(), sk.clone()), item.clone());
-                    }
-                }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|m| m.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
+        for item in read.into_iter().flatten() {
+            if let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) =
+                (item.get("pk"), item.get("sk"))
+            {
+                found.insert((pk.clone(), sk.clone()), item);
             }
-            if !pending.is_empty() {
-                return Err(PortError::Unavailable(
-                    "batch get left keys unprocessed".to_owned(),
-                ));
+        }
+        Ok(found)
+    }
+
+    /// One `BatchGetItem` of at most 100 keys, asking again for what
+    /// DynamoDB leaves unprocessed (with backoff).
+    async fn batch_get_chunk(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut pending = keys;
+        let mut found = Vec::with_capacity(pending.len());
+        for attempt in 0..8u32 {
+            if pending.is_empty() {
+                break;
             }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::Invalid(e.to_string()))?;
+            let mut out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| unavailable("batch get", e))?;
+            if let Some(items) = out.responses.as_mut().and_then(|r| r.remove(&self.table)) {
+                found.extend(items);
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|m| m.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(PortError::Unavailable(
+                "batch get left keys unprocessed".to_owned(),
+            ));
         }
         Ok(found)
     }
