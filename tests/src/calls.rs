@@ -10,11 +10,28 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
-/// Calls by `Service.Operation`, shared by every client of a harness.
+/// Calls by `Service.Operation`, shared by every client of a harness, and
+/// the time they took (from the request's transmission to its answer).
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct CallCounter(
+    Arc<Mutex<BTreeMap<String, u64>>>,
+    Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+);
+
+/// When a call's request went out.
+#[derive(Debug, Clone)]
+struct Sent(std::time::Instant, String);
+
+impl aws_smithy_types::config_bag::Storable for Sent {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
 
 impl CallCounter {
+    /// The time spent in calls by operation, so far.
+    pub fn time_snapshot(&self) -> BTreeMap<String, std::time::Duration> {
+        self.1.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
     /// A snapshot of the counts.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
@@ -44,7 +61,23 @@ impl Intercept for CallCounter {
             .map(|m| format!("{}.{}", m.service(), m.name()))
             .unwrap_or_else(|| "unknown".to_owned());
         if let Ok(mut m) = self.0.lock() {
-            *m.entry(name).or_insert(0) += 1;
+            *m.entry(name.clone()).or_insert(0) += 1;
+        }
+        cfg.interceptor_state()
+            .store_put(Sent(std::time::Instant::now(), name));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Sent(at, name)) = cfg.load::<Sent>() {
+            if let Ok(mut m) = self.1.lock() {
+                *m.entry(name.clone()).or_default() += at.elapsed();
+            }
         }
         Ok(())
     }
