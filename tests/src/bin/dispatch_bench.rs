@@ -26,6 +26,7 @@
     clippy::print_stdout,
     clippy::expect_used,
     clippy::unwrap_used,
+    clippy::panic,
     reason = "a benchmark binary prints its table and stops loudly on a broken setup"
 )]
 
