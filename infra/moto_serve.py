@@ -13,6 +13,7 @@ cost). Usage: `python infra/moto_serve.py -H 127.0.0.1 -p 5000`.
 """
 
 import argparse
+import io
 import os
 import signal
 import sys
@@ -105,6 +106,14 @@ def main() -> None:
 
     def serve(environ, start_response):
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            # The body is read before the lock: a client slow to send it
+            # must not hold every other DynamoDB request back.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > 0:
+                environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
+            elif environ.get("wsgi.input_terminated"):
+                # Chunked: the stream ends with the body.
+                environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read())
             with dynamodb:
                 # The whole response is built inside the lock.
                 return list(app(environ, start_response))

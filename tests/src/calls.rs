@@ -16,7 +16,18 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 pub struct CallCounter(
     Arc<Mutex<BTreeMap<String, u64>>>,
     Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+    Arc<Mutex<Option<Vec<Recorded>>>>,
 );
+
+/// One request exactly as it went out (each attempt), kept while
+/// recording: `Service.Operation`, URI, headers and body.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub name: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
 
 /// When a call's request went out.
 #[derive(Debug, Clone)]
@@ -37,6 +48,29 @@ impl CallCounter {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
+    /// Keeps every request from now on, until [`Self::stop_recording`].
+    pub fn record(&self) {
+        if let Ok(mut r) = self.2.lock() {
+            *r = Some(Vec::new());
+        }
+    }
+
+    /// The requests kept since the last take (recording goes on).
+    pub fn take_recorded(&self) -> Vec<Recorded> {
+        self.2
+            .lock()
+            .ok()
+            .and_then(|mut r| r.as_mut().map(std::mem::take))
+            .unwrap_or_default()
+    }
+
+    /// Stops keeping requests, and forgets those kept.
+    pub fn stop_recording(&self) {
+        if let Ok(mut r) = self.2.lock() {
+            *r = None;
+        }
+    }
+
     /// Forgets every count.
     pub fn reset(&self) {
         if let Ok(mut m) = self.0.lock() {
@@ -52,7 +86,7 @@ impl Intercept for CallCounter {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -60,6 +94,21 @@ impl Intercept for CallCounter {
             .load::<Metadata>()
             .map(|m| format!("{}.{}", m.service(), m.name()))
             .unwrap_or_else(|| "unknown".to_owned());
+        if let Ok(mut recording) = self.2.lock() {
+            if let Some(kept) = recording.as_mut() {
+                let request = context.request();
+                kept.push(Recorded {
+                    name: name.clone(),
+                    uri: request.uri().to_owned(),
+                    headers: request
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    body: request.body().bytes().unwrap_or_default().to_vec(),
+                });
+            }
+        }
         if let Ok(mut m) = self.0.lock() {
             *m.entry(name.clone()).or_insert(0) += 1;
         }

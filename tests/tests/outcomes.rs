@@ -578,6 +578,13 @@ async fn only_compliance_starts_an_experiment_and_only_on_published_approved_ver
     let experiment = h.store.experiment("wording").await.unwrap().unwrap();
     assert!(!experiment.running);
     assert_eq!(experiment.revision, 1);
+    // The start and the stop, each counted once for warm dispatchers.
+    assert_eq!(
+        optline_ports::ExperimentStore::experiments_changed(h.store.as_ref())
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -587,6 +594,9 @@ async fn a_template_whose_opt_outs_spike_is_paused_until_a_person_in_compliance_
     let h = Harness::new("outcomes-pause").await;
     // Monday 2026-12-07, noon in New York.
     let now = Utc.with_ymd_and_hms(2026, 12, 7, 17, 0, 0).unwrap();
+    // The pauses' change count, which warm dispatchers check before
+    // reading the pauses again, counts each commit that writes a pause.
+    assert_eq!(h.store.pauses_changed().await.unwrap(), 0);
     h.stream_event().await;
     let send = |n: u32| {
         let h = h.clone();
@@ -640,6 +650,14 @@ async fn a_template_whose_opt_outs_spike_is_paused_until_a_person_in_compliance_
     assert!(pauses[0].history[0]
         .detail
         .starts_with("3 opt-outs within 7 days of its 6 texts"));
+    assert_eq!(h.store.pauses_changed().await.unwrap(), 1);
+    assert_eq!(
+        optline_ports::ExperimentStore::experiments_changed(h.store.as_ref())
+            .await
+            .unwrap(),
+        0,
+        "a pause is no change to the experiments"
+    );
     let reviews = optline_ports::Casework::reviews(h.store.as_ref())
         .await
         .unwrap();
@@ -733,4 +751,9 @@ async fn a_template_whose_opt_outs_spike_is_paused_until_a_person_in_compliance_
     assert!(!pauses[0].paused, "{pauses:?}");
     assert_eq!(pauses[0].history.len(), 2);
     assert!(pauses[0].history[1].by.starts_with("Ana"));
+    assert_eq!(
+        h.store.pauses_changed().await.unwrap(),
+        2,
+        "the pause and the resume; not the refused resume"
+    );
 }

@@ -568,36 +568,31 @@ pub async fn enforce_guardrails(
     Ok(stopped)
 }
 
-/// The running experiments as a warm container keeps them: read at most
-/// once per [`ExperimentCache::TTL`], so dispatch adds one query per
-/// interval, not one per text. A start or stop (by a person or the
-/// guardrail) reaches a warm dispatcher within the interval.
+/// The running experiments as a warm container keeps them: checked at
+/// most once per [`WarmList::TTL`](crate::warm::WarmList::TTL), one small
+/// read of the experiments' change count, and read whole only when an
+/// experiment changed. A start or stop (by a person or the guardrail)
+/// reaches a warm dispatcher within the interval.
 #[derive(Debug, Default)]
-pub struct ExperimentCache(std::sync::Mutex<Option<(std::time::Instant, Vec<Experiment>)>>);
+pub struct ExperimentCache(crate::warm::WarmList<Experiment>);
 
 impl ExperimentCache {
-    /// How long the list is trusted.
-    pub const TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
     /// The running experiments.
     pub async fn running(&self, store: &dyn Store) -> Result<Vec<Experiment>, PortError> {
-        if let Ok(cached) = self.0.lock() {
-            if let Some((at, list)) = cached.as_ref() {
-                if at.elapsed() < Self::TTL {
-                    return Ok(list.clone());
-                }
-            }
-        }
-        let list: Vec<Experiment> = store
-            .experiments()
-            .await?
-            .into_iter()
-            .filter(|e| e.running)
-            .collect();
-        if let Ok(mut cached) = self.0.lock() {
-            *cached = Some((std::time::Instant::now(), list.clone()));
-        }
-        Ok(list)
+        self.0
+            .get(
+                || store.experiments_changed(),
+                || async {
+                    Ok(store
+                        .experiments()
+                        .await?
+                        .into_iter()
+                        .filter(|e| e.running)
+                        .collect())
+                },
+                <[Experiment]>::to_vec,
+            )
+            .await
     }
 }
 

@@ -18,6 +18,7 @@ pub mod kpi;
 pub mod pauses;
 pub mod report;
 mod svg;
+pub mod warm;
 
 pub use count::{count, tally_from_data, Arrived, BatchMetrics, TALLY_PREFIX};
 pub use kpi::{kpis, quantile, Kpis, Quantiles};

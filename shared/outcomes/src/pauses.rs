@@ -245,36 +245,31 @@ pub async fn resume(
     }
 }
 
-/// The paused versions as a warm dispatcher keeps them (read at most once
-/// per [`PauseCache::TTL`]).
+/// The paused versions as a warm dispatcher keeps them, checked as
+/// [`ExperimentCache`](crate::experiments::ExperimentCache) checks its
+/// list: the pauses' change count once per interval, the pauses again only
+/// when one changed.
 #[derive(Debug, Default)]
-pub struct PauseCache(std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>);
+pub struct PauseCache(crate::warm::WarmList<String>);
 
 impl PauseCache {
-    /// How long the list is trusted.
-    pub const TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
     /// Whether `step`'s version (as it will be sent) is paused.
     pub async fn paused(&self, store: &dyn Store, step: &Step) -> Result<bool, PortError> {
         let reference = format!("{}@{}", step.template_id, step.template_version);
-        if let Ok(cached) = self.0.lock() {
-            if let Some((at, list)) = cached.as_ref() {
-                if at.elapsed() < Self::TTL {
-                    return Ok(list.contains(&reference));
-                }
-            }
-        }
-        let list: Vec<String> = store
-            .pauses()
-            .await?
-            .into_iter()
-            .filter(|p| p.paused)
-            .map(|p| p.template)
-            .collect();
-        let found = list.contains(&reference);
-        if let Ok(mut cached) = self.0.lock() {
-            *cached = Some((std::time::Instant::now(), list));
-        }
-        Ok(found)
+        self.0
+            .get(
+                || store.pauses_changed(),
+                || async {
+                    Ok(store
+                        .pauses()
+                        .await?
+                        .into_iter()
+                        .filter(|p| p.paused)
+                        .map(|p| p.template)
+                        .collect())
+                },
+                |list| list.contains(&reference),
+            )
+            .await
     }
 }

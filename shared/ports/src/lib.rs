@@ -289,6 +289,10 @@ pub trait ExperimentStore: Send + Sync {
     async fn experiments(&self) -> Result<Vec<Experiment>, PortError>;
     /// One experiment.
     async fn experiment(&self, id: &str) -> Result<Option<Experiment>, PortError>;
+    /// How many commits have written an experiment so far (0 before the
+    /// first): a warm reader whose count is unchanged holds the list as it
+    /// stands, without reading it again.
+    async fn experiments_changed(&self) -> Result<u64, PortError>;
 }
 
 /// Template versions paused by an opt-out spike (reads; a pause is
@@ -297,6 +301,9 @@ pub trait ExperimentStore: Send + Sync {
 pub trait PauseStore: Send + Sync {
     /// Every pause, lifted or not.
     async fn pauses(&self) -> Result<Vec<TemplatePause>, PortError>;
+    /// How many commits have written a pause so far (0 before the first),
+    /// as [`ExperimentStore::experiments_changed`].
+    async fn pauses_changed(&self) -> Result<u64, PortError>;
 }
 
 /// Work for people, and what carriers report (reads; the writes are a

@@ -40,6 +40,8 @@ struct TxBuilder {
     stored: std::collections::BTreeSet<String>,
     /// Tally ids already in the transaction.
     tallies: std::collections::BTreeSet<String>,
+    /// Watched partitions this commit writes into: each counts one change.
+    changed: std::collections::BTreeSet<&'static str>,
 }
 
 impl TxBuilder {
@@ -399,9 +401,11 @@ impl DynamoStore {
                     super::experiments::write(self, &experiment)?,
                     "experiment moved",
                 );
+                tx.changed.insert(super::experiments::EXPERIMENTS_PK);
             }
             Write::Pause(pause) => {
                 tx.push(super::pauses::write(self, &pause)?, "pause moved");
+                tx.changed.insert(super::pauses::PAUSES_PK);
             }
             Write::Tally(tally) => {
                 // A fact counted once: a second tally of the same id in
@@ -464,6 +468,12 @@ impl Committer for DynamoStore {
         for (pk, change) in states {
             let label = format!("state {pk} moved");
             tx.push(change.render(pk)?.transact(&self.table)?, label);
+        }
+        for partition in std::mem::take(&mut tx.changed) {
+            tx.push(
+                self.count_change(partition)?,
+                format!("{partition} change count"),
+            );
         }
         if tx.items.is_empty() {
             return Ok(Committed::Done(Vec::new()));

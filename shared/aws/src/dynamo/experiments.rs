@@ -8,7 +8,7 @@ use optline_ports::{Experiment, ExperimentStore, PortError};
 use super::item::{from_item, record_item};
 use super::DynamoStore;
 
-const EXPERIMENTS_PK: &str = "EXPERIMENTS";
+pub(crate) const EXPERIMENTS_PK: &str = "EXPERIMENTS";
 
 /// An experiment's item and the condition it is written under.
 pub(crate) fn write(
@@ -60,5 +60,9 @@ impl ExperimentStore for DynamoStore {
             .as_ref()
             .map(from_item)
             .transpose()
+    }
+
+    async fn experiments_changed(&self) -> Result<u64, PortError> {
+        self.changes(EXPERIMENTS_PK).await
     }
 }

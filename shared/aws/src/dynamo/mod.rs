@@ -7,6 +7,7 @@
 
 mod audit;
 mod casework;
+mod changes;
 mod commit;
 mod consent;
 mod contacts;

@@ -8,7 +8,7 @@ use optline_ports::{PauseStore, PortError, TemplatePause};
 use super::item::{from_item, record_item};
 use super::DynamoStore;
 
-const PAUSES_PK: &str = "PAUSES";
+pub(crate) const PAUSES_PK: &str = "PAUSES";
 
 /// A pause's item and the condition it is written under.
 pub(crate) fn write(
@@ -42,5 +42,9 @@ impl PauseStore for DynamoStore {
             .iter()
             .map(from_item)
             .collect()
+    }
+
+    async fn pauses_changed(&self) -> Result<u64, PortError> {
+        self.changes(PAUSES_PK).await
     }
 }
