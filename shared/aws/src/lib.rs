@@ -27,7 +27,10 @@ pub use dynamo::{
 pub use events::{event_detail, EventBridgePublisher, EVENT_SOURCE};
 pub use fhir_consent::{consent_resource, FhirConsentWriter};
 pub use programs::{put_programs, read_programs, with_stored_programs, StoredPrograms};
-pub use queue::{redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, SQS_BATCH};
+pub use queue::{
+    redrive, DispatchMessage, RedriveReport, SqsDeadLetters, SqsStepQueue, ENQUEUE_CONCURRENCY,
+    SQS_BATCH,
+};
 pub use secrets::{apply_twilio_secret, ehr_sources_json, read_secret_string, with_twilio_secret};
 pub use senders::ProgramSenders;
 pub use smart::{SmartConfig, SmartFhirReader};

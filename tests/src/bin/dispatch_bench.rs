@@ -82,8 +82,23 @@ async fn main() {
     }
 
     // The sweep: due index → queued → SQS, in batches of 10.
+    // Twins of the table and the queue as the sweep will find them, for
+    // the replay of the sweep's own requests.
+    eprintln!("bench: twins for the sweep");
+    let sweep_twin = twin_table(&h, "sweep-twin").await;
+    let queue_twin = h
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-twin", h.resources.table_name))
+        .send()
+        .await
+        .expect("twin queue")
+        .queue_url()
+        .expect("twin queue url")
+        .to_owned();
     let sweep_deps = h.sweep();
     let before = h.calls.snapshot();
+    h.calls.record();
     let started = Instant::now();
     let mut enqueued = 0;
     loop {
@@ -94,12 +109,14 @@ async fn main() {
         }
     }
     let sweep_time = started.elapsed();
+    let sweep_recorded = h.calls.take_recorded();
+    h.calls.stop_recording();
     let sweep_calls = since(&before, &h.calls.snapshot());
 
     // A twin of the table as dispatch will find it, for the replay of
     // dispatch's own requests.
     eprintln!("bench: twin table");
-    let twin = twin_table(&h).await;
+    let twin = twin_table(&h, "twin").await;
 
     // Dispatch: what Lambda's event source mapping would hand the function.
     let deps = h.dispatch();
@@ -169,9 +186,16 @@ async fn main() {
     }
     let sent = total(&function_calls, "SNS.Publish");
     let raw_sweep = raw_sweep_rate(&h, "RAWS").await;
+    eprintln!("bench: the sweep's requests replayed");
+    let mut renames = table_renames(&h.resources.table_name, &sweep_twin);
+    renames.push((
+        format!("\"{}\"", h.resources.queue_url),
+        format!("\"{queue_twin}\""),
+    ));
+    let (sweep_replayed, sweep_refused) = replay_sweep(&sweep_recorded, &renames, enqueued).await;
     eprintln!("bench: dispatch's requests replayed");
     let emulator_before = emulator_cpu_seconds();
-    let (replayed, replay_refused) = replay(&h, &recorded, &h.resources.table_name, &twin).await;
+    let (replayed, replay_refused) = replay(&recorded, &h.resources.table_name, &twin).await;
     let replay_emulator_cpu = emulator_cpu_seconds() - emulator_before;
     eprintln!("bench: replay done");
     eprintln!("bench: raw dispatch");
@@ -222,7 +246,17 @@ async fn main() {
         replay_emulator_cpu * 1000.0 / sent.max(1) as f64,
         raw_dispatch_emulator_cpu * 1000.0 / steps.max(1) as f64
     );
-    println!("| emulator raw rate, the sweep's calls (steps per second) | {raw_sweep:.0} |");
+    println!(
+        "| emulator raw rate, the sweep's own requests replayed byte for byte on twins (steps per second) | {sweep_replayed:.0} |"
+    );
+    println!(
+        "| sweep as a share of that | {:.2} |",
+        sweep_rate / sweep_replayed.max(f64::MIN_POSITIVE)
+    );
+    println!("| the sweep's replay: answers other than 200 | {sweep_refused} |");
+    println!(
+        "| emulator raw rate, the sweep's calls rebuilt by hand (steps per second) | {raw_sweep:.0} |"
+    );
     println!(
         "| sweep as a share of that | {:.2} |",
         sweep_rate / raw_sweep.max(f64::MIN_POSITIVE)
@@ -736,12 +770,12 @@ async fn raw_dispatch_rate(h: &Harness, prefix: &str, n: usize) -> f64 {
 
 /// A copy of the harness's table, item for item, under a new name with
 /// the same keys, indexes and stream: the state dispatch is about to meet.
-async fn twin_table(h: &Harness) -> String {
+async fn twin_table(h: &Harness, suffix: &str) -> String {
     use aws_sdk_dynamodb::types::{
         GlobalSecondaryIndex, Projection, PutRequest, StreamSpecification, WriteRequest,
     };
     let source = h.resources.table_name.clone();
-    let twin = format!("{source}-twin");
+    let twin = format!("{source}-{suffix}");
     let described = h
         .dynamodb
         .describe_table()
@@ -838,6 +872,53 @@ fn text_of(body: &str) -> Option<usize> {
         .or_else(|| digits_after("+1332555"))
 }
 
+/// A kept request as the replay sends it: straight to the emulator over
+/// HTTP, each `(from, to)` of `renames` changed in its body (a table's or
+/// a queue's name to its twin's).
+fn replayable(
+    client: &reqwest::Client,
+    recorded: &optline_tests::calls::Recorded,
+    renames: &[(String, String)],
+) -> (String, reqwest::Request) {
+    let mut body = String::from_utf8_lossy(&recorded.body).into_owned();
+    for (from, to) in renames {
+        body = body.replace(from, to);
+    }
+    let mut request = client.post(&recorded.uri);
+    for (name, value) in &recorded.headers {
+        if !name.eq_ignore_ascii_case("content-length") {
+            request = request.header(name, value);
+        }
+    }
+    let request = request.body(body.clone()).build().expect("request");
+    (body, request)
+}
+
+/// The renames that point a kept DynamoDB request at `twin` instead of
+/// `table` (its `TableName`s, and the table's key in a batch read).
+fn table_renames(table: &str, twin: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("\"TableName\":\"{table}\""),
+            format!("\"TableName\":\"{twin}\""),
+        ),
+        (format!("\"{table}\":"), format!("\"{twin}\":")),
+    ]
+}
+
+/// Sends `request`, counting an answer other than 200 in `refused`.
+async fn send_counted(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    refused: &std::sync::atomic::AtomicUsize,
+) {
+    let answer = client.execute(request).await.expect("replayed request");
+    if answer.status() != 200 {
+        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let _ = answer.bytes().await;
+}
+
 /// Dispatch's requests, byte for byte (each attempt, its own expressions,
 /// items and sizes), sent again straight to the emulator with the table
 /// renamed to its twin, which held the same items when dispatch began:
@@ -845,17 +926,13 @@ fn text_of(body: &str) -> Option<usize> {
 /// each text's requests in their order, the texts at once (at most ten).
 /// Texts a second, and how many answers were not 200.
 async fn replay(
-    h: &Harness,
     batches: &[Vec<optline_tests::calls::Recorded>],
     table: &str,
     twin: &str,
 ) -> (f64, usize) {
     use futures_util::StreamExt;
     let client = reqwest::Client::new();
-    let from = format!("\"TableName\":\"{table}\"");
-    let to = format!("\"TableName\":\"{twin}\"");
-    let from_map = format!("\"{table}\":");
-    let to_map = format!("\"{twin}\":");
+    let renames = table_renames(table, twin);
     let prepared: Vec<(Vec<reqwest::Request>, Vec<Vec<reqwest::Request>>)> = batches
         .iter()
         .map(|batch| {
@@ -863,16 +940,7 @@ async fn replay(
             let mut texts: BTreeMap<usize, Vec<reqwest::Request>> = BTreeMap::new();
             let mut last: Option<usize> = None;
             for recorded in batch {
-                let body = String::from_utf8_lossy(&recorded.body)
-                    .replace(&from, &to)
-                    .replace(&from_map, &to_map);
-                let mut request = client.post(&recorded.uri);
-                for (name, value) in &recorded.headers {
-                    if !name.eq_ignore_ascii_case("content-length") {
-                        request = request.header(name, value);
-                    }
-                }
-                let request = request.body(body.clone()).build().expect("request");
+                let (body, request) = replayable(&client, recorded, &renames);
                 let owner = if recorded.name.ends_with("BatchGetItem") {
                     None
                 } else {
@@ -890,28 +958,20 @@ async fn replay(
         })
         .collect();
     let refused = std::sync::atomic::AtomicUsize::new(0);
-    let send = |request: reqwest::Request| {
-        let client = client.clone();
-        let refused = &refused;
-        async move {
-            let answer = client.execute(request).await.expect("replayed request");
-            if answer.status() != 200 {
-                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            let _ = answer.bytes().await;
-        }
-    };
     let texts: usize = prepared.iter().map(|(_, t)| t.len()).sum();
-    let _ = h;
     let started = Instant::now();
     for (reads, per_text) in prepared {
         for request in reads {
-            send(request).await;
+            send_counted(&client, request, &refused).await;
         }
         futures_util::stream::iter(per_text)
-            .map(|requests| async {
-                for request in requests {
-                    send(request).await;
+            .map(|requests| {
+                let client = &client;
+                let refused = &refused;
+                async move {
+                    for request in requests {
+                        send_counted(client, request, refused).await;
+                    }
                 }
             })
             .buffer_unordered(10)
@@ -919,6 +979,47 @@ async fn replay(
             .await;
     }
     let rate = texts as f64 / started.elapsed().as_secs_f64();
+    (rate, refused.into_inner())
+}
+
+/// The sweep's requests, byte for byte, sent again straight to the
+/// emulator against twins of the table (as it stood before the sweep) and
+/// of the queue: phase by phase as the sweep made them (a phase is a run
+/// of one operation), each phase with the sweep's concurrency for it (the
+/// due shards' queries and the batch reads all at once, the conditional
+/// updates 16 at once, the queue's batches 10 at once). Steps a second,
+/// and how many answers were not 200.
+async fn replay_sweep(
+    recorded: &[optline_tests::calls::Recorded],
+    renames: &[(String, String)],
+    steps: usize,
+) -> (f64, usize) {
+    use futures_util::StreamExt;
+    let client = reqwest::Client::new();
+    let mut phases: Vec<(String, Vec<reqwest::Request>)> = Vec::new();
+    for kept in recorded {
+        let (_, request) = replayable(&client, kept, renames);
+        match phases.last_mut() {
+            Some((name, requests)) if *name == kept.name => requests.push(request),
+            _ => phases.push((kept.name.clone(), vec![request])),
+        }
+    }
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    for (name, requests) in phases {
+        let at_once = match name.as_str() {
+            "DynamoDB.Query" | "DynamoDB.BatchGetItem" => requests.len().max(1),
+            "DynamoDB.UpdateItem" => optline_episodes::sweep::SWEEP_CONCURRENCY,
+            "SQS.SendMessageBatch" => optline_aws::ENQUEUE_CONCURRENCY,
+            _ => 1,
+        };
+        futures_util::stream::iter(requests)
+            .map(|request| send_counted(&client, request, &refused))
+            .buffer_unordered(at_once)
+            .collect::<Vec<()>>()
+            .await;
+    }
+    let rate = steps as f64 / started.elapsed().as_secs_f64();
     (rate, refused.into_inner())
 }
 
