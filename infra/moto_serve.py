@@ -5,7 +5,9 @@ DynamoDB applies each conditional write atomically: of two concurrent
 `UpdateItem` calls conditioned on `status = pending`, exactly one succeeds.
 moto's threaded server checks a condition and applies the write in separate
 steps, so both can succeed (two overlapping sweeps both "winning" one step).
-Serializing DynamoDB requests restores that guarantee; every other service
+Serializing DynamoDB requests restores that guarantee (each request's body
+is read before it waits for its turn, so a client slow to send one holds
+no other request back); every other service
 (SQS long polls included) is served by moto exactly as `moto_server` serves
 it. A failed `TransactWriteItems` rolls back the items it names instead of
 restoring deep copies of whole tables (same result, without the copies'
