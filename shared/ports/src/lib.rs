@@ -11,6 +11,7 @@ mod error;
 mod experiment;
 mod pause;
 mod records;
+mod snapshots;
 mod tally;
 
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ pub use error::PortError;
 pub use experiment::*;
 pub use pause::*;
 pub use records::*;
+pub use snapshots::*;
 pub use tally::{
     bucket_bound, bucket_metric, bucket_of, metric, RollupKey, Tally, BUCKETS, NONE as NO_KEY,
 };

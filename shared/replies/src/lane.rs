@@ -113,11 +113,13 @@ pub async fn send_owed(
         warn!(purpose = %text.purpose, "an owed compliance text missed its deadline; skipped");
         return Ok(LaneOutcome::Skipped);
     }
-    let program = config.program(Some(&text.program));
-    if let Some(program) = program {
+    // The contact's own number of the pool: the one they wrote to.
+    let identity = config
+        .program(Some(&text.program))
+        .map(|program| program.sender_for(text.to.as_str()));
+    if let Some(identity) = identity {
         let parts = optline_policy::segments::count(&text.body).segments;
-        let sender = program.sender_for(text.to.as_str());
-        if !lane_slots(store, sender, parts, text.not_after).await? {
+        if !lane_slots(store, identity, parts, text.not_after).await? {
             return Err(LaneError::NotTaken("the number's rate is full".to_owned()));
         }
     }
@@ -129,10 +131,7 @@ pub async fn send_owed(
         body: text.body.clone(),
         class: optline_policy::MessageClass::Transactional,
         program: text.program.clone(),
-        // The contact's own number of the pool: the one they wrote to.
-        from: program
-            .and_then(|p| p.sender_for(text.to.as_str()).from)
-            .map(str::to_owned),
+        from: identity.and_then(|i| i.from).map(str::to_owned),
         idempotency_key: format!("lane-{key}"),
     };
     match sender.send(&sms).await {
