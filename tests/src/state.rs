@@ -62,7 +62,14 @@ impl Harness {
             })
             .collect();
         self.batch_write(&mut requests).await;
-        let mut requests: Vec<WriteRequest> = saved
+        let table = self.resources.table_name.clone();
+        self.put_items_into(&table, saved).await;
+    }
+
+    /// Writes `items` into `table` as they are (another table of the
+    /// emulator, such as a twin of the stack's).
+    pub async fn put_items_into(&self, table: &str, items: &[Item]) {
+        let mut requests: Vec<WriteRequest> = items
             .iter()
             .map(|item| {
                 WriteRequest::builder()
@@ -75,23 +82,25 @@ impl Harness {
                     .build()
             })
             .collect();
-        self.batch_write(&mut requests).await;
+        self.batch_write_into(table, &mut requests).await;
     }
 
     async fn batch_write(&self, requests: &mut Vec<WriteRequest>) {
+        let table = self.resources.table_name.clone();
+        self.batch_write_into(&table, requests).await;
+    }
+
+    async fn batch_write_into(&self, table: &str, requests: &mut Vec<WriteRequest>) {
         while !requests.is_empty() {
             let chunk: Vec<WriteRequest> = requests.drain(..requests.len().min(25)).collect();
             let out = self
                 .dynamodb
                 .batch_write_item()
-                .request_items(&self.resources.table_name, chunk)
+                .request_items(table, chunk)
                 .send()
                 .await
                 .expect("batch write");
-            if let Some(left) = out
-                .unprocessed_items()
-                .and_then(|m| m.get(&self.resources.table_name))
-            {
+            if let Some(left) = out.unprocessed_items().and_then(|m| m.get(table)) {
                 requests.extend(left.iter().cloned());
             }
         }

@@ -771,9 +771,7 @@ async fn raw_dispatch_rate(h: &Harness, prefix: &str, n: usize) -> f64 {
 /// A copy of the harness's table, item for item, under a new name with
 /// the same keys, indexes and stream: the state dispatch is about to meet.
 async fn twin_table(h: &Harness, suffix: &str) -> String {
-    use aws_sdk_dynamodb::types::{
-        GlobalSecondaryIndex, Projection, PutRequest, StreamSpecification, WriteRequest,
-    };
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, StreamSpecification};
     let source = h.resources.table_name.clone();
     let twin = format!("{source}-{suffix}");
     let described = h
@@ -815,42 +813,7 @@ async fn twin_table(h: &Harness, suffix: &str) -> String {
         );
     }
     create.send().await.expect("create twin table");
-    let mut start = None;
-    loop {
-        let page = h
-            .dynamodb
-            .scan()
-            .table_name(&source)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .expect("scan");
-        for chunk in page.items().chunks(25) {
-            let writes: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item.clone()))
-                                .build()
-                                .expect("put"),
-                        )
-                        .build()
-                })
-                .collect();
-            h.dynamodb
-                .batch_write_item()
-                .request_items(&twin, writes)
-                .send()
-                .await
-                .expect("copy items");
-        }
-        match page.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => break,
-        }
-    }
+    h.put_items_into(&twin, &h.table_items().await).await;
     twin
 }
 
